@@ -1,0 +1,119 @@
+//! Posting envelopes by commit/reveal and finding them again in mined blocks.
+
+use bitcoin::opcodes::all::{OP_CHECKSIG, OP_ENDIF, OP_IF};
+use bitcoin::opcodes::OP_FALSE;
+use bitcoin::script::{Builder, PushBytesBuf};
+use stint_protocol::{find_block_envelopes, Envelope, EnvelopeKind, IndexHint, MAX_ENVELOPE_BODY};
+
+use crate::common::{incompressible, sat_vb, Harness};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_incompressible_envelope_round_trips_through_bitcoin() {
+    let h = Harness::start(&[]).await;
+    let anchorer = h.anchorer(1);
+    let payload = incompressible(380_000, b"batch");
+    let envelope = Envelope::new(EnvelopeKind::Batch, anchorer.key(), payload);
+    let body_len = envelope.leaf_script().unwrap().len();
+    assert!(
+        body_len > 380_000 && body_len < MAX_ENVELOPE_BODY + 3_000,
+        "leaf {body_len}"
+    );
+    let hint = IndexHint {
+        kind: EnvelopeKind::Batch,
+        number: 7,
+        header_hash: [0x5a; 32],
+    };
+
+    // Goes through testmempoolaccept + plain sendrawtransaction with default policy.
+    let posted = anchorer
+        .post(&envelope, Some(hint), sat_vb(2))
+        .await
+        .unwrap();
+    let entry = h
+        .node
+        .client()
+        .get_mempool_entry(&posted.reveal_txid)
+        .await
+        .unwrap();
+    assert_eq!(entry.fees.base, posted.reveal_fee);
+    assert!(entry.vsize <= 100_000, "reveal vsize {}", entry.vsize);
+    // The reveal pays the requested rate on its real size.
+    assert_eq!(posted.reveal_fee.to_sat(), 2 * entry.vsize);
+    let status = anchorer.status(&posted).await.unwrap();
+    assert_eq!(
+        (status.commit_confirmations, status.reveal_confirmations),
+        (0, 0)
+    );
+
+    let mined = h.mine(1).await;
+    let block = h.block(&mined[0]).await;
+    assert!(block
+        .txdata
+        .iter()
+        .any(|tx| tx.compute_txid() == posted.reveal_txid));
+    let found = find_block_envelopes(&block);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].envelope, envelope,
+        "payload must come back bit-identical"
+    );
+    assert_eq!(found[0].txid, posted.reveal_txid);
+    assert_eq!(found[0].hint, Some(hint));
+    let status = anchorer.status(&posted).await.unwrap();
+    assert_eq!(
+        (status.commit_confirmations, status.reveal_confirmations),
+        (1, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_key_envelopes_are_returned_and_malformed_ones_skipped() {
+    let h = Harness::start(&[]).await;
+    let ours = h.anchorer(1);
+    let foreign = h.anchorer(2);
+    assert_ne!(ours.key(), foreign.key());
+
+    let good = Envelope::new(EnvelopeKind::Batch, ours.key(), b"our batch".to_vec());
+    let challenge = Envelope::new(
+        EnvelopeKind::Challenge,
+        foreign.key(),
+        incompressible(10_000, b"c"),
+    );
+    // Spendable by our key, but tagged "stinx": not an envelope.
+    let body = zstd::bulk::compress(b"bogus", 3).unwrap();
+    let malformed = Builder::new()
+        .push_x_only_key(&ours.key())
+        .push_opcode(OP_CHECKSIG)
+        .push_opcode(OP_FALSE)
+        .push_opcode(OP_IF)
+        .push_slice(b"stinx")
+        .push_slice([1u8])
+        .push_slice(PushBytesBuf::try_from(body).unwrap())
+        .push_opcode(OP_ENDIF)
+        .into_script();
+
+    let posted_good = ours.post(&good, None, sat_vb(3)).await.unwrap();
+    let posted_foreign = foreign.post(&challenge, None, sat_vb(3)).await.unwrap();
+    let posted_bad = ours.post_leaf(malformed, None, sat_vb(3)).await.unwrap();
+    // Posting an envelope under a key the anchorer does not hold is refused.
+    assert!(ours.post(&challenge, None, sat_vb(3)).await.is_err());
+
+    let block = h.block(&h.mine(1).await[0]).await;
+    let txids: Vec<_> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
+    for posted in [&posted_good, &posted_foreign, &posted_bad] {
+        assert!(txids.contains(&posted.reveal_txid));
+    }
+    let found = find_block_envelopes(&block);
+    assert_eq!(found.len(), 2, "the malformed envelope must be skipped");
+    let by_tx = |txid| found.iter().find(|f| f.txid == txid).map(|f| &f.envelope);
+    assert_eq!(by_tx(posted_good.reveal_txid), Some(&good));
+    assert_eq!(by_tx(posted_foreign.reveal_txid), Some(&challenge));
+    assert_eq!(by_tx(posted_bad.reveal_txid), None);
+    // Derivation filters on the anchor key:
+    let anchored: Vec<_> = found
+        .iter()
+        .filter(|f| f.envelope.key == ours.key())
+        .collect();
+    assert_eq!(anchored.len(), 1);
+    assert_eq!(anchored[0].envelope, good);
+}

@@ -1,0 +1,676 @@
+//! Derivation: the canonical chain of batches, computed from Bitcoin blocks alone.
+//!
+//! [`Derivation`] is a pure state machine. The caller feeds it Bitcoin blocks in chain order with
+//! [`Derivation::connect_block`] and takes them back, newest first, with
+//! [`Derivation::disconnect_block`] on a reorg (of any depth). Every call returns the
+//! [`DerivationEvent`]s it caused; the same blocks give the same chain and events on every node.
+//!
+//! # Rules
+//! - **Start.** The first block connected is the genesis `l1_start_height` and must have hash
+//!   `l1_start_hash`; each next block must be the child of the previous one. Blocks are scanned in
+//!   transaction order, then input order ([`find_block_envelopes`]).
+//! - **Batches.** A batch envelope counts only if its key is the genesis `anchor_key` (others are
+//!   ignored silently). It is *anchored* when its payload decodes ([`Batch::decode`]) and it passes
+//!   [`Batch::check`] against the current canonical tip (genesis before batch 1) with the
+//!   anchoring block as L1 context: number = tip + 1, parent hash, `prev_state_root`, timestamps,
+//!   L1 origin (a block this derivation has seen, strictly below the anchoring block, at or above
+//!   the tip's origin), `tx_root`/`tx_count`, checkpoints/`trace_root`, limits. Anything else is
+//!   ignored (reported as [`DerivationEvent::BatchRejected`]). State roots are not checked here.
+//! - **Challenges.** A challenge envelope (any key) carries a [`FraudProof`]. It is *valid* when
+//!   it decodes, its target (`batch_number`, `batch_hash`) is a canonical batch, it is anchored at
+//!   a height `< target.anchor.height + W`, and the [`Judge`] finds fraud. A valid challenge
+//!   *invalidates* the target and all its descendants: they leave the canonical chain, whose tip
+//!   goes back to the target's parent, so a re-executed batch with the same number can link next.
+//!   Invalid challenges change nothing (reported as [`DerivationEvent::ChallengeRejected`]).
+//! - **Finality.** A canonical batch is *final* once the L1 tip height is `>= anchor.height + W`.
+//!   No challenge can then be valid against it (its window is closed) and none can be against an
+//!   ancestor (ancestors are anchored no later). Canonical batches never have an invalidated
+//!   ancestor.
+//! - **Reorgs.** Each block keeps an undo log of what it did; disconnecting it undoes exactly that,
+//!   in reverse: batches it anchored leave the chain ([`DerivationEvent::BatchUnanchored`]; they
+//!   can be anchored again later, with a fresh window), challenges it carried are forgotten and the
+//!   batches they invalidated come back ([`DerivationEvent::BatchReinstated`]), and batches whose
+//!   finality depended on its height are no longer final ([`DerivationEvent::BatchUnfinalized`]).
+//!
+//! Memory grows by a constant per block (hash, time, undo log) plus the header and checkpoints of
+//! each anchored batch; transactions are handed out in events and not kept.
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::{Block, BlockHash, Txid};
+use stint_contracts::AccountId;
+use stint_state::Hash;
+
+use crate::{
+    find_block_envelopes, Batch, BatchHeader, Checked, EnvelopeKind, FraudProof, Genesis, Judge,
+    L1BlockInfo, L1Chain, ParentFacts, Verdict,
+};
+
+/// Where a batch is anchored on Bitcoin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// Height of the anchoring block.
+    pub height: u64,
+    /// Hash of the anchoring block.
+    pub block_hash: BlockHash,
+    /// The reveal transaction that carries the batch.
+    pub btc_txid: Txid,
+}
+
+/// A batch as derivation keeps it: header, checkpoints and anchor (no txs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// The header.
+    pub header: BatchHeader,
+    /// The header hash.
+    pub hash: Hash,
+    /// The checkpoints (checkpoint 1 first).
+    pub checkpoints: Vec<Hash>,
+    /// Where it is anchored.
+    pub anchor: Anchor,
+}
+
+/// The status of a batch known to derivation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchStatus {
+    /// Canonical, in its dispute window.
+    Anchored,
+    /// Canonical, window passed without a valid challenge.
+    Final,
+    /// Removed by a valid challenge (against it or an ancestor).
+    Invalidated,
+}
+
+/// A batch removed from the canonical chain by a valid challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidatedBatch {
+    /// The batch.
+    pub record: BatchRecord,
+    /// The challenge transaction that removed it (or its ancestor).
+    pub by: Txid,
+}
+
+/// The outcome of a challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChallengeOutcome {
+    /// Valid: the target and its descendants were invalidated.
+    Accepted {
+        /// The fraud the judge found.
+        reason: String,
+    },
+    /// Not valid; nothing changed.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A challenge envelope seen by derivation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    /// The reveal transaction carrying it.
+    pub btc_txid: Txid,
+    /// Height of its block.
+    pub height: u64,
+    /// Targeted batch number and hash, if the proof decoded.
+    pub target: Option<(u64, Hash)>,
+    /// The challenger's L2 account, if the proof decoded.
+    pub challenger: Option<AccountId>,
+    /// Accepted or rejected, with the reason.
+    pub outcome: ChallengeOutcome,
+}
+
+/// Something derivation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DerivationEvent {
+    /// A batch joined the canonical chain. Carries the full batch (txs included).
+    BatchAnchored {
+        /// The batch.
+        batch: Box<Batch<Checked>>,
+        /// Where it is anchored.
+        anchor: Anchor,
+    },
+    /// An envelope under the anchor key was not accepted.
+    BatchRejected {
+        /// The reveal transaction.
+        btc_txid: Txid,
+        /// Why.
+        reason: String,
+    },
+    /// A reorg removed the block that anchored this batch; it left the canonical chain.
+    BatchUnanchored {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: Hash,
+    },
+    /// A batch's dispute window passed.
+    BatchFinal {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: Hash,
+    },
+    /// A reorg lowered the L1 tip below a batch's finality height.
+    BatchUnfinalized {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: Hash,
+    },
+    /// A valid challenge removed this batch (the target or a descendant).
+    BatchInvalidated {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: Hash,
+        /// The challenge transaction.
+        by: Txid,
+    },
+    /// A reorg removed the challenge that invalidated this batch; it is canonical again.
+    BatchReinstated {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: Hash,
+    },
+    /// A challenge was valid.
+    ChallengeAccepted {
+        /// The challenge transaction.
+        btc_txid: Txid,
+        /// Target batch number.
+        batch: u64,
+        /// Target batch hash.
+        batch_hash: Hash,
+        /// The fraud found.
+        reason: String,
+    },
+    /// A challenge was not valid.
+    ChallengeRejected {
+        /// The challenge transaction.
+        btc_txid: Txid,
+        /// Target number and hash, if the proof decoded.
+        target: Option<(u64, Hash)>,
+        /// Why.
+        reason: String,
+    },
+    /// A reorg removed a challenge (accepted or rejected).
+    ChallengeRemoved {
+        /// The challenge transaction.
+        btc_txid: Txid,
+    },
+}
+
+/// A call the caller should not have made (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DerivationError {
+    /// The block is not at the next height.
+    #[error("expected a block at height {expected}, got {got}")]
+    UnexpectedHeight {
+        /// The next height.
+        expected: u64,
+        /// The height given.
+        got: u64,
+    },
+    /// The first block is not the genesis start block.
+    #[error("block {got} at the start height is not the genesis start block {expected}")]
+    WrongStartBlock {
+        /// The genesis `l1_start_hash`.
+        expected: BlockHash,
+        /// The block given.
+        got: BlockHash,
+    },
+    /// The block does not build on the current tip.
+    #[error("block {block} does not build on the tip {tip}")]
+    NotChild {
+        /// The block given.
+        block: BlockHash,
+        /// The current tip.
+        tip: BlockHash,
+    },
+    /// The block to disconnect is not the current tip.
+    #[error("cannot disconnect {height}/{hash}: it is not the tip")]
+    NotTip {
+        /// Height given.
+        height: u64,
+        /// Hash given.
+        hash: BlockHash,
+    },
+}
+
+/// What one block did, to undo it.
+#[derive(Clone, Debug)]
+enum Undo {
+    /// A batch was pushed onto the canonical chain.
+    Anchored,
+    /// A challenge was recorded; if accepted, `invalidated` batches moved from the canonical
+    /// chain to the end of the invalidated list.
+    Challenge { invalidated: usize },
+}
+
+#[derive(Clone, Debug)]
+struct BlockRecord {
+    hash: BlockHash,
+    time: u64,
+    undo: Vec<Undo>,
+}
+
+/// The derivation state machine (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Derivation {
+    genesis: Genesis,
+    genesis_parent: ParentFacts,
+    blocks: Vec<BlockRecord>,
+    canonical: Vec<BatchRecord>,
+    invalidated: Vec<InvalidatedBatch>,
+    challenges: Vec<ChallengeRecord>,
+}
+
+struct AnchorContext<'a> {
+    blocks: &'a [BlockRecord],
+    start: u64,
+    anchor_height: u64,
+}
+
+impl L1Chain for AnchorContext<'_> {
+    fn anchor_height(&self) -> u64 {
+        self.anchor_height
+    }
+
+    fn block_at(&self, height: u64) -> Option<L1BlockInfo> {
+        let index = usize::try_from(height.checked_sub(self.start)?).ok()?;
+        self.blocks.get(index).map(|b| L1BlockInfo {
+            hash: b.hash.to_byte_array(),
+            time: b.time,
+        })
+    }
+}
+
+impl Derivation {
+    /// A derivation that has seen no block yet. `genesis_state_root` is the root of the genesis
+    /// state (see [`Genesis::state_root`]).
+    pub fn new(genesis: Genesis, genesis_state_root: Hash) -> Self {
+        let genesis_parent = ParentFacts::genesis(&genesis, genesis_state_root);
+        Self {
+            genesis,
+            genesis_parent,
+            blocks: Vec::new(),
+            canonical: Vec::new(),
+            invalidated: Vec::new(),
+            challenges: Vec::new(),
+        }
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The last connected block, if any.
+    pub fn l1_tip(&self) -> Option<(u64, BlockHash)> {
+        let last = self.blocks.last()?;
+        let height = self
+            .genesis
+            .l1_start_height
+            .checked_add(self.blocks.len().checked_sub(1)? as u64)?;
+        Some((height, last.hash))
+    }
+
+    /// The height the next connected block must have.
+    pub fn next_height(&self) -> u64 {
+        self.genesis
+            .l1_start_height
+            .saturating_add(self.blocks.len() as u64)
+    }
+
+    /// The canonical batches, batch 1 first.
+    pub fn canonical(&self) -> &[BatchRecord] {
+        &self.canonical
+    }
+
+    /// The canonical tip batch, or `None` when the chain is at genesis.
+    pub fn tip(&self) -> Option<&BatchRecord> {
+        self.canonical.last()
+    }
+
+    /// What the next batch must link to.
+    pub fn tip_facts(&self) -> ParentFacts {
+        self.canonical
+            .last()
+            .map_or(self.genesis_parent, |r| ParentFacts::of(&r.header))
+    }
+
+    /// The newest final canonical batch.
+    pub fn final_tip(&self) -> Option<&BatchRecord> {
+        self.canonical.iter().rev().find(|r| self.is_final(r))
+    }
+
+    /// The canonical batch `number`, with its status.
+    pub fn batch(&self, number: u64) -> Option<(&BatchRecord, BatchStatus)> {
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        let record = self.canonical.get(index)?;
+        Some((record, self.status_of(record)))
+    }
+
+    /// A batch by hash, canonical or invalidated, with its status.
+    pub fn batch_by_hash(&self, hash: &Hash) -> Option<(&BatchRecord, BatchStatus)> {
+        if let Some(record) = self.canonical.iter().rev().find(|r| &r.hash == hash) {
+            return Some((record, self.status_of(record)));
+        }
+        self.invalidated
+            .iter()
+            .rev()
+            .find(|i| &i.record.hash == hash)
+            .map(|i| (&i.record, BatchStatus::Invalidated))
+    }
+
+    /// Batches removed by valid challenges, oldest removal first.
+    pub fn invalidated(&self) -> &[InvalidatedBatch] {
+        &self.invalidated
+    }
+
+    /// Every challenge seen on the current L1 chain, in order.
+    pub fn challenges(&self) -> &[ChallengeRecord] {
+        &self.challenges
+    }
+
+    /// Whether a canonical batch is final at the current L1 tip.
+    pub fn is_final(&self, record: &BatchRecord) -> bool {
+        let Some((tip, _)) = self.l1_tip() else {
+            return false;
+        };
+        record
+            .anchor
+            .height
+            .checked_add(self.genesis.dispute_window)
+            .is_some_and(|final_at| tip >= final_at)
+    }
+
+    /// The canonical batches that become final exactly at L1 height `height` (anchored at
+    /// `height - W`). Anchor heights never decrease along the canonical chain.
+    fn final_at(&self, height: u64) -> &[BatchRecord] {
+        let Some(anchored) = height.checked_sub(self.genesis.dispute_window) else {
+            return &[];
+        };
+        let start = self
+            .canonical
+            .partition_point(|r| r.anchor.height < anchored);
+        let end = self
+            .canonical
+            .partition_point(|r| r.anchor.height <= anchored);
+        self.canonical.get(start..end).unwrap_or(&[])
+    }
+
+    fn status_of(&self, record: &BatchRecord) -> BatchStatus {
+        if self.is_final(record) {
+            BatchStatus::Final
+        } else {
+            BatchStatus::Anchored
+        }
+    }
+
+    /// Process the next block. On error nothing changes.
+    pub fn connect_block(
+        &mut self,
+        height: u64,
+        block: &Block,
+    ) -> Result<Vec<DerivationEvent>, DerivationError> {
+        let expected = self.next_height();
+        if height != expected {
+            return Err(DerivationError::UnexpectedHeight {
+                expected,
+                got: height,
+            });
+        }
+        let hash = block.block_hash();
+        match self.blocks.last() {
+            None if hash != self.genesis.l1_start_hash => {
+                return Err(DerivationError::WrongStartBlock {
+                    expected: self.genesis.l1_start_hash,
+                    got: hash,
+                });
+            }
+            Some(tip) if block.header.prev_blockhash != tip.hash => {
+                return Err(DerivationError::NotChild {
+                    block: hash,
+                    tip: tip.hash,
+                });
+            }
+            _ => {}
+        }
+        self.blocks.push(BlockRecord {
+            hash,
+            time: u64::from(block.header.time),
+            undo: Vec::new(),
+        });
+
+        let mut events = Vec::new();
+        let mut undo = Vec::new();
+        for located in find_block_envelopes(block) {
+            let envelope = located.envelope;
+            match envelope.kind {
+                EnvelopeKind::Batch if envelope.key == self.genesis.anchor_key => {
+                    let anchor = Anchor {
+                        height,
+                        block_hash: hash,
+                        btc_txid: located.txid,
+                    };
+                    match self.accept_batch(&envelope.payload, anchor) {
+                        Ok(batch) => {
+                            undo.push(Undo::Anchored);
+                            events.push(DerivationEvent::BatchAnchored {
+                                batch: Box::new(batch),
+                                anchor,
+                            });
+                        }
+                        Err(reason) => events.push(DerivationEvent::BatchRejected {
+                            btc_txid: located.txid,
+                            reason,
+                        }),
+                    }
+                }
+                EnvelopeKind::Batch => {}
+                EnvelopeKind::Challenge => {
+                    let invalidated = self.process_challenge(
+                        &envelope.payload,
+                        height,
+                        located.txid,
+                        &mut events,
+                    );
+                    undo.push(Undo::Challenge { invalidated });
+                }
+            }
+        }
+
+        // Batches whose window closes with this block become final.
+        for record in self.final_at(height) {
+            events.push(DerivationEvent::BatchFinal {
+                number: record.header.number,
+                hash: record.hash,
+            });
+        }
+        if let Some(last) = self.blocks.last_mut() {
+            last.undo = undo;
+        }
+        Ok(events)
+    }
+
+    /// Decode and check a batch payload against the tip; push it on success.
+    fn accept_batch(&mut self, payload: &[u8], anchor: Anchor) -> Result<Batch<Checked>, String> {
+        let batch = Batch::decode(payload).map_err(|e| e.to_string())?;
+        let parent = self.tip_facts();
+        let context = AnchorContext {
+            blocks: &self.blocks,
+            start: self.genesis.l1_start_height,
+            anchor_height: anchor.height,
+        };
+        let checked = batch
+            .check(&self.genesis, &parent, &context)
+            .map_err(|e| e.to_string())?;
+        self.canonical.push(BatchRecord {
+            header: checked.header().clone(),
+            hash: checked.hash(),
+            checkpoints: checked.checkpoints().to_vec(),
+            anchor,
+        });
+        Ok(checked)
+    }
+
+    /// Judge a challenge, record it, and invalidate on fraud. Returns how many batches it
+    /// invalidated.
+    fn process_challenge(
+        &mut self,
+        payload: &[u8],
+        height: u64,
+        btc_txid: Txid,
+        events: &mut Vec<DerivationEvent>,
+    ) -> usize {
+        let proof = match FraudProof::decode(payload) {
+            Ok(proof) => proof,
+            Err(e) => {
+                let reason = format!("fraud proof does not decode: {e}");
+                self.reject(btc_txid, height, None, None, reason, events);
+                return 0;
+            }
+        };
+        let target = Some((proof.batch_number, proof.batch_hash));
+        let challenger = Some(proof.challenger);
+        let found = proof
+            .batch_number
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| Some((i, self.canonical.get(i)?)))
+            .filter(|(_, r)| r.hash == proof.batch_hash);
+        let Some((index, record)) = found else {
+            let reason = "target is not a canonical batch".to_string();
+            self.reject(btc_txid, height, target, challenger, reason, events);
+            return 0;
+        };
+        let window_end = record
+            .anchor
+            .height
+            .saturating_add(self.genesis.dispute_window);
+        if height >= window_end {
+            let reason = format!("dispute window closed at height {window_end}");
+            self.reject(btc_txid, height, target, challenger, reason, events);
+            return 0;
+        }
+        match Judge::judge(&self.genesis, &record.header, &proof) {
+            Ok(Verdict::Fraud(fraud)) => {
+                let reason = fraud.to_string();
+                let removed = self.canonical.split_off(index);
+                let count = removed.len();
+                for record in removed {
+                    events.push(DerivationEvent::BatchInvalidated {
+                        number: record.header.number,
+                        hash: record.hash,
+                        by: btc_txid,
+                    });
+                    self.invalidated.push(InvalidatedBatch {
+                        record,
+                        by: btc_txid,
+                    });
+                }
+                events.push(DerivationEvent::ChallengeAccepted {
+                    btc_txid,
+                    batch: proof.batch_number,
+                    batch_hash: proof.batch_hash,
+                    reason: reason.clone(),
+                });
+                self.challenges.push(ChallengeRecord {
+                    btc_txid,
+                    height,
+                    target,
+                    challenger,
+                    outcome: ChallengeOutcome::Accepted { reason },
+                });
+                count
+            }
+            Ok(Verdict::NoFraud) => {
+                let reason = "the judge found no fraud".to_string();
+                self.reject(btc_txid, height, target, challenger, reason, events);
+                0
+            }
+            Err(e) => {
+                let reason = format!("fraud proof rejected: {e}");
+                self.reject(btc_txid, height, target, challenger, reason, events);
+                0
+            }
+        }
+    }
+
+    fn reject(
+        &mut self,
+        btc_txid: Txid,
+        height: u64,
+        target: Option<(u64, Hash)>,
+        challenger: Option<AccountId>,
+        reason: String,
+        events: &mut Vec<DerivationEvent>,
+    ) {
+        events.push(DerivationEvent::ChallengeRejected {
+            btc_txid,
+            target,
+            reason: reason.clone(),
+        });
+        self.challenges.push(ChallengeRecord {
+            btc_txid,
+            height,
+            target,
+            challenger,
+            outcome: ChallengeOutcome::Rejected { reason },
+        });
+    }
+
+    /// Undo the tip block `height`/`hash` (reorgs disconnect newest first). On error nothing
+    /// changes.
+    pub fn disconnect_block(
+        &mut self,
+        height: u64,
+        hash: BlockHash,
+    ) -> Result<Vec<DerivationEvent>, DerivationError> {
+        match self.l1_tip() {
+            Some((tip_height, tip_hash)) if tip_height == height && tip_hash == hash => {}
+            _ => return Err(DerivationError::NotTip { height, hash }),
+        }
+        let mut events = Vec::new();
+        // Finality that this height gave is taken back first.
+        for record in self.final_at(height) {
+            events.push(DerivationEvent::BatchUnfinalized {
+                number: record.header.number,
+                hash: record.hash,
+            });
+        }
+        let Some(block) = self.blocks.pop() else {
+            return Ok(events);
+        };
+        for undo in block.undo.into_iter().rev() {
+            match undo {
+                Undo::Anchored => {
+                    if let Some(record) = self.canonical.pop() {
+                        events.push(DerivationEvent::BatchUnanchored {
+                            number: record.header.number,
+                            hash: record.hash,
+                        });
+                    }
+                }
+                Undo::Challenge { invalidated } => {
+                    let keep = self.invalidated.len().saturating_sub(invalidated);
+                    let restored = self.invalidated.split_off(keep);
+                    for item in restored {
+                        events.push(DerivationEvent::BatchReinstated {
+                            number: item.record.header.number,
+                            hash: item.record.hash,
+                        });
+                        self.canonical.push(item.record);
+                    }
+                    if let Some(challenge) = self.challenges.pop() {
+                        events.push(DerivationEvent::ChallengeRemoved {
+                            btc_txid: challenge.btc_txid,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(events)
+    }
+}

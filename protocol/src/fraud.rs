@@ -1,0 +1,451 @@
+//! Fraud proofs and the judge that checks them (one round, no interaction).
+//!
+//! A [`FraudProof`] points at one segment `j` of an anchored batch and brings everything needed
+//! to re-execute that segment with no database:
+//! - checkpoints `j - 1` and `j` with their [Merkle proofs](MerkleProof) to the header's
+//!   `trace_root` (checkpoint 0 is the header's `prev_state_root`; for `j = 1` the pre-checkpoint
+//!   proof must be empty);
+//! - the segment's txs with their Merkle proofs to `tx_root` (exactly the txs
+//!   `[(j-1)·K, min(j·K, n))`, in order);
+//! - a [`StateWitness`] of the pre-state (checkpoint `j - 1`) covering every key the segment reads
+//!   or writes;
+//! - the challenger's L2 account.
+//!
+//! [`Judge::judge`] verifies all of it, executes the segment statelessly with
+//! [`execute_segment`] and returns [`Verdict::Fraud`] when a tx is invalid or the resulting root
+//! differs from checkpoint `j`, [`Verdict::NoFraud`] when the segment is honest, and a
+//! [`JudgeError`] when the proof itself is bad (wrong target, bad path, a witness that misses a
+//! key the segment needs, a pre-state record that does not decode). A rejected proof says nothing
+//! about the batch.
+//!
+//! [`build_fraud_proof`] is the prover side: it executes the segment over the full pre-state
+//! through a [`RecordingView`] to learn which keys it touches and builds the witness for them.
+//!
+//! Encoding: borsh, at most [`MAX_FRAUD_PROOF_BYTES`] (checked before any decoding work), no
+//! trailing bytes, canonical (re-encodes to the same bytes).
+
+use std::collections::BTreeSet;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use stint_contracts::{
+    execute_segment, AccountId, BlockContext, ExecError, InvalidTxReason, SignedTx,
+};
+use stint_state::{
+    Hash, InvalidState, Key, NodeStore, RecordingView, SparseMerkleTree, StateError, StateWitness,
+    WitnessView,
+};
+
+use crate::{
+    segment_count, segment_range, txid_of, Batch, BatchHeader, Genesis, MerkleProof,
+    MAX_CHECKPOINT_INTERVAL, MAX_MERKLE_DEPTH,
+};
+
+/// Largest encoded fraud proof the judge looks at. (To be posted, a proof must also fit one
+/// reveal transaction after compression, see [`crate::MAX_ENVELOPE_BODY`].)
+pub const MAX_FRAUD_PROOF_BYTES: usize = 1 << 20;
+
+/// A one-round fraud proof against segment `segment` of batch `batch_number` (see module docs).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FraudProof {
+    /// Number of the challenged batch.
+    pub batch_number: u64,
+    /// Header hash of the challenged batch.
+    pub batch_hash: Hash,
+    /// The challenged segment, 1-based.
+    pub segment: u64,
+    /// Checkpoint `segment - 1` (the header's `prev_state_root` for segment 1).
+    pub pre_checkpoint: Hash,
+    /// Its proof to `trace_root` (empty for segment 1).
+    pub pre_proof: MerkleProof,
+    /// Checkpoint `segment` as the batch claims it.
+    pub post_checkpoint: Hash,
+    /// Its proof to `trace_root`.
+    pub post_proof: MerkleProof,
+    /// The segment's txs, in order.
+    pub txs: Vec<SignedTx>,
+    /// One proof to `tx_root` per tx.
+    pub tx_proofs: Vec<MerkleProof>,
+    /// Witness of the pre-state for every key the segment reads or writes.
+    pub witness: StateWitness,
+    /// Who challenges (the L2 account to credit once challenger rewards exist).
+    pub challenger: AccountId,
+}
+
+/// The fraud a judge found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Fraud {
+    /// The segment holds an invalid tx.
+    #[error("tx {index} of the batch is invalid: {reason}")]
+    InvalidTx {
+        /// Batch-wide index of the tx.
+        index: u64,
+        /// Why it is invalid.
+        reason: InvalidTxReason,
+    },
+    /// Executing the segment gives another state root than the claimed checkpoint.
+    #[error(
+        "segment {segment} ends in state root {} but the batch claims {}",
+        hex::encode(.computed),
+        hex::encode(.claimed)
+    )]
+    WrongCheckpoint {
+        /// The segment.
+        segment: u64,
+        /// Checkpoint claimed by the batch.
+        claimed: Hash,
+        /// Root computed by the judge.
+        computed: Hash,
+    },
+}
+
+/// The judge's finding on a well-formed proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The segment is fraudulent.
+    Fraud(Fraud),
+    /// The segment is honest.
+    NoFraud,
+}
+
+/// Why a fraud proof is rejected (it proves nothing either way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JudgeError {
+    /// Larger than [`MAX_FRAUD_PROOF_BYTES`].
+    #[error("fraud proof is {len} bytes, more than the maximum of {max}")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// Not a canonical encoding.
+    #[error("malformed fraud proof: {0}")]
+    Malformed(String),
+    /// It targets another batch than the one given.
+    #[error("the proof targets batch {proof_number} with another hash than batch {batch_number}")]
+    WrongBatch {
+        /// Number in the proof.
+        proof_number: u64,
+        /// Number of the batch judged.
+        batch_number: u64,
+    },
+    /// The segment index is not a segment of the batch.
+    #[error("segment {segment} does not exist (the batch has {segments})")]
+    WrongSegment {
+        /// Segment in the proof.
+        segment: u64,
+        /// Number of segments of the batch.
+        segments: u64,
+    },
+    /// A checkpoint proof does not lead to `trace_root` (or `prev_state_root` for segment 1).
+    #[error("{which} checkpoint does not verify against the batch")]
+    BadCheckpoint {
+        /// `"pre"` or `"post"`.
+        which: &'static str,
+    },
+    /// The number of txs (or tx proofs) is not the segment's length.
+    #[error("segment has {expected} txs but the proof carries {txs} txs and {proofs} proofs")]
+    WrongTxCount {
+        /// Segment length.
+        expected: u64,
+        /// Txs carried.
+        txs: usize,
+        /// Tx proofs carried.
+        proofs: usize,
+    },
+    /// A tx is not the batch's tx at its position.
+    #[error("tx {index} of the proof is not the batch's tx at that position")]
+    BadTxProof {
+        /// Index within the proof.
+        index: usize,
+    },
+    /// The witness does not verify against the pre-checkpoint.
+    #[error("witness does not verify against the pre-checkpoint: {0}")]
+    BadWitness(String),
+    /// The witness does not cover a key the segment reads or writes.
+    #[error("witness does not cover key {}", hex::encode(.0))]
+    WitnessMissingKey(Key),
+    /// A record in the pre-state does not decode: the fraud, if any, is in an earlier segment.
+    #[error("pre-state is corrupt: {0}")]
+    CorruptPreState(String),
+    /// The executor failed for another reason.
+    #[error("execution failed: {0}")]
+    Execution(String),
+}
+
+/// Why a fraud proof could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    /// The segment is not a segment of the batch.
+    #[error("segment {segment} does not exist (the batch has {segments})")]
+    WrongSegment {
+        /// Segment asked for.
+        segment: u64,
+        /// Number of segments of the batch.
+        segments: u64,
+    },
+    /// The batch's checkpoint list does not match its header (it was never checked).
+    #[error("batch checkpoints or txs do not match its header")]
+    Inconsistent,
+    /// Reading the pre-state or executing failed.
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    /// The executor failed for another reason than an invalid tx.
+    #[error("execution: {0}")]
+    Execution(String),
+}
+
+impl FraudProof {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).unwrap_or_default()
+    }
+
+    /// Strictly decode a proof: size first, then borsh with no trailing bytes, canonical
+    /// re-encoding and list bounds.
+    pub fn decode(bytes: &[u8]) -> Result<Self, JudgeError> {
+        if bytes.len() > MAX_FRAUD_PROOF_BYTES {
+            return Err(JudgeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_FRAUD_PROOF_BYTES,
+            });
+        }
+        let proof: Self =
+            borsh::from_slice(bytes).map_err(|e| JudgeError::Malformed(e.to_string()))?;
+        let max_txs = MAX_CHECKPOINT_INTERVAL as usize;
+        if proof.txs.len() > max_txs || proof.tx_proofs.len() > max_txs {
+            return Err(JudgeError::Malformed(format!(
+                "more than {max_txs} txs or tx proofs"
+            )));
+        }
+        let too_deep = |p: &MerkleProof| p.siblings.len() > MAX_MERKLE_DEPTH;
+        if too_deep(&proof.pre_proof)
+            || too_deep(&proof.post_proof)
+            || proof.tx_proofs.iter().any(too_deep)
+        {
+            return Err(JudgeError::Malformed(
+                "merkle proof deeper than 32 levels".into(),
+            ));
+        }
+        for (index, tx) in proof.txs.iter().enumerate() {
+            tx.tx
+                .call
+                .check_bounds()
+                .map_err(|e| JudgeError::Malformed(format!("tx {index}: {e}")))?;
+        }
+        if proof.encode() != bytes {
+            return Err(JudgeError::Malformed("non-canonical encoding".into()));
+        }
+        Ok(proof)
+    }
+}
+
+/// The block context every tx of a batch executes in.
+pub fn block_context(genesis: &Genesis, header: &BatchHeader) -> BlockContext {
+    BlockContext {
+        chain_id: genesis.chain_id,
+        timestamp: header.timestamp,
+        fee_recipient: genesis.fee_recipient,
+    }
+}
+
+/// The judge: a pure function from (genesis, batch header, proof) to a verdict.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Judge;
+
+impl Judge {
+    /// Decode and judge an encoded proof (the size bound is applied before decoding).
+    pub fn judge_bytes(
+        genesis: &Genesis,
+        header: &BatchHeader,
+        proof: &[u8],
+    ) -> Result<Verdict, JudgeError> {
+        Self::judge(genesis, header, &FraudProof::decode(proof)?)
+    }
+
+    /// Judge `proof` against the batch with header `header` (see the module docs).
+    pub fn judge(
+        genesis: &Genesis,
+        header: &BatchHeader,
+        proof: &FraudProof,
+    ) -> Result<Verdict, JudgeError> {
+        if proof.batch_number != header.number || proof.batch_hash != header.hash() {
+            return Err(JudgeError::WrongBatch {
+                proof_number: proof.batch_number,
+                batch_number: header.number,
+            });
+        }
+        let k = u64::from(genesis.checkpoint_interval);
+        let n = u64::from(header.tx_count);
+        let segments = segment_count(n, k).unwrap_or(0);
+        let j = proof.segment;
+        let (start, end) = segment_range(n, k, j).ok_or(JudgeError::WrongSegment {
+            segment: j,
+            segments,
+        })?;
+
+        // Checkpoints j-1 and j.
+        let pre_ok = match j.checked_sub(2) {
+            None => {
+                proof.pre_checkpoint == header.prev_state_root
+                    && proof.pre_proof.siblings.is_empty()
+            }
+            Some(index) => {
+                proof
+                    .pre_proof
+                    .verify(&header.trace_root, &proof.pre_checkpoint, index, segments)
+            }
+        };
+        if !pre_ok {
+            return Err(JudgeError::BadCheckpoint { which: "pre" });
+        }
+        let post_index = j.checked_sub(1).ok_or(JudgeError::WrongSegment {
+            segment: j,
+            segments,
+        })?;
+        if !proof.post_proof.verify(
+            &header.trace_root,
+            &proof.post_checkpoint,
+            post_index,
+            segments,
+        ) {
+            return Err(JudgeError::BadCheckpoint { which: "post" });
+        }
+
+        // The segment's txs.
+        let expected = end.saturating_sub(start);
+        if proof.txs.len() as u64 != expected || proof.tx_proofs.len() as u64 != expected {
+            return Err(JudgeError::WrongTxCount {
+                expected,
+                txs: proof.txs.len(),
+                proofs: proof.tx_proofs.len(),
+            });
+        }
+        for (i, (tx, tx_proof)) in proof.txs.iter().zip(&proof.tx_proofs).enumerate() {
+            let position = start
+                .checked_add(i as u64)
+                .ok_or(JudgeError::BadTxProof { index: i })?;
+            if !tx_proof.verify(&header.tx_root, &txid_of(tx), position, n) {
+                return Err(JudgeError::BadTxProof { index: i });
+            }
+        }
+
+        // Stateless execution on the witness.
+        let view = WitnessView::new(proof.pre_checkpoint, &proof.witness)
+            .map_err(|e| JudgeError::BadWitness(e.to_string()))?;
+        let context = block_context(genesis, header);
+        let outcome = match execute_segment(&view, &context, &proof.txs) {
+            Ok(outcome) => outcome,
+            Err(ExecError::Invalid { index, reason }) => {
+                let index = start.saturating_add(index as u64);
+                return Ok(Verdict::Fraud(Fraud::InvalidTx { index, reason }));
+            }
+            Err(e) => return Err(exec_failure(e)),
+        };
+        let computed = view.root_after(&outcome.changes).map_err(state_failure)?;
+        if computed != proof.post_checkpoint {
+            return Ok(Verdict::Fraud(Fraud::WrongCheckpoint {
+                segment: j,
+                claimed: proof.post_checkpoint,
+                computed,
+            }));
+        }
+        Ok(Verdict::NoFraud)
+    }
+}
+
+fn state_failure(error: StateError) -> JudgeError {
+    match error {
+        StateError::Invalid(InvalidState::KeyNotInWitness(key)) => {
+            JudgeError::WitnessMissingKey(key)
+        }
+        other => JudgeError::Execution(other.to_string()),
+    }
+}
+
+fn exec_failure(error: ExecError) -> JudgeError {
+    match error {
+        ExecError::Internal(state) => state_failure(state),
+        ExecError::CorruptRecord { key, reason } => {
+            JudgeError::CorruptPreState(format!("record {}: {reason}", hex::encode(key)))
+        }
+        other => JudgeError::Execution(other.to_string()),
+    }
+}
+
+/// Build a fraud proof against segment `segment` of `batch`.
+///
+/// `tree` must hold the pre-state of the segment, i.e. the root `batch.checkpoint(segment - 1)`
+/// (an honest verifier has it: it is the last checkpoint its own replay agreed with). The proof
+/// is built whether or not the segment is actually fraudulent; check it with [`Judge::judge`]
+/// before posting.
+pub fn build_fraud_proof<S: NodeStore, B>(
+    genesis: &Genesis,
+    tree: &SparseMerkleTree<S>,
+    batch: &Batch<B>,
+    segment: u64,
+    challenger: AccountId,
+) -> Result<FraudProof, ProveError> {
+    let header = batch.header();
+    let k = u64::from(genesis.checkpoint_interval);
+    let n = u64::from(header.tx_count);
+    let segments = segment_count(n, k).unwrap_or(0);
+    let (start, end) =
+        segment_range(n, k, segment).ok_or(ProveError::WrongSegment { segment, segments })?;
+    let pre_index = segment.checked_sub(1).ok_or(ProveError::Inconsistent)?;
+    let pre_checkpoint = batch
+        .checkpoint(pre_index)
+        .ok_or(ProveError::Inconsistent)?;
+    let post_checkpoint = batch.checkpoint(segment).ok_or(ProveError::Inconsistent)?;
+    let checkpoints = batch.checkpoints();
+    let pre_proof = match segment.checked_sub(2) {
+        None => MerkleProof::default(),
+        Some(index) => {
+            MerkleProof::build(checkpoints, to_usize(index)?).ok_or(ProveError::Inconsistent)?
+        }
+    };
+    let post_proof =
+        MerkleProof::build(checkpoints, to_usize(pre_index)?).ok_or(ProveError::Inconsistent)?;
+
+    let txs = batch
+        .txs()
+        .get(to_usize(start)?..to_usize(end)?)
+        .ok_or(ProveError::Inconsistent)?;
+    let txids: Vec<Hash> = batch.txs().iter().map(txid_of).collect();
+    let mut tx_proofs = Vec::with_capacity(txs.len());
+    for position in start..end {
+        tx_proofs
+            .push(MerkleProof::build(&txids, to_usize(position)?).ok_or(ProveError::Inconsistent)?);
+    }
+
+    // Learn the keys the segment touches by running it over the full pre-state.
+    let recording = RecordingView::new(tree.view(pre_checkpoint));
+    let written: BTreeSet<Key> =
+        match execute_segment(&recording, &block_context(genesis, header), txs) {
+            Ok(outcome) => outcome.changes.keys().copied().collect(),
+            Err(ExecError::Invalid { .. }) => BTreeSet::new(),
+            Err(ExecError::Internal(e)) => return Err(ProveError::State(e)),
+            Err(e) => return Err(ProveError::Execution(e.to_string())),
+        };
+    let (_, mut keys) = recording.into_parts();
+    keys.extend(written);
+    let witness = tree.witness(&pre_checkpoint, &keys)?;
+
+    Ok(FraudProof {
+        batch_number: header.number,
+        batch_hash: header.hash(),
+        segment,
+        pre_checkpoint,
+        pre_proof,
+        post_checkpoint,
+        post_proof,
+        txs: txs.to_vec(),
+        tx_proofs,
+        witness,
+        challenger,
+    })
+}
+
+fn to_usize(value: u64) -> Result<usize, ProveError> {
+    usize::try_from(value).map_err(|_| ProveError::Inconsistent)
+}

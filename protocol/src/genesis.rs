@@ -1,0 +1,312 @@
+//! Genesis: the chain's parameters, its initial state and its hash.
+//!
+//! A [`Genesis`] is loaded from a JSON file (strict: unknown fields are rejected, every value is
+//! validated) and is identical on every node. Its [`hash`](Genesis::hash) is the tagged hash
+//! `stint/genesis` of its canonical borsh encoding and is the `parent` of batch 1; its state is
+//! one account record per `alloc` entry and its state root is computed with the state tree.
+//!
+//! ```json
+//! {
+//!   "chain_id": 1337,
+//!   "anchor_key": "<64 hex digits: x-only key the sequencer anchors with>",
+//!   "dispute_window": 6,
+//!   "checkpoint_interval": 32,
+//!   "max_batch_txs": 4096,
+//!   "max_batch_bytes": 380000,
+//!   "max_timestamp_drift_secs": 7200,
+//!   "fee_recipient": "stint1...",
+//!   "alloc": [{ "account": "stint1...", "balance": 1000000 }],
+//!   "l1_start_height": 0,
+//!   "l1_start_hash": "<block hash, the usual reversed hex>"
+//! }
+//! ```
+//! `dispute_window`, `checkpoint_interval`, `max_batch_txs`, `max_batch_bytes` and
+//! `max_timestamp_drift_secs` may be left out and then take their defaults ([`DEFAULT_DISPUTE_WINDOW`],
+//! ...). Derivation starts at the block `l1_start_height`, which must have hash `l1_start_hash`.
+
+use std::collections::BTreeSet;
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::BlockHash;
+use borsh::BorshSerialize;
+use serde::{Deserialize, Serialize};
+use stint_contracts::{account_entry, Account, AccountId};
+use stint_state::{
+    tagged_hash, ChangeSet, Hash, MemoryNodeStore, SparseMerkleTree, TreeUpdate, EMPTY_HASH,
+};
+
+use crate::{MAX_BATCH_BYTES, MAX_BATCH_TXS};
+
+/// Tag of the genesis hash.
+pub const GENESIS_TAG: &str = "stint/genesis";
+
+/// Production dispute window: about a week of Bitcoin blocks.
+pub const DEFAULT_DISPUTE_WINDOW: u64 = 1008;
+/// A small dispute window for development chains.
+pub const DEVNET_DISPUTE_WINDOW: u64 = 6;
+/// Default number of txs per segment (`K`).
+pub const DEFAULT_CHECKPOINT_INTERVAL: u32 = 32;
+/// Largest allowed `checkpoint_interval` (bounds the work of one fraud proof).
+pub const MAX_CHECKPOINT_INTERVAL: u32 = 1024;
+/// Default `max_batch_txs`.
+pub const DEFAULT_MAX_BATCH_TXS: u32 = 4096;
+/// Default `max_batch_bytes`: fits one standard reveal transaction with room to spare.
+pub const DEFAULT_MAX_BATCH_BYTES: u32 = 380_000;
+/// Smallest allowed `max_batch_bytes`: a header, a checkpoint and the largest possible tx fit.
+pub const MIN_MAX_BATCH_BYTES: u32 = 64 * 1024;
+/// Default `max_timestamp_drift_secs`: two hours, like Bitcoin's own future-time limit.
+pub const DEFAULT_MAX_TIMESTAMP_DRIFT_SECS: u64 = 7200;
+/// Largest number of genesis allocations.
+pub const MAX_ALLOC: usize = 100_000;
+
+/// One genesis allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAlloc {
+    /// The funded account.
+    pub account: AccountId,
+    /// Its starting balance.
+    pub balance: u64,
+}
+
+/// The chain's parameters and initial allocations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// The chain id every tx and batch header carries.
+    pub chain_id: u64,
+    /// The x-only key whose envelopes count as batches.
+    pub anchor_key: XOnlyPublicKey,
+    /// `W`: blocks after a batch's anchor during which it can be challenged.
+    #[serde(default = "default_dispute_window")]
+    pub dispute_window: u64,
+    /// `K`: txs per segment (one checkpoint every `K` txs and after the last).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: u32,
+    /// Most txs in one batch.
+    #[serde(default = "default_max_batch_txs")]
+    pub max_batch_txs: u32,
+    /// Most bytes in one encoded (uncompressed) batch.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: u32,
+    /// How far a batch timestamp may be from its L1 origin block's time, in seconds.
+    #[serde(default = "default_max_timestamp_drift_secs")]
+    pub max_timestamp_drift_secs: u64,
+    /// The account that receives the fees.
+    pub fee_recipient: AccountId,
+    /// Initial balances.
+    #[serde(default)]
+    pub alloc: Vec<GenesisAlloc>,
+    /// Height of the first Bitcoin block derivation looks at.
+    pub l1_start_height: u64,
+    /// Hash of that block.
+    pub l1_start_hash: BlockHash,
+}
+
+fn default_dispute_window() -> u64 {
+    DEFAULT_DISPUTE_WINDOW
+}
+fn default_checkpoint_interval() -> u32 {
+    DEFAULT_CHECKPOINT_INTERVAL
+}
+fn default_max_batch_txs() -> u32 {
+    DEFAULT_MAX_BATCH_TXS
+}
+fn default_max_batch_bytes() -> u32 {
+    DEFAULT_MAX_BATCH_BYTES
+}
+fn default_max_timestamp_drift_secs() -> u64 {
+    DEFAULT_MAX_TIMESTAMP_DRIFT_SECS
+}
+
+/// Why a genesis is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// The JSON does not parse into a genesis (syntax, unknown field, bad key or address).
+    #[error("genesis JSON: {0}")]
+    Json(String),
+    /// A parameter is out of its allowed range.
+    #[error("genesis field `{field}`: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An account is allocated twice.
+    #[error("genesis alloc entry {index}: account {account} is allocated twice")]
+    DuplicateAlloc {
+        /// Index of the second entry.
+        index: usize,
+        /// The account.
+        account: AccountId,
+    },
+    /// The allocations sum to more than `u64::MAX`.
+    #[error("genesis alloc entry {index}: total supply overflows u64")]
+    SupplyOverflow {
+        /// Index of the entry that overflows.
+        index: usize,
+    },
+    /// Building the genesis state failed.
+    #[error("genesis state: {0}")]
+    State(String),
+}
+
+#[derive(BorshSerialize)]
+struct GenesisWire<'a> {
+    chain_id: u64,
+    anchor_key: [u8; 32],
+    dispute_window: u64,
+    checkpoint_interval: u32,
+    max_batch_txs: u32,
+    max_batch_bytes: u32,
+    max_timestamp_drift_secs: u64,
+    fee_recipient: &'a AccountId,
+    alloc: Vec<(&'a AccountId, u64)>,
+    l1_start_height: u64,
+    l1_start_hash: [u8; 32],
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
+    GenesisError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Genesis {
+    /// A genesis with the given essentials and default parameters (dispute window
+    /// [`DEFAULT_DISPUTE_WINDOW`]; set `dispute_window` to [`DEVNET_DISPUTE_WINDOW`] for a devnet).
+    pub fn new(
+        chain_id: u64,
+        anchor_key: XOnlyPublicKey,
+        fee_recipient: AccountId,
+        alloc: Vec<GenesisAlloc>,
+        l1_start_height: u64,
+        l1_start_hash: BlockHash,
+    ) -> Self {
+        Self {
+            chain_id,
+            anchor_key,
+            dispute_window: DEFAULT_DISPUTE_WINDOW,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            max_batch_txs: DEFAULT_MAX_BATCH_TXS,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_timestamp_drift_secs: DEFAULT_MAX_TIMESTAMP_DRIFT_SECS,
+            fee_recipient,
+            alloc,
+            l1_start_height,
+            l1_start_hash,
+        }
+    }
+
+    /// Parse and [validate](Genesis::validate) a genesis from JSON.
+    pub fn from_json(json: &str) -> Result<Self, GenesisError> {
+        let genesis: Self =
+            serde_json::from_str(json).map_err(|e| GenesisError::Json(e.to_string()))?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// The genesis as pretty JSON (the format [`Genesis::from_json`] reads).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Check every parameter's range and the allocations.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.dispute_window == 0 {
+            return Err(invalid("dispute_window", "must be at least 1 block"));
+        }
+        if self.checkpoint_interval == 0 || self.checkpoint_interval > MAX_CHECKPOINT_INTERVAL {
+            return Err(invalid(
+                "checkpoint_interval",
+                format!("must be between 1 and {MAX_CHECKPOINT_INTERVAL}"),
+            ));
+        }
+        if self.max_batch_txs == 0 || self.max_batch_txs as usize > MAX_BATCH_TXS {
+            return Err(invalid(
+                "max_batch_txs",
+                format!("must be between 1 and {MAX_BATCH_TXS}"),
+            ));
+        }
+        if self.max_batch_bytes < MIN_MAX_BATCH_BYTES
+            || self.max_batch_bytes as usize > MAX_BATCH_BYTES
+        {
+            return Err(invalid(
+                "max_batch_bytes",
+                format!("must be between {MIN_MAX_BATCH_BYTES} and {MAX_BATCH_BYTES}"),
+            ));
+        }
+        if self.alloc.len() > MAX_ALLOC {
+            return Err(invalid("alloc", format!("at most {MAX_ALLOC} entries")));
+        }
+        let mut seen = BTreeSet::new();
+        let mut supply: u64 = 0;
+        for (index, entry) in self.alloc.iter().enumerate() {
+            if !seen.insert(entry.account) {
+                return Err(GenesisError::DuplicateAlloc {
+                    index,
+                    account: entry.account,
+                });
+            }
+            supply = supply
+                .checked_add(entry.balance)
+                .ok_or(GenesisError::SupplyOverflow { index })?;
+        }
+        Ok(())
+    }
+
+    /// The canonical borsh encoding that the genesis hash commits to.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = GenesisWire {
+            chain_id: self.chain_id,
+            anchor_key: self.anchor_key.serialize(),
+            dispute_window: self.dispute_window,
+            checkpoint_interval: self.checkpoint_interval,
+            max_batch_txs: self.max_batch_txs,
+            max_batch_bytes: self.max_batch_bytes,
+            max_timestamp_drift_secs: self.max_timestamp_drift_secs,
+            fee_recipient: &self.fee_recipient,
+            alloc: self.alloc.iter().map(|a| (&a.account, a.balance)).collect(),
+            l1_start_height: self.l1_start_height,
+            l1_start_hash: self.l1_start_hash.to_byte_array(),
+        };
+        borsh::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// `tagged_hash("stint/genesis", encode())`: the parent hash of batch 1.
+    pub fn hash(&self) -> Hash {
+        tagged_hash(GENESIS_TAG, &[&self.encode()])
+    }
+
+    /// The genesis state: one account record per allocation with a non-zero balance.
+    pub fn state(&self) -> ChangeSet {
+        self.alloc
+            .iter()
+            .map(|a| {
+                account_entry(
+                    &a.account,
+                    &Account {
+                        balance: a.balance,
+                        nonce: 0,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The genesis state as a tree update from the empty tree: its `root` is the genesis state
+    /// root, and its nodes are what a node store must hold to read the genesis state.
+    pub fn state_update(&self) -> Result<TreeUpdate, GenesisError> {
+        SparseMerkleTree::new(MemoryNodeStore::new())
+            .apply(&EMPTY_HASH, &self.state())
+            .map_err(|e| GenesisError::State(e.to_string()))
+    }
+
+    /// The genesis state root (`prev_state_root` of batch 1).
+    pub fn state_root(&self) -> Result<Hash, GenesisError> {
+        Ok(self.state_update()?.root)
+    }
+}

@@ -1,0 +1,75 @@
+use stint_protocol::{Genesis, GenesisError, DEVNET_DISPUTE_WINDOW};
+
+use crate::common::*;
+
+const DEVNET: &str = include_str!("../../testdata/devnet-genesis.json");
+
+#[test]
+fn devnet_genesis_loads_and_round_trips() {
+    let g = Genesis::from_json(DEVNET).unwrap();
+    assert_eq!(g.dispute_window, DEVNET_DISPUTE_WINDOW);
+    assert_eq!(g.checkpoint_interval, 32);
+    let again = Genesis::from_json(&g.to_json()).unwrap();
+    assert_eq!(again, g);
+    assert_eq!(again.hash(), g.hash());
+    assert_ne!(g.state_root().unwrap(), [0; 32]);
+}
+
+#[test]
+fn genesis_hash_and_root_depend_on_every_allocation() {
+    let g = genesis_with(&start_block(), 32, 6);
+    let mut other = g.clone();
+    other.alloc[1].balance += 1;
+    assert_ne!(g.hash(), other.hash());
+    assert_ne!(g.state_root().unwrap(), other.state_root().unwrap());
+    let mut param = g.clone();
+    param.dispute_window = 7;
+    assert_ne!(g.hash(), param.hash());
+    assert_eq!(g.state_root().unwrap(), param.state_root().unwrap());
+}
+
+#[test]
+fn strict_json_rejects_unknown_fields_and_bad_values() {
+    let mut value: serde_json::Value = serde_json::from_str(DEVNET).unwrap();
+    value["surprise"] = serde_json::json!(1);
+    assert!(matches!(
+        Genesis::from_json(&value.to_string()),
+        Err(GenesisError::Json(_))
+    ));
+
+    let mut value: serde_json::Value = serde_json::from_str(DEVNET).unwrap();
+    value["checkpoint_interval"] = serde_json::json!(0);
+    let err = Genesis::from_json(&value.to_string()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GenesisError::Invalid {
+                field: "checkpoint_interval",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let mut value: serde_json::Value = serde_json::from_str(DEVNET).unwrap();
+    let first = value["alloc"][0].clone();
+    value["alloc"].as_array_mut().unwrap().push(first);
+    assert!(matches!(
+        Genesis::from_json(&value.to_string()),
+        Err(GenesisError::DuplicateAlloc { index: 2, .. })
+    ));
+
+    let mut value: serde_json::Value = serde_json::from_str(DEVNET).unwrap();
+    value["alloc"][0]["balance"] = serde_json::json!(u64::MAX);
+    assert!(matches!(
+        Genesis::from_json(&value.to_string()),
+        Err(GenesisError::SupplyOverflow { index: 1 })
+    ));
+
+    let mut value: serde_json::Value = serde_json::from_str(DEVNET).unwrap();
+    value["anchor_key"] = serde_json::json!("zz");
+    assert!(matches!(
+        Genesis::from_json(&value.to_string()),
+        Err(GenesisError::Json(_))
+    ));
+}

@@ -1,0 +1,7 @@
+//! Integration tests of stint-protocol: genesis, batches, the judge and derivation.
+
+mod common;
+mod derivation;
+mod genesis;
+mod judge;
+mod props;

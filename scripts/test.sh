@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test of the workspace (unit, property,
+# integration against a real bitcoind in regtest and real RocksDB, doc tests).
+#
+# Usage: scripts/test.sh            (from anywhere inside the clone)
+# Env:   STINT_CACHE      cache folder (default ~/.cache/stint): Cargo target dir, bitcoind install
+#        STINT_BITCOIND   path to a bitcoind to use instead of discovery
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+export STINT_CACHE="${STINT_CACHE:-$HOME/.cache/stint}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STINT_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "making sure bitcoind is present"
+bindir="$("$repo/scripts/bitcoind.sh")"
+export STINT_BITCOIND="${STINT_BITCOIND:-$bindir/bitcoind}"
+export PATH="$bindir:$PATH"
+"$STINT_BITCOIND" -version | head -n 1 >&2
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace --locked

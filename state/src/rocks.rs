@@ -1,0 +1,343 @@
+//! The durable node store on RocksDB (feature `rocksdb`).
+//!
+//! # Layout
+//!
+//! Four column families:
+//!
+//! | cf | key | value |
+//! | --- | --- | --- |
+//! | `smt_nodes` | node hash | `written_at: u64 BE ‖ node` where node is `0x00 ‖ left ‖ right` (internal) or `0x01 ‖ key ‖ value_hash ‖ value` (leaf) |
+//! | `smt_roots` | version `u64 BE` | root hash |
+//! | `smt_stale` | `stale_since: u64 BE ‖ node hash` | empty |
+//! | `smt_meta` | `b"pruned_below"` | `u64 BE` |
+//!
+//! # Versions and pruning
+//!
+//! [`RocksNodeStore::commit`] writes a version's new nodes, its root and its stale-node index in
+//! one `WriteBatch`, so a crash leaves either the whole version or none of it. Versions form a
+//! chain: each commit must start from the latest committed root (after a rollback, call
+//! [`RocksNodeStore::truncate_above`] first).
+//!
+//! Pruning uses a stale-node index: a tree update reports exactly which nodes of its base tree the
+//! new tree no longer uses, and the commit of version `v` records each as *stale since `v`*. Each
+//! node record also carries `written_at`, the version that last wrote it. Because nodes are
+//! content-addressed, a node that went stale can come back later (same key and value again); that
+//! later commit rewrites it and bumps `written_at`. [`RocksNodeStore::prune_below`]`(p)` keeps
+//! versions `>= p`: for each stale entry `(s, h)` with `s <= p` it deletes `h` unless
+//! `written_at(h) >= s` (the node was written again after it went stale, so a newer version may
+//! use it), then drops the entry and the roots below `p`. Rollbacks (`truncate_above`) drop the
+//! later roots and their stale entries; the nodes only the dropped versions wrote are not
+//! reclaimed (rollbacks are rare and those nodes are bounded by the dropped batches' size).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
+};
+
+use crate::hash::{Hash, Key, EMPTY_HASH};
+use crate::node::{InternalNode, LeafNode, Node};
+use crate::store::NodeStore;
+use crate::tree::TreeUpdate;
+use crate::StateError;
+
+const CF_NODES: &str = "smt_nodes";
+const CF_ROOTS: &str = "smt_roots";
+const CF_STALE: &str = "smt_stale";
+const CF_META: &str = "smt_meta";
+const META_PRUNED_BELOW: &[u8] = b"pruned_below";
+
+const TAG_INTERNAL: u8 = 0x00;
+const TAG_LEAF: u8 = 0x01;
+
+fn internal(msg: impl std::fmt::Display) -> StateError {
+    StateError::Internal(msg.to_string())
+}
+
+fn db_error(e: rocksdb::Error) -> StateError {
+    StateError::Internal(format!("rocksdb: {e}"))
+}
+
+fn read_hash(bytes: &[u8]) -> Option<Hash> {
+    bytes.get(..32)?.try_into().ok()
+}
+
+fn read_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// Decode a node record: `(written_at, node, leaf value)`.
+fn decode_record(bytes: &[u8]) -> Option<(u64, Node, &[u8])> {
+    let written_at = read_u64(bytes)?;
+    let body = bytes.get(8..)?;
+    let (tag, rest) = body.split_first()?;
+    match *tag {
+        TAG_INTERNAL if rest.len() == 64 => {
+            let left = read_hash(rest)?;
+            let right = read_hash(rest.get(32..)?)?;
+            Some((
+                written_at,
+                Node::Internal(InternalNode { left, right }),
+                &[],
+            ))
+        }
+        TAG_LEAF => {
+            let key: Key = read_hash(rest)?;
+            let value_hash = read_hash(rest.get(32..)?)?;
+            let value = rest.get(64..)?;
+            Some((written_at, Node::Leaf(LeafNode { key, value_hash }), value))
+        }
+        _ => None,
+    }
+}
+
+fn encode_record(written_at: u64, node: &Node, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8usize.saturating_add(65).saturating_add(value.len()));
+    out.extend_from_slice(&written_at.to_be_bytes());
+    match node {
+        Node::Internal(n) => {
+            out.push(TAG_INTERNAL);
+            out.extend_from_slice(&n.left);
+            out.extend_from_slice(&n.right);
+        }
+        Node::Leaf(leaf) => {
+            out.push(TAG_LEAF);
+            out.extend_from_slice(&leaf.key);
+            out.extend_from_slice(&leaf.value_hash);
+            out.extend_from_slice(value);
+        }
+    }
+    out
+}
+
+/// Tree nodes with versioned roots in RocksDB. See the module docs for layout and pruning.
+#[derive(Debug)]
+pub struct RocksNodeStore {
+    db: DB,
+}
+
+impl RocksNodeStore {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StateError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [CF_NODES, CF_ROOTS, CF_STALE, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(db_error)?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, StateError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| internal(format!("missing column family {name}")))
+    }
+
+    fn record(&self, hash: &Hash) -> Result<Option<(u64, Node, Vec<u8>)>, StateError> {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_NODES)?, hash)
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let (written_at, node, value) = decode_record(&bytes)
+            .ok_or_else(|| internal(format!("corrupt node record {}", hex::encode(hash))))?;
+        Ok(Some((written_at, node, value.to_vec())))
+    }
+
+    /// The root committed as `version`, if still retained.
+    pub fn root(&self, version: u64) -> Result<Option<Hash>, StateError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_ROOTS)?, version.to_be_bytes())
+            .map_err(db_error)?
+        {
+            None => Ok(None),
+            Some(bytes) => read_hash(&bytes)
+                .map(Some)
+                .ok_or_else(|| internal("corrupt root")),
+        }
+    }
+
+    /// The latest committed version and its root.
+    pub fn latest(&self) -> Result<Option<(u64, Hash)>, StateError> {
+        let mut iter = self.db.iterator_cf(self.cf(CF_ROOTS)?, IteratorMode::End);
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(db_error)?;
+                let version = read_u64(&k).ok_or_else(|| internal("corrupt version"))?;
+                let root = read_hash(&v).ok_or_else(|| internal("corrupt root"))?;
+                Ok(Some((version, root)))
+            }
+        }
+    }
+
+    /// Versions below this were pruned (0 if never pruned).
+    pub fn pruned_below(&self) -> Result<u64, StateError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_META)?, META_PRUNED_BELOW)
+            .map_err(db_error)?
+        {
+            None => Ok(0),
+            Some(bytes) => read_u64(&bytes).ok_or_else(|| internal("corrupt meta")),
+        }
+    }
+
+    /// Commit `update` as `version`, atomically (one write batch).
+    ///
+    /// `version` must be greater than the latest version and `update.base_root` must be the latest
+    /// root (the empty root for the first commit).
+    pub fn commit(&self, version: u64, update: &TreeUpdate) -> Result<(), StateError> {
+        match self.latest()? {
+            Some((latest, root)) => {
+                if version <= latest {
+                    return Err(internal(format!("version {version} is not above {latest}")));
+                }
+                if update.base_root != root {
+                    return Err(internal("update does not start from the latest root"));
+                }
+            }
+            None => {
+                if update.base_root != EMPTY_HASH {
+                    return Err(internal("the first update must start from the empty root"));
+                }
+            }
+        }
+        let nodes = self.cf(CF_NODES)?;
+        let values: BTreeMap<&Hash, &Vec<u8>> =
+            update.new_values.iter().map(|(h, v)| (h, v)).collect();
+        let mut batch = WriteBatch::default();
+        for (hash, node) in &update.new_nodes {
+            let value: &[u8] = match node {
+                Node::Leaf(_) => values.get(hash).ok_or_else(|| {
+                    internal(format!("no value for new leaf {}", hex::encode(hash)))
+                })?,
+                Node::Internal(_) => &[],
+            };
+            batch.put_cf(nodes, hash, encode_record(version, node, value));
+        }
+        let stale = self.cf(CF_STALE)?;
+        for hash in &update.stale_nodes {
+            let mut key = Vec::with_capacity(40);
+            key.extend_from_slice(&version.to_be_bytes());
+            key.extend_from_slice(hash);
+            batch.put_cf(stale, key, b"");
+        }
+        batch.put_cf(self.cf(CF_ROOTS)?, version.to_be_bytes(), update.root);
+        self.db.write(batch).map_err(db_error)
+    }
+
+    /// Drop every version above `version` (a rollback), so the next commit starts from it.
+    pub fn truncate_above(&self, version: u64) -> Result<(), StateError> {
+        let Some(from) = version.checked_add(1) else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::default();
+        let roots = self.cf(CF_ROOTS)?;
+        for item in self.db.iterator_cf(
+            roots,
+            IteratorMode::From(&from.to_be_bytes(), Direction::Forward),
+        ) {
+            let (k, _) = item.map_err(db_error)?;
+            batch.delete_cf(roots, k);
+        }
+        let stale = self.cf(CF_STALE)?;
+        for item in self.db.iterator_cf(
+            stale,
+            IteratorMode::From(&from.to_be_bytes(), Direction::Forward),
+        ) {
+            let (k, _) = item.map_err(db_error)?;
+            batch.delete_cf(stale, k);
+        }
+        self.db.write(batch).map_err(db_error)
+    }
+
+    /// Remove every version below `version` and every node only those versions used. Returns the
+    /// number of nodes deleted. `version` may not exceed the latest version.
+    pub fn prune_below(&self, version: u64) -> Result<usize, StateError> {
+        let Some((latest, _)) = self.latest()? else {
+            return Ok(0);
+        };
+        if version > latest {
+            return Err(internal(format!(
+                "cannot prune below {version}: latest is {latest}"
+            )));
+        }
+        let nodes = self.cf(CF_NODES)?;
+        let stale = self.cf(CF_STALE)?;
+        let roots = self.cf(CF_ROOTS)?;
+        let mut batch = WriteBatch::default();
+        let mut deleted = 0usize;
+        for item in self.db.iterator_cf(stale, IteratorMode::Start) {
+            let (k, _) = item.map_err(db_error)?;
+            let since = read_u64(&k).ok_or_else(|| internal("corrupt stale entry"))?;
+            if since > version {
+                break;
+            }
+            let hash = k
+                .get(8..)
+                .and_then(read_hash)
+                .ok_or_else(|| internal("corrupt stale entry"))?;
+            if let Some((written_at, _, _)) = self.record(&hash)? {
+                if written_at < since {
+                    batch.delete_cf(nodes, hash);
+                    deleted = deleted.saturating_add(1);
+                }
+            }
+            batch.delete_cf(stale, k);
+        }
+        for item in self.db.iterator_cf(roots, IteratorMode::Start) {
+            let (k, _) = item.map_err(db_error)?;
+            if read_u64(&k).ok_or_else(|| internal("corrupt version"))? >= version {
+                break;
+            }
+            batch.delete_cf(roots, k);
+        }
+        if version > self.pruned_below()? {
+            batch.put_cf(self.cf(CF_META)?, META_PRUNED_BELOW, version.to_be_bytes());
+        }
+        self.db.write(batch).map_err(db_error)?;
+        Ok(deleted)
+    }
+
+    /// Number of stored nodes (a full scan; for tests and metrics).
+    pub fn node_count(&self) -> Result<usize, StateError> {
+        let mut count = 0usize;
+        for item in self.db.iterator_cf(self.cf(CF_NODES)?, IteratorMode::Start) {
+            item.map_err(db_error)?;
+            count = count.saturating_add(1);
+        }
+        Ok(count)
+    }
+}
+
+impl NodeStore for RocksNodeStore {
+    fn get_node(&self, hash: &Hash) -> Result<Option<Node>, StateError> {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_NODES)?, hash)
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let (_, node, _) = decode_record(&bytes)
+            .ok_or_else(|| internal(format!("corrupt node record {}", hex::encode(hash))))?;
+        Ok(Some(node))
+    }
+
+    fn get_value(&self, leaf_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
+        match self.record(leaf_hash)? {
+            Some((_, Node::Leaf(_), value)) => Ok(Some(value)),
+            Some((_, Node::Internal(_), _)) => {
+                Err(internal("value requested for an internal node"))
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The RocksDB node store, on a real database in a temporary directory.
+
+use stint_state::{
+    ChangeSet, Hash, NodeStore, RocksNodeStore, SparseMerkleTree, StateView, EMPTY_HASH,
+};
+
+fn key(i: u32) -> [u8; 32] {
+    stint_state::sha256(&i.to_be_bytes())
+}
+
+fn changes(range: std::ops::Range<u32>, tag: u8) -> ChangeSet {
+    range.map(|i| (key(i), Some(vec![tag, i as u8]))).collect()
+}
+
+fn commit(store: &RocksNodeStore, version: u64, base: Hash, cs: &ChangeSet) -> Hash {
+    let update = SparseMerkleTree::new(store).apply(&base, cs).unwrap();
+    store.commit(version, &update).unwrap();
+    update.root
+}
+
+#[test]
+fn versions_survive_reopen_and_pruning_keeps_retained_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut roots = Vec::new();
+    {
+        let store = RocksNodeStore::open(dir.path()).unwrap();
+        let mut root = EMPTY_HASH;
+        // v1: 200 keys; v2: update 50; v3: delete 30, add 20; v4: restore v1's values of 0..10.
+        root = commit(&store, 1, root, &changes(0..200, 1));
+        roots.push(root);
+        root = commit(&store, 2, root, &changes(0..50, 2));
+        roots.push(root);
+        let mut cs: ChangeSet = (50..80).map(|i| (key(i), None)).collect();
+        cs.extend(changes(200..220, 3));
+        root = commit(&store, 3, root, &cs);
+        roots.push(root);
+        root = commit(&store, 4, root, &changes(0..10, 1));
+        roots.push(root);
+
+        // Committing out of order or from a stale base is refused.
+        let update = SparseMerkleTree::new(&store)
+            .apply(&roots[0], &changes(0..1, 9))
+            .unwrap();
+        assert!(store.commit(5, &update).is_err());
+        let update = SparseMerkleTree::new(&store)
+            .apply(&root, &changes(0..1, 9))
+            .unwrap();
+        assert!(store.commit(4, &update).is_err());
+    }
+
+    let store = RocksNodeStore::open(dir.path()).unwrap();
+    assert_eq!(store.latest().unwrap(), Some((4, roots[3])));
+    let tree = SparseMerkleTree::new(&store);
+    for (v, root) in roots.iter().enumerate() {
+        assert_eq!(store.root(v as u64 + 1).unwrap(), Some(*root));
+    }
+    // Every version reads its own values.
+    assert_eq!(tree.get(&roots[0], &key(5)).unwrap(), Some(vec![1, 5]));
+    assert_eq!(tree.get(&roots[1], &key(5)).unwrap(), Some(vec![2, 5]));
+    assert_eq!(tree.get(&roots[2], &key(60)).unwrap(), None);
+    assert_eq!(tree.get(&roots[1], &key(60)).unwrap(), Some(vec![1, 60]));
+    assert_eq!(tree.get(&roots[3], &key(5)).unwrap(), Some(vec![1, 5]));
+    assert_eq!(tree.get(&roots[3], &key(20)).unwrap(), Some(vec![2, 20]));
+
+    let before = store.node_count().unwrap();
+    let deleted = store.prune_below(3).unwrap();
+    assert!(deleted > 0);
+    assert_eq!(store.node_count().unwrap(), before - deleted);
+    assert_eq!(store.pruned_below().unwrap(), 3);
+    assert_eq!(store.root(1).unwrap(), None);
+    assert_eq!(store.root(2).unwrap(), None);
+    // Old roots are gone (their nodes deleted) ...
+    assert!(store.get_node(&roots[0]).unwrap().is_none());
+    assert!(store.get_node(&roots[1]).unwrap().is_none());
+    assert!(tree.get(&roots[0], &key(100)).is_err());
+    // ... and every key of every retained version is intact, including leaves of v1 that v4
+    // brought back after v2 had made them stale.
+    for (v, root) in [(3usize, roots[2]), (4, roots[3])] {
+        let view = tree.view(root);
+        for i in 0..220 {
+            let expected = match (v, i) {
+                (_, 50..80) => None,
+                (4, 0..10) => Some(vec![1, i as u8]),
+                (_, 0..50) => Some(vec![2, i as u8]),
+                (_, 200..220) => Some(vec![3, i as u8]),
+                _ => Some(vec![1, i as u8]),
+            };
+            assert_eq!(view.get(&key(i)).unwrap(), expected, "version {v} key {i}");
+        }
+    }
+    // Pruning everything but the latest, then reopening, still reads the latest completely.
+    store.prune_below(4).unwrap();
+    drop(tree);
+    drop(store);
+    let store = RocksNodeStore::open(dir.path()).unwrap();
+    let tree = SparseMerkleTree::new(&store);
+    assert!(store.get_node(&roots[2]).unwrap().is_none());
+    assert_eq!(tree.get(&roots[3], &key(219)).unwrap(), Some(vec![3, 219]));
+    // Only nodes of the latest tree remain.
+    let mut reachable = 0usize;
+    let mut stack = vec![roots[3]];
+    while let Some(h) = stack.pop() {
+        if h == EMPTY_HASH {
+            continue;
+        }
+        reachable += 1;
+        if let Some(stint_state::Node::Internal(n)) = store.get_node(&h).unwrap() {
+            stack.push(n.left);
+            stack.push(n.right);
+        }
+    }
+    assert_eq!(store.node_count().unwrap(), reachable);
+}
+
+#[test]
+fn truncate_above_rolls_back_to_an_earlier_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksNodeStore::open(dir.path()).unwrap();
+    let r1 = commit(&store, 1, EMPTY_HASH, &changes(0..20, 1));
+    let r2 = commit(&store, 2, r1, &changes(0..5, 2));
+    store.truncate_above(1).unwrap();
+    assert_eq!(store.latest().unwrap(), Some((1, r1)));
+    assert_eq!(store.root(2).unwrap(), None);
+    let r2b = commit(&store, 2, r1, &changes(5..10, 4));
+    assert_ne!(r2, r2b);
+    store.prune_below(2).unwrap();
+    let tree = SparseMerkleTree::new(&store);
+    for i in 0..20 {
+        let expected = if (5..10).contains(&i) {
+            vec![4, i as u8]
+        } else {
+            vec![1, i as u8]
+        };
+        assert_eq!(tree.get(&r2b, &key(i)).unwrap(), Some(expected));
+    }
+}
