@@ -90,7 +90,6 @@ fn versions_survive_reopen_and_pruning_keeps_retained_roots() {
     }
     // Pruning everything but the latest, then reopening, still reads the latest completely.
     store.prune_below(4).unwrap();
-    drop(tree);
     drop(store);
     let store = RocksNodeStore::open(dir.path()).unwrap();
     let tree = SparseMerkleTree::new(&store);
