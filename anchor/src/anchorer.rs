@@ -13,14 +13,16 @@
 //! Both signal BIP125 replaceability. A stuck commit is fee-bumped by replacing it (same wallet
 //! inputs, smaller change) and re-signing the reveal over the new commit outpoint.
 
+use std::sync::{Arc, OnceLock};
+
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{All, Keypair, Message, Secp256k1};
 use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
 use bitcoin::taproot::{LeafVersion, TapLeafHash, TaprootBuilder, TaprootSpendInfo};
 use bitcoin::transaction::Version;
 use bitcoin::{
-    absolute, Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
-    Txid, Weight, Witness,
+    absolute, Amount, BlockHash, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, Txid, Weight, Witness,
 };
 use stint_protocol::{Envelope, EnvelopeError, IndexHint};
 
@@ -112,6 +114,34 @@ pub struct AnchorStatus {
     pub reveal_confirmations: i64,
 }
 
+/// How a commit/reveal pair reaches a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    /// `testmempoolaccept`, then `sendrawtransaction` of commit and reveal: relayed and mined
+    /// like any transaction under Bitcoin Core's standard policy. The production path.
+    Mempool,
+    /// Regtest only: the commit goes through the mempool as usual, then the commit (with its
+    /// unconfirmed ancestors) and the reveal are mined at once with `generateblock`, where only
+    /// consensus rules apply. For nodes whose relay policy refuses envelopes: Bitcoin Knots
+    /// refuses every `OP_IF` in tapscript (its BIP-110 data-restriction policy), which the
+    /// envelope of protocol v1 needs. Each post then mines one block.
+    MineDirectly,
+}
+
+impl Submission {
+    /// The submission a node needs: [`Submission::MineDirectly`] for Bitcoin Knots on regtest,
+    /// [`Submission::Mempool`] otherwise.
+    pub async fn detect(client: &BitcoindClient) -> Result<Self, RpcError> {
+        let chain = client.get_blockchain_info().await?.chain;
+        let knots = client.get_network_info().await?.is_knots();
+        Ok(if knots && chain == "regtest" {
+            Submission::MineDirectly
+        } else {
+            Submission::Mempool
+        })
+    }
+}
+
 /// Writes envelopes signed by one anchor key, funded by one bitcoind wallet.
 #[derive(Debug, Clone)]
 pub struct Anchorer {
@@ -119,6 +149,8 @@ pub struct Anchorer {
     keypair: Keypair,
     network: Network,
     secp: Secp256k1<All>,
+    /// Fixed by [`Anchorer::with_submission`], else detected on first use.
+    submission: Arc<OnceLock<Submission>>,
 }
 
 impl Anchorer {
@@ -129,7 +161,31 @@ impl Anchorer {
             keypair,
             network,
             secp: Secp256k1::new(),
+            submission: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Fixes how pairs are submitted instead of detecting it from the node.
+    pub fn with_submission(self, submission: Submission) -> Self {
+        Self {
+            submission: Arc::new(OnceLock::from(submission)),
+            ..self
+        }
+    }
+
+    /// How this anchorer submits pairs (detected from the node on first use unless fixed).
+    pub async fn submission(&self) -> Result<Submission, AnchorError> {
+        if let Some(submission) = self.submission.get() {
+            return Ok(*submission);
+        }
+        let detected = Submission::detect(&self.wallet).await?;
+        if detected == Submission::MineDirectly {
+            tracing::info!(
+                target: "anchor",
+                "bitcoind is Bitcoin Knots on regtest: envelopes are mined directly with generateblock"
+            );
+        }
+        Ok(*self.submission.get_or_init(|| detected))
     }
 
     /// The x-only anchor key (the key envelopes are written under).
@@ -237,13 +293,46 @@ impl Anchorer {
             .send_raw_transaction(&posted.commit)
             .await
             .map_err(|e| rejected("commit", posted.commit_txid, e))?;
-        self.check_policy("reveal", &posted.reveal).await?;
-        self.wallet
-            .send_raw_transaction(&posted.reveal)
+        match self.submission().await? {
+            Submission::Mempool => {
+                self.check_policy("reveal", &posted.reveal).await?;
+                self.wallet
+                    .send_raw_transaction(&posted.reveal)
+                    .await
+                    .map_err(|e| rejected("reveal", posted.reveal_txid, e))?;
+            }
+            Submission::MineDirectly => {
+                self.mine_pair(&posted).await?;
+            }
+        }
+        tracing::info!(target: "anchor", commit = %posted.commit_txid, reveal = %posted.reveal_txid, "envelope posted");
+        Ok(posted)
+    }
+
+    /// [`Submission::MineDirectly`]: mines the commit's unconfirmed ancestors, the commit and
+    /// the reveal in one block. The commit must be in the mempool or already confirmed.
+    async fn mine_pair(&self, posted: &PostedEnvelope) -> Result<BlockHash, AnchorError> {
+        let mut mempool = Vec::new();
+        let mut raw = Vec::with_capacity(2);
+        if self.confirmations(&posted.commit_txid).await? <= 0 {
+            match self.wallet.get_mempool_ancestors(&posted.commit_txid).await {
+                Ok(ancestors) => {
+                    mempool = ancestors;
+                    mempool.push(posted.commit_txid);
+                }
+                // Not in the mempool (e.g. evicted): carry it raw.
+                Err(_) => raw.push(&posted.commit),
+            }
+        }
+        raw.push(&posted.reveal);
+        let to = self.wallet.get_new_address(self.network).await?;
+        let hash = self
+            .wallet
+            .generate_block(&to, &mempool, &raw)
             .await
             .map_err(|e| rejected("reveal", posted.reveal_txid, e))?;
-        tracing::info!(commit = %posted.commit_txid, reveal = %posted.reveal_txid, "envelope posted");
-        Ok(posted)
+        tracing::debug!(target: "anchor", block = %hash, reveal = %posted.reveal_txid, "mined envelope pair");
+        Ok(hash)
     }
 
     /// Confirmations of a wallet transaction (0 = unconfirmed, negative = conflicted).
@@ -262,7 +351,18 @@ impl Anchorer {
     /// Re-broadcasts commit and reveal (e.g. after a reorg dropped them). Transactions already
     /// in the mempool or the chain are fine; an error means they conflict with something else
     /// and the envelope must be posted again.
+    ///
+    /// With [`Submission::MineDirectly`] an unconfirmed pair is mined again at once.
     pub async fn rebroadcast(&self, posted: &PostedEnvelope) -> Result<(), AnchorError> {
+        if self.submission().await? == Submission::MineDirectly {
+            if self.confirmations(&posted.reveal_txid).await? > 0 {
+                return Ok(());
+            }
+            // A reorg returns the commit to the mempool; re-sending it is harmless either way.
+            let _ = self.wallet.send_raw_transaction(&posted.commit).await;
+            self.mine_pair(posted).await?;
+            return Ok(());
+        }
         for tx in [&posted.commit, &posted.reveal] {
             match self.wallet.send_raw_transaction(tx).await {
                 Ok(_) => {}
@@ -277,12 +377,18 @@ impl Anchorer {
     /// Replaces a stuck commit (and its reveal) by a pair paying `fee_rate`. The replacement
     /// spends the same wallet inputs with less change, pays at least what the replaced pair paid
     /// plus the incremental relay fee (BIP125), and the reveal is re-signed for the new commit
-    /// outpoint. Returns the new pair, already broadcast.
+    /// outpoint. Returns the new pair, already broadcast (with [`Submission::MineDirectly`]:
+    /// already mined). Refused once the reveal is confirmed.
     pub async fn bump(
         &self,
         posted: &PostedEnvelope,
         fee_rate: FeeRate,
     ) -> Result<PostedEnvelope, AnchorError> {
+        if self.confirmations(&posted.reveal_txid).await? > 0 {
+            return Err(AnchorError::CannotBump(
+                "the reveal is already confirmed".into(),
+            ));
+        }
         let leaf_script = posted.leaf_script.clone();
         let spend_info = self.spend_info(&leaf_script)?;
         let commit_spk = ScriptBuf::new_p2tr_tweaked(spend_info.output_key());
@@ -382,10 +488,17 @@ impl Anchorer {
             .send_raw_transaction(&bumped.commit)
             .await
             .map_err(|e| rejected("commit", bumped.commit_txid, e))?;
-        self.wallet
-            .send_raw_transaction(&bumped.reveal)
-            .await
-            .map_err(|e| rejected("reveal", bumped.reveal_txid, e))?;
+        match self.submission().await? {
+            Submission::Mempool => {
+                self.wallet
+                    .send_raw_transaction(&bumped.reveal)
+                    .await
+                    .map_err(|e| rejected("reveal", bumped.reveal_txid, e))?;
+            }
+            Submission::MineDirectly => {
+                self.mine_pair(&bumped).await?;
+            }
+        }
         tracing::info!(old = %posted.commit_txid, new = %bumped.commit_txid, "commit fee bumped");
         Ok(bumped)
     }

@@ -12,6 +12,9 @@
 //!   commit is funded and signed by bitcoind's wallet, the reveal is signed with the anchor key
 //!   (BIP340, script path) and carries the `OP_RETURN` index hint. Tracks confirmations, bumps the
 //!   fee of a stuck commit by replacement (re-signing the reveal), re-broadcasts after reorgs.
+//!   [`Submission`] says how pairs reach a block: through the mempool (Bitcoin Core), or mined
+//!   directly with `generateblock` on a regtest Bitcoin Knots, whose relay policy refuses the
+//!   envelope's `OP_IF`.
 //! * [`ChainFollower`] — polls bitcoind and emits [`ChainEvent::Connected`] /
 //!   [`ChainEvent::Disconnected`] in order, through reorgs of any depth, resumable from a
 //!   (height, hash) and unharmed by bitcoind outages.
@@ -58,11 +61,12 @@ mod node;
 mod rpc;
 
 pub use anchorer::{
-    AnchorError, AnchorStatus, Anchorer, PostedEnvelope, MAX_STANDARD_TX_WEIGHT, REVEAL_POSTAGE,
+    AnchorError, AnchorStatus, Anchorer, PostedEnvelope, Submission, MAX_STANDARD_TX_WEIGHT,
+    REVEAL_POSTAGE,
 };
 pub use follower::{ChainEvent, ChainFollower};
 pub use node::{find_bitcoind, NodeError, RegtestConfig, RegtestNode};
 pub use rpc::{
     Auth, BitcoindClient, BlockHeaderInfo, BlockchainInfo, FundedTransaction, MempoolAcceptResult,
-    MempoolEntry, MempoolFees, RpcError, WalletTransaction, RPC_IN_WARMUP,
+    MempoolEntry, MempoolFees, NetworkInfo, RpcError, WalletTransaction, RPC_IN_WARMUP,
 };

@@ -117,6 +117,32 @@ pub struct BlockchainInfo {
     pub initial_block_download: bool,
 }
 
+/// `getnetworkinfo` (the fields we use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkInfo {
+    /// Numeric version, e.g. `290500`.
+    pub version: u64,
+    /// User agent, e.g. `/Satoshi:29.0.0/` or `/Satoshi:29.5.0/Knots:20260508/`.
+    pub subversion: String,
+}
+
+impl NetworkInfo {
+    /// Whether the node is Bitcoin Knots (whose default relay policy differs from Core's).
+    pub fn is_knots(&self) -> bool {
+        self.subversion.contains("Knots")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AncestorEntry {
+    ancestorcount: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct GeneratedBlock {
+    hash: BlockHash,
+}
+
 /// `getblockheader` with verbose output (the fields we use).
 #[derive(Debug, Clone, Deserialize)]
 pub struct BlockHeaderInfo {
@@ -385,6 +411,45 @@ impl BitcoindClient {
     ) -> Result<Vec<MempoolAcceptResult>, RpcError> {
         let hexes: Vec<String> = txs.iter().map(|tx| serialize_hex(*tx)).collect();
         self.call("testmempoolaccept", json!([hexes])).await
+    }
+
+    /// `getnetworkinfo` (the fields we use).
+    pub async fn get_network_info(&self) -> Result<NetworkInfo, RpcError> {
+        self.call("getnetworkinfo", json!([])).await
+    }
+
+    /// The unconfirmed ancestors of a mempool transaction, parents before children (ordered by
+    /// their own ancestor count, which is a topological order).
+    pub async fn get_mempool_ancestors(&self, txid: &Txid) -> Result<Vec<Txid>, RpcError> {
+        let entries: std::collections::BTreeMap<Txid, AncestorEntry> = self
+            .call("getmempoolancestors", json!([txid, true]))
+            .await?;
+        let mut ordered: Vec<(u64, Txid)> = entries
+            .into_iter()
+            .map(|(txid, entry)| (entry.ancestorcount, txid))
+            .collect();
+        ordered.sort();
+        Ok(ordered.into_iter().map(|(_, txid)| txid).collect())
+    }
+
+    /// `generateblock` (regtest): mines one block holding exactly the given mempool
+    /// transactions followed by the given raw transactions, in that order, with the coinbase
+    /// paying `output`. Only consensus rules apply to the listed transactions, not relay policy.
+    pub async fn generate_block(
+        &self,
+        output: &Address,
+        mempool: &[Txid],
+        raw: &[&Transaction],
+    ) -> Result<BlockHash, RpcError> {
+        let txs: Vec<String> = mempool
+            .iter()
+            .map(Txid::to_string)
+            .chain(raw.iter().map(|tx| serialize_hex(*tx)))
+            .collect();
+        let generated: GeneratedBlock = self
+            .call("generateblock", json!([output.to_string(), txs]))
+            .await?;
+        Ok(generated.hash)
     }
 
     /// `getmempoolentry`.

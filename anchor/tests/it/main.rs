@@ -1,10 +1,13 @@
 //! Integration tests of stint-anchor against a real bitcoind in regtest (see `RegtestNode`).
 //!
-//! The envelope, reorg and fee-bump tests live in `tests/pending/` until they can run here: the
-//! only bitcoind this machine kind can install (Debian's Bitcoin Knots 29.5) refuses every
-//! `OP_FALSE OP_IF` envelope reveal by policy (`mempool-script-verify-flag-failed (OP_IF/NOTIF
-//! argument must be minimal in tapscript)`), even with `-corepolicy=1`. See
-//! `tests/pending/README.md`.
+//! They run against Bitcoin Core and Bitcoin Knots alike: on Knots (whose relay policy refuses
+//! `OP_IF` in tapscript) the anchorer mines envelope pairs directly ([`Submission::MineDirectly`]),
+//! and the tests check whichever path the node needs.
+//!
+//! [`Submission::MineDirectly`]: stint_anchor::Submission::MineDirectly
 
 mod common;
+mod envelopes;
+mod fee_bump;
 mod node;
+mod reorg;

@@ -3,6 +3,7 @@
 use bitcoin::opcodes::all::{OP_CHECKSIG, OP_ENDIF, OP_IF};
 use bitcoin::opcodes::OP_FALSE;
 use bitcoin::script::{Builder, PushBytesBuf};
+use stint_anchor::{Submission, MAX_STANDARD_TX_WEIGHT};
 use stint_protocol::{find_block_envelopes, Envelope, EnvelopeKind, IndexHint, MAX_ENVELOPE_BODY};
 
 use crate::common::{incompressible, sat_vb, Harness};
@@ -24,33 +25,35 @@ async fn large_incompressible_envelope_round_trips_through_bitcoin() {
         header_hash: [0x5a; 32],
     };
 
-    // Goes through testmempoolaccept + plain sendrawtransaction with default policy.
     let posted = anchorer
         .post(&envelope, Some(hint), sat_vb(2))
         .await
         .unwrap();
-    let entry = h
-        .node
-        .client()
-        .get_mempool_entry(&posted.reveal_txid)
-        .await
-        .unwrap();
-    assert_eq!(entry.fees.base, posted.reveal_fee);
-    assert!(entry.vsize <= 100_000, "reveal vsize {}", entry.vsize);
-    // The reveal pays the requested rate on its real size.
-    assert_eq!(posted.reveal_fee.to_sat(), 2 * entry.vsize);
-    let status = anchorer.status(&posted).await.unwrap();
-    assert_eq!(
-        (status.commit_confirmations, status.reveal_confirmations),
-        (0, 0)
+    let vsize = posted.reveal.weight().to_vbytes_ceil();
+    assert!(
+        posted.reveal.weight() <= MAX_STANDARD_TX_WEIGHT,
+        "reveal vsize {vsize}"
     );
+    // The reveal pays the requested rate on its real size.
+    assert_eq!(posted.reveal_fee.to_sat(), 2 * vsize);
+    if anchorer.submission().await.unwrap() == Submission::Mempool {
+        // Went through testmempoolaccept + sendrawtransaction under the node's default policy.
+        let entry = h
+            .node
+            .client()
+            .get_mempool_entry(&posted.reveal_txid)
+            .await
+            .unwrap();
+        assert_eq!(entry.fees.base, posted.reveal_fee);
+        assert_eq!(entry.vsize, vsize);
+        let status = anchorer.status(&posted).await.unwrap();
+        assert_eq!(
+            (status.commit_confirmations, status.reveal_confirmations),
+            (0, 0)
+        );
+    }
 
-    let mined = h.mine(1).await;
-    let block = h.block(&mined[0]).await;
-    assert!(block
-        .txdata
-        .iter()
-        .any(|tx| tx.compute_txid() == posted.reveal_txid));
+    let block = h.block(&h.confirm(&anchorer, &posted).await).await;
     let found = find_block_envelopes(&block);
     assert_eq!(found.len(), 1);
     assert_eq!(
@@ -98,7 +101,21 @@ async fn foreign_key_envelopes_are_returned_and_malformed_ones_skipped() {
     // Posting an envelope under a key the anchorer does not hold is refused.
     assert!(ours.post(&challenge, None, sat_vb(3)).await.is_err());
 
-    let block = h.block(&h.mine(1).await[0]).await;
+    let tip = h.node.client().get_best_block_hash().await.unwrap();
+    let block = match ours.submission().await.unwrap() {
+        Submission::Mempool => h.block(&h.mine(1).await[0]).await,
+        // Each post mined its own block: gather the last three.
+        Submission::MineDirectly => {
+            let mut merged = h.block(&tip).await;
+            let mut parent = merged.header.prev_blockhash;
+            for _ in 0..2 {
+                let block = h.block(&parent).await;
+                parent = block.header.prev_blockhash;
+                merged.txdata.extend(block.txdata);
+            }
+            merged
+        }
+    };
     let txids: Vec<_> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
     for posted in [&posted_good, &posted_foreign, &posted_bad] {
         assert!(txids.contains(&posted.reveal_txid));

@@ -1,7 +1,7 @@
 //! The chain follower through shallow and deep reorgs.
 
 use bitcoin::BlockHash;
-use stint_anchor::{ChainEvent, ChainFollower};
+use stint_anchor::{ChainEvent, ChainFollower, Submission};
 use stint_protocol::{find_block_envelopes, Envelope, EnvelopeKind};
 
 use crate::common::{sat_vb, Harness};
@@ -27,7 +27,7 @@ async fn follower_handles_shallow_and_deep_reorgs() {
         b"anchored batch".to_vec(),
     );
     let posted = anchorer.post(&envelope, None, sat_vb(2)).await.unwrap();
-    let anchor_hash = h.mine(1).await[0];
+    let anchor_hash = h.confirm(&anchorer, &posted).await;
     let anchor_height = client.get_block_count().await.unwrap();
 
     // Initial sync from height 100: connects 100..=anchor_height in order.
@@ -47,9 +47,16 @@ async fn follower_handles_shallow_and_deep_reorgs() {
         anchorer.confirmations(&posted.reveal_txid).await.unwrap(),
         0
     );
-    // The pair is back in the mempool; re-broadcasting is harmless.
-    anchorer.rebroadcast(&posted).await.unwrap();
-    client.get_mempool_entry(&posted.reveal_txid).await.unwrap();
+    // The commit is back in the mempool.
+    client.get_mempool_entry(&posted.commit_txid).await.unwrap();
+    if anchorer.submission().await.unwrap() == Submission::Mempool {
+        // So is the reveal; re-broadcasting is harmless.
+        anchorer.rebroadcast(&posted).await.unwrap();
+        client.get_mempool_entry(&posted.reveal_txid).await.unwrap();
+    } else {
+        // Knots' policy dropped the reveal (re-mining it is the fee-bump test's business).
+        assert!(client.get_mempool_entry(&posted.reveal_txid).await.is_err());
+    }
 
     client.reconsider_block(&anchor_hash).await.unwrap();
     let events = follower.poll().await.unwrap();
