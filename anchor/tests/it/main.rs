@@ -7,6 +7,7 @@
 //! [`Submission::MineDirectly`]: stint_anchor::Submission::MineDirectly
 
 mod common;
+mod derivation;
 mod envelopes;
 mod fee_bump;
 mod node;
