@@ -222,6 +222,18 @@ impl Anchorer {
         hint: Option<IndexHint>,
         fee_rate: FeeRate,
     ) -> Result<PostedEnvelope, AnchorError> {
+        let posted = self.prepare_leaf(leaf_script, hint, fee_rate).await?;
+        self.submit(posted).await
+    }
+
+    /// Builds and signs the commit/reveal pair for `leaf_script` without sending anything (the
+    /// wallet inputs are not locked). [`post_leaf`](Self::post_leaf) is this plus submission.
+    pub async fn prepare_leaf(
+        &self,
+        leaf_script: ScriptBuf,
+        hint: Option<IndexHint>,
+        fee_rate: FeeRate,
+    ) -> Result<PostedEnvelope, AnchorError> {
         let spend_info = self.spend_info(&leaf_script)?;
         let commit_spk = ScriptBuf::new_p2tr_tweaked(spend_info.output_key());
         let postage_spk = self
@@ -286,6 +298,10 @@ impl Anchorer {
             leaf_script,
             hint,
         };
+        Ok(posted)
+    }
+
+    async fn submit(&self, posted: PostedEnvelope) -> Result<PostedEnvelope, AnchorError> {
         // Check each against bitcoind's policy before sending it, so a rejection names its
         // reason. (If the reveal is refused, the commit output stays recoverable by key path.)
         self.check_policy("commit", &posted.commit).await?;

@@ -25,6 +25,32 @@ async fn large_incompressible_envelope_round_trips_through_bitcoin() {
         header_hash: [0x5a; 32],
     };
 
+    // Standardness of the pair as a package, before anything is sent.
+    let prepared = anchorer
+        .prepare_leaf(envelope.leaf_script().unwrap(), Some(hint), sat_vb(2))
+        .await
+        .unwrap();
+    let verdicts = h
+        .node
+        .client()
+        .test_mempool_accept(&[&prepared.commit, &prepared.reveal])
+        .await
+        .unwrap();
+    assert!(verdicts[0].allowed, "commit: {:?}", verdicts[0]);
+    match anchorer.submission().await.unwrap() {
+        Submission::Mempool => assert!(verdicts[1].allowed, "reveal: {:?}", verdicts[1]),
+        // Knots runs its script checks after every other policy check (size, weight, outputs,
+        // dust, fee), so being refused for exactly the envelope's OP_IF means all else passed.
+        Submission::MineDirectly => {
+            let reason = verdicts[1].reject_reason.as_deref().unwrap_or_default();
+            assert!(
+                reason.contains("OP_IF/NOTIF argument must be minimal in tapscript"),
+                "reveal refused for another reason: {:?}",
+                verdicts[1]
+            );
+        }
+    }
+
     let posted = anchorer
         .post(&envelope, Some(hint), sat_vb(2))
         .await
