@@ -1,0 +1,71 @@
+//! The CLI's errors: each says what went wrong in words a user can act on.
+
+use std::path::PathBuf;
+
+/// Errors of the `stint` command's library.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments or input files (the user's to fix).
+    #[error("{0}")]
+    Usage(String),
+    /// A key file cannot be read, written or trusted.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {reason} (is it running? set --rpc or STINT_RPC)")]
+    Unreachable {
+        /// The RPC URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered with a JSON-RPC error.
+    #[error("{method}: {message} (code {code})")]
+    Rpc {
+        /// The method called.
+        method: String,
+        /// JSON-RPC error code.
+        code: i64,
+        /// The node's message.
+        message: String,
+    },
+    /// The node's answer did not have the expected shape.
+    #[error("unexpected answer to {method}: {reason}")]
+    Protocol {
+        /// The method called.
+        method: String,
+        /// Why.
+        reason: String,
+    },
+    /// The transaction was executed but failed (its effects were reverted; the fee was paid).
+    #[error("transaction {txid} failed: {reason}")]
+    TxFailed {
+        /// The txid.
+        txid: String,
+        /// The receipt's error.
+        reason: String,
+    },
+    /// The transaction was dropped (its batch was invalidated and it could not be re-included).
+    #[error("transaction {txid} was dropped")]
+    TxDropped {
+        /// The txid.
+        txid: String,
+    },
+    /// `--wait` ran out of time.
+    #[error("timed out after {secs}s waiting for {txid} to become {level} (last seen: {seen})")]
+    WaitTimeout {
+        /// The txid.
+        txid: String,
+        /// The level waited for.
+        level: String,
+        /// The last level seen.
+        seen: String,
+        /// The timeout.
+        secs: u64,
+    },
+}
