@@ -1,3 +1,92 @@
 //! # stint-verifier
 //!
-//! The verifier. Not built yet: see the verifier issue. This crate is a documented skeleton.
+//! The Stint verifier (watchtower). It reads Bitcoin through bitcoind only — never the sequencer —
+//! derives the canonical chain of anchored batches with the shared protocol rules, replays every
+//! batch against its own state in parallel, and challenges a fraudulent batch on Bitcoin with a
+//! fraud proof inside the dispute window. It serves its own view over JSON-RPC, so dApps can read
+//! from a node that does not trust the sequencer.
+//!
+//! ## Key components
+//! - [`replay_batch`] (module `replay`, pure): rayon-parallel replay of one batch over a node
+//!   store — all signatures at once, non-conflicting txs of a segment in parallel (by access
+//!   sets), Merkle updates in parallel — returning [`ReplayVerdict::Honest`] with the tree update
+//!   to persist, or [`ReplayVerdict::Fraud`] with a [`FraudProof`](stint_protocol::FraudProof)
+//!   for the first wrong segment (or invalid tx) that the [`Judge`](stint_protocol::Judge) has
+//!   confirmed. [`replay_batch_sequential`] is the sequential reference it is bit-identical to.
+//! - [`Engine`] (module `engine`): a [`Derivation`](stint_protocol::Derivation) plus the verified
+//!   chain. Fed Bitcoin blocks (connect/disconnect), it keeps its verified chain a prefix of the
+//!   canonical chain: rolls its state back when batches leave it (reorgs, valid challenges) and
+//!   replays new ones, recording the first fraud as [`PendingFraud`].
+//! - [`VerifierStore`] (module `store`): RocksDB persistence — state per batch version, verified
+//!   batches, batch bodies, last processed L1 block, the challenges it posted.
+//! - [`start`] / [`run`] (module `node`): the I/O loop — a [`ChainFollower`](stint_anchor::ChainFollower)
+//!   on bitcoind (survives outages and reorgs), the engine on a blocking thread, challenge
+//!   posting with its own key and fee wallet ([`Anchorer`](stint_anchor::Anchorer)), fee bumps,
+//!   re-broadcasts, and `error!` alerts while a fraud's window closes unanswered.
+//! - RPC (module `rpc`): `stint_verifierStatus`, `stint_syncStatus`, `stint_chainInfo`,
+//!   `stint_getAccount`, `stint_getTask`, `stint_getStream`, `stint_getBatch`, plus `/health` and
+//!   `/metrics` ([`VerifierMetrics`]).
+//! - [`VerifierConfig`] / [`VerifierArgs`] (module `config`): TOML settings and their flag/`STINT_*`
+//!   overrides.
+//!
+//! Tracing targets: `verifier`, `verifier::replay`, `verifier::challenge`.
+//!
+//! ## Usage
+//! ```no_run
+//! use stint_verifier::{run, VerifierConfig};
+//!
+//! # async fn demo() -> Result<(), stint_verifier::VerifierError> {
+//! let config = VerifierConfig::load(std::path::Path::new("verifier.toml"))?;
+//! run(config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+//!
+//! The pure replay on its own:
+//! ```no_run
+//! use stint_protocol::{Batch, Genesis};
+//! use stint_state::MemoryNodeStore;
+//! use stint_verifier::{replay_batch, ReplayVerdict};
+//!
+//! # fn demo(genesis: &Genesis, store: &MemoryNodeStore, batch: &Batch) {
+//! match replay_batch(genesis, store, batch, stint_contracts::AccountId([0; 32])) {
+//!     Ok(ReplayVerdict::Honest(honest)) => println!("state root {:?}", honest.update.root),
+//!     Ok(ReplayVerdict::Fraud(fraud)) => println!("fraud in segment {}", fraud.segment),
+//!     Err(e) => eprintln!("cannot replay: {e}"),
+//! }
+//! # }
+//! ```
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod config;
+mod engine;
+mod error;
+mod node;
+mod replay;
+mod rpc;
+mod store;
+
+pub use config::{
+    BitcoindConfig, VerifierArgs, VerifierConfig, DEFAULT_ALERT_BLOCKS, DEFAULT_BITCOIND_RPC,
+    DEFAULT_BITCOIND_WALLET, DEFAULT_BUMP_AFTER_BLOCKS, DEFAULT_DATA_DIR, DEFAULT_FEE_RATE_SAT_VB,
+    DEFAULT_GENESIS_FILE, DEFAULT_MAX_FEE_RATE_SAT_VB, DEFAULT_NETWORK, DEFAULT_POLL_INTERVAL_MS,
+    DEFAULT_REPLAY_THREADS, DEFAULT_RPC_LISTEN,
+};
+pub use engine::{BlockReport, Engine, PendingFraud};
+pub use error::{ConfigError, VerifierError};
+pub use node::{
+    run, start, BatchSummary, ChallengeKey, Shared, Snapshot, VerifierHandle, VerifierMetrics,
+};
+pub use replay::{
+    replay_batch, replay_batch_sequential, DetectedFraud, HonestBatch, ReplayError, ReplayVerdict,
+};
+pub use rpc::{module as rpc_module, NOT_FOUND};
+pub use store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};
+
+#[cfg(test)]
+mod tests;

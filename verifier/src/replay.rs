@@ -1,0 +1,259 @@
+//! Replaying one batch against the verifier's own state: pure functions over values.
+//!
+//! [`replay_batch`] is the verifier's hot path. Over a [`NodeStore`] holding the batch's
+//! `prev_state_root` it
+//! 1. checks every signature of the batch at once on the rayon pool ([`VerifiedTxs::verify`]);
+//! 2. executes the segments with [`execute_verified_batch_parallel`]: txs of a segment whose access
+//!    sets are disjoint run in parallel, falling back to sequential execution when a group strays
+//!    outside its declared keys;
+//! 3. applies each segment's change set to the Merkle tree (the tree's `apply` hashes large change
+//!    sets in parallel) and compares each resulting root with the batch's claimed checkpoint;
+//! 4. on the first wrong checkpoint or invalid tx, builds the [`FraudProof`] for that segment from
+//!    the honest pre-state it just computed and checks it with the [`Judge`] before handing it out.
+//!
+//! [`replay_batch_sequential`] computes the same [`ReplayVerdict`] with the sequential reference
+//! executor ([`BatchBuilder::replay`]); the two are bit-identical (property-tested), which is what
+//! makes the parallel replay safe to challenge with.
+//!
+//! Neither function writes to the store: an honest verdict carries the [`TreeUpdate`] that takes
+//! the state from `prev_state_root` to the batch's `state_root`, for the caller to persist.
+
+use stint_contracts::{
+    execute_verified_batch_parallel, AccountId, ExecError, Receipt, SegmentOutcome, VerifiedTxs,
+};
+use stint_protocol::{
+    block_context, build_fraud_proof, Batch, BatchBuilder, BuildError, Fraud, FraudProof, Genesis,
+    Judge, LayeredNodeStore, ProveError, Verdict,
+};
+use stint_state::{ChangeSet, Hash, NodeStore, SparseMerkleTree, StateError, TreeUpdate};
+
+/// What replaying a batch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayVerdict {
+    /// Every checkpoint is what the batch claims.
+    Honest(HonestBatch),
+    /// The batch is fraudulent; the proof has been checked by the judge.
+    Fraud(Box<DetectedFraud>),
+}
+
+/// The result of an honest batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HonestBatch {
+    /// The checkpoints computed (equal to the batch's).
+    pub checkpoints: Vec<Hash>,
+    /// One receipt per tx.
+    pub receipts: Vec<Receipt>,
+    /// The tree update from `prev_state_root` to `state_root` (all segments merged).
+    pub update: TreeUpdate,
+}
+
+/// A fraud found by replay, with its judged proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedFraud {
+    /// The first fraudulent segment (1-based).
+    pub segment: u64,
+    /// What the judge found in it.
+    pub fraud: Fraud,
+    /// The proof to post (its `challenger` is the account given to the replay).
+    pub proof: FraudProof,
+}
+
+/// Why a batch could not be replayed. Never caused by the batch's content: a fraudulent batch is
+/// a [`ReplayVerdict::Fraud`], not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The pre-state could not be read or the tree could not be updated.
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    /// The executor failed for another reason than an invalid tx (our own state is corrupt).
+    #[error("execution: {0}")]
+    Execution(String),
+    /// The fraud proof could not be built.
+    #[error("building the fraud proof: {0}")]
+    Prove(#[from] ProveError),
+    /// Replay found fraud but the judge does not agree: a bug in the verifier or the protocol.
+    #[error("replay found fraud in segment {segment} but the judge does not: {reason}")]
+    JudgeDisagrees {
+        /// The segment replay flagged.
+        segment: u64,
+        /// The judge's answer.
+        reason: String,
+    },
+}
+
+impl From<BuildError> for ReplayError {
+    fn from(error: BuildError) -> Self {
+        match error {
+            BuildError::State(e) => ReplayError::State(e),
+            BuildError::Execution(e) => ReplayError::Execution(e),
+        }
+    }
+}
+
+fn exec_failure(error: ExecError) -> ReplayError {
+    match error {
+        ExecError::Internal(e) => ReplayError::State(e),
+        other => ReplayError::Execution(other.to_string()),
+    }
+}
+
+fn checkpoint_interval(genesis: &Genesis) -> usize {
+    (genesis.checkpoint_interval as usize).max(1)
+}
+
+/// Replay `batch` over `store` (which must hold its `prev_state_root`) in parallel on the current
+/// rayon pool. See the module docs.
+pub fn replay_batch<S: NodeStore + Sync, B>(
+    genesis: &Genesis,
+    store: &S,
+    batch: &Batch<B>,
+    challenger: AccountId,
+) -> Result<ReplayVerdict, ReplayError> {
+    let header = batch.header();
+    let k = checkpoint_interval(genesis);
+    let context = block_context(genesis, header);
+    let txs = batch.txs();
+    let verified = VerifiedTxs::verify(txs);
+    let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(store));
+    let prev_root = header.prev_state_root;
+
+    let executed = execute_verified_batch_parallel(tree.view(prev_root), &context, &verified, k);
+    let (segments, invalid_at) = match executed {
+        Ok(outcome) => (outcome.segments, None),
+        Err(ExecError::Invalid { index, .. }) => {
+            // Every tx before `index` is valid (signatures included), so the prefix of whole
+            // segments before the invalid tx can be re-executed as pre-verified.
+            let segment_start = index.checked_div(k).unwrap_or(0).saturating_mul(k);
+            let prefix = txs.get(..segment_start).unwrap_or_default();
+            let outcome = execute_verified_batch_parallel(
+                tree.view(prev_root),
+                &context,
+                &VerifiedTxs::assume_valid(prefix),
+                k,
+            )
+            .map_err(exec_failure)?;
+            (outcome.segments, Some(index))
+        }
+        Err(other) => return Err(exec_failure(other)),
+    };
+    // An empty batch still has one (empty) segment and one checkpoint.
+    let segments = if segments.is_empty() && txs.is_empty() {
+        vec![SegmentOutcome {
+            changes: ChangeSet::new(),
+            receipts: Vec::new(),
+            fees: 0,
+        }]
+    } else {
+        segments
+    };
+
+    let mut root = prev_root;
+    let mut checkpoints = Vec::with_capacity(segments.len());
+    let mut receipts = Vec::with_capacity(txs.len());
+    let mut fraud_segment = None;
+    for (i, segment) in segments.iter().enumerate() {
+        let j = (i as u64).saturating_add(1);
+        let update = tree.apply(&root, &segment.changes)?;
+        if batch.checkpoint(j) != Some(update.root) {
+            fraud_segment = Some(j);
+            break;
+        }
+        tree.store_mut().write(&update);
+        root = update.root;
+        checkpoints.push(root);
+        receipts.extend(segment.receipts.iter().copied());
+    }
+    if fraud_segment.is_none() {
+        if let Some(index) = invalid_at {
+            fraud_segment = Some((index.checked_div(k).unwrap_or(0) as u64).saturating_add(1));
+        }
+    }
+    match fraud_segment {
+        Some(segment) => prove(genesis, &tree, batch, segment, challenger),
+        None => {
+            // The whole batch as one update over the base store, for the caller to persist.
+            let mut net = ChangeSet::new();
+            for segment in &segments {
+                net.extend(segment.changes.iter().map(|(k, v)| (*k, v.clone())));
+            }
+            let update = SparseMerkleTree::new(store).apply(&prev_root, &net)?;
+            if update.root != root {
+                return Err(ReplayError::Execution(format!(
+                    "merged update gives root {} but the segments give {}",
+                    hex::encode(update.root),
+                    hex::encode(root)
+                )));
+            }
+            Ok(ReplayVerdict::Honest(HonestBatch {
+                checkpoints,
+                receipts,
+                update,
+            }))
+        }
+    }
+}
+
+/// The reference: [`replay_batch`] computed with the sequential executor
+/// ([`BatchBuilder::replay`]). Same verdict, bit for bit.
+pub fn replay_batch_sequential<S: NodeStore, B>(
+    genesis: &Genesis,
+    store: &S,
+    batch: &Batch<B>,
+    challenger: AccountId,
+) -> Result<ReplayVerdict, ReplayError> {
+    let replay = BatchBuilder::new(genesis).replay(store, batch)?;
+    let tree = SparseMerkleTree::new(replay.store);
+    match replay.fraud_segment {
+        Some(segment) => prove(genesis, &tree, batch, segment, challenger),
+        None => {
+            let prev_root = batch.header().prev_state_root;
+            let final_root = replay.checkpoints.last().copied().unwrap_or(prev_root);
+            // The merged update comes from sequential whole-batch execution.
+            let outcome = stint_contracts::execute_batch(
+                SparseMerkleTree::new(store).view(prev_root),
+                &block_context(genesis, batch.header()),
+                batch.txs(),
+                checkpoint_interval(genesis),
+            )
+            .map_err(exec_failure)?;
+            let update = SparseMerkleTree::new(store).apply(&prev_root, &outcome.changes())?;
+            if update.root != final_root {
+                return Err(ReplayError::Execution(
+                    "sequential batch execution disagrees with segment replay".into(),
+                ));
+            }
+            Ok(ReplayVerdict::Honest(HonestBatch {
+                checkpoints: replay.checkpoints,
+                receipts: replay.receipts,
+                update,
+            }))
+        }
+    }
+}
+
+/// Build the proof against `segment` from `tree` (holding its pre-state) and have the judge
+/// confirm it.
+fn prove<S: NodeStore, B>(
+    genesis: &Genesis,
+    tree: &SparseMerkleTree<S>,
+    batch: &Batch<B>,
+    segment: u64,
+    challenger: AccountId,
+) -> Result<ReplayVerdict, ReplayError> {
+    let proof = build_fraud_proof(genesis, tree, batch, segment, challenger)?;
+    match Judge::judge(genesis, batch.header(), &proof) {
+        Ok(Verdict::Fraud(fraud)) => Ok(ReplayVerdict::Fraud(Box::new(DetectedFraud {
+            segment,
+            fraud,
+            proof,
+        }))),
+        Ok(Verdict::NoFraud) => Err(ReplayError::JudgeDisagrees {
+            segment,
+            reason: "no fraud".into(),
+        }),
+        Err(e) => Err(ReplayError::JudgeDisagrees {
+            segment,
+            reason: e.to_string(),
+        }),
+    }
+}
