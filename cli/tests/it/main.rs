@@ -1,0 +1,4 @@
+//! Integration tests of the `stint` binary (real bitcoind in regtest, real RocksDB). Set
+//! `STINT_BITCOIND` to the bitcoind to use.
+
+mod crash;
