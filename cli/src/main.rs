@@ -1,6 +1,99 @@
-//! The `stint` command. Subcommands arrive with the CLI issue.
+//! The `stint` command: operators run `stint sequencer` / `stint verifier`, employers and workers
+//! use the wallet and contract commands (DESIGN §5).
+//!
+//! Logs go to stderr (`RUST_LOG` sets the filter; default `info` for node commands, `warn` for
+//! wallet commands). Every error exits non-zero with its reason on stderr.
 
-fn main() {
-    eprintln!("stint: not built yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stint::{run_wallet, WalletCommand, WalletOpts};
+use stint_sequencer::SequencerArgs;
+use stint_verifier::VerifierArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stint",
+    version,
+    about = "Stint: an optimistic rollup for wage and task settlement on Bitcoin"
+)]
+struct Cli {
+    #[command(flatten)]
+    wallet: WalletOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a sequencer (TOML config; `STINT_*` variables and flags override it).
+    Sequencer(SequencerArgs),
+    /// Run a verifier (watchtower) that reads Bitcoin only.
+    Verifier(VerifierArgs),
+    #[command(flatten)]
+    Wallet(WalletCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Wallet(_) => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stint: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match cli.command {
+            Command::Sequencer(args) => Ok(stint_sequencer::run(&args).await?),
+            Command::Verifier(args) => {
+                let config = args.resolve()?;
+                Ok(stint_verifier::run(config, shutdown_signal()).await?)
+            }
+            Command::Wallet(command) => Ok(run_wallet(command, &cli.wallet).await?),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stint: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }

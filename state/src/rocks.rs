@@ -120,14 +120,38 @@ pub struct RocksNodeStore {
 impl RocksNodeStore {
     /// Open (or create) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StateError> {
+        Self::open_with_column_families(path, &[])
+    }
+
+    /// Open (or create) the store at `path` with `extra` column families of the caller's next to
+    /// the tree's own (whose names all start with `smt_`; `extra` must not reuse them).
+    ///
+    /// Together with [`db`](Self::db) and [`stage_commit`](Self::stage_commit) this lets a caller
+    /// keep its own records in the same database and commit them atomically with a tree version.
+    pub fn open_with_column_families(
+        path: impl AsRef<Path>,
+        extra: &[&str],
+    ) -> Result<Self, StateError> {
+        if let Some(clash) = extra.iter().find(|name| name.starts_with("smt_")) {
+            return Err(internal(format!(
+                "column family {clash} is reserved for the tree"
+            )));
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         let cfs = [CF_NODES, CF_ROOTS, CF_STALE, CF_META]
             .into_iter()
+            .chain(extra.iter().copied())
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(db_error)?;
         Ok(Self { db })
+    }
+
+    /// The underlying database (for the caller's own column families; the `smt_*` ones belong
+    /// to the store).
+    pub fn db(&self) -> &DB {
+        &self.db
     }
 
     fn cf(&self, name: &str) -> Result<&ColumnFamily, StateError> {
@@ -194,43 +218,71 @@ impl RocksNodeStore {
     /// `version` must be greater than the latest version and `update.base_root` must be the latest
     /// root (the empty root for the first commit).
     pub fn commit(&self, version: u64, update: &TreeUpdate) -> Result<(), StateError> {
-        match self.latest()? {
+        let mut batch = WriteBatch::default();
+        self.stage_commit(&mut batch, version, std::slice::from_ref(update))?;
+        self.db.write(batch).map_err(db_error)
+    }
+
+    /// Add the commit of `updates`, applied one after the other, as the single version `version`
+    /// to `batch` without writing it: the caller writes `batch` (with its own records) itself.
+    ///
+    /// Same rules as [`commit`](Self::commit): `version` above the latest version, the first
+    /// update starting from the latest root (the empty root for the first commit), and each next
+    /// update starting from the previous one's root. The version's root is the last update's root;
+    /// an empty `updates` is refused. Until `batch` is written the store is unchanged, so do not
+    /// stage two versions before writing the first.
+    pub fn stage_commit(
+        &self,
+        batch: &mut WriteBatch,
+        version: u64,
+        updates: &[TreeUpdate],
+    ) -> Result<(), StateError> {
+        let Some(last) = updates.last() else {
+            return Err(internal("nothing to commit"));
+        };
+        let mut expected_base = match self.latest()? {
             Some((latest, root)) => {
                 if version <= latest {
                     return Err(internal(format!("version {version} is not above {latest}")));
                 }
-                if update.base_root != root {
-                    return Err(internal("update does not start from the latest root"));
-                }
+                root
             }
-            None => {
-                if update.base_root != EMPTY_HASH {
-                    return Err(internal("the first update must start from the empty root"));
-                }
-            }
-        }
+            None => EMPTY_HASH,
+        };
         let nodes = self.cf(CF_NODES)?;
-        let values: BTreeMap<&Hash, &Vec<u8>> =
-            update.new_values.iter().map(|(h, v)| (h, v)).collect();
-        let mut batch = WriteBatch::default();
-        for (hash, node) in &update.new_nodes {
-            let value: &[u8] = match node {
-                Node::Leaf(_) => values.get(hash).ok_or_else(|| {
-                    internal(format!("no value for new leaf {}", hex::encode(hash)))
-                })?,
-                Node::Internal(_) => &[],
-            };
-            batch.put_cf(nodes, hash, encode_record(version, node, value));
-        }
         let stale = self.cf(CF_STALE)?;
-        for hash in &update.stale_nodes {
-            let mut key = Vec::with_capacity(40);
-            key.extend_from_slice(&version.to_be_bytes());
-            key.extend_from_slice(hash);
-            batch.put_cf(stale, key, b"");
+        for update in updates {
+            if update.base_root != expected_base {
+                return Err(internal(if expected_base == EMPTY_HASH {
+                    "the first update must start from the empty root"
+                } else {
+                    "update does not start from the latest root"
+                }));
+            }
+            expected_base = update.root;
+            let values: BTreeMap<&Hash, &Vec<u8>> =
+                update.new_values.iter().map(|(h, v)| (h, v)).collect();
+            for (hash, node) in &update.new_nodes {
+                let value: &[u8] = match node {
+                    Node::Leaf(_) => values.get(hash).ok_or_else(|| {
+                        internal(format!("no value for new leaf {}", hex::encode(hash)))
+                    })?,
+                    Node::Internal(_) => &[],
+                };
+                batch.put_cf(nodes, hash, encode_record(version, node, value));
+            }
+            // A node one update of this version creates and a later one retires is recorded as
+            // stale since this version with `written_at == version`, so pruning keeps it (never
+            // wrong, at worst a node kept until a later rewrite).
+            for hash in &update.stale_nodes {
+                let mut key = Vec::with_capacity(40);
+                key.extend_from_slice(&version.to_be_bytes());
+                key.extend_from_slice(hash);
+                batch.put_cf(stale, key, b"");
+            }
         }
-        batch.put_cf(self.cf(CF_ROOTS)?, version.to_be_bytes(), update.root);
-        self.db.write(batch).map_err(db_error)
+        batch.put_cf(self.cf(CF_ROOTS)?, version.to_be_bytes(), last.root);
+        Ok(())
     }
 
     /// Drop every version above `version` (a rollback), so the next commit starts from it.

@@ -133,3 +133,65 @@ fn truncate_above_rolls_back_to_an_earlier_version() {
         assert_eq!(tree.get(&r2b, &key(i)).unwrap(), Some(expected));
     }
 }
+
+#[test]
+fn staged_multi_update_version_commits_with_the_callers_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksNodeStore::open_with_column_families(dir.path(), &["mine"]).unwrap();
+    assert!(RocksNodeStore::open_with_column_families(dir.path().join("x"), &["smt_x"]).is_err());
+    let tree = SparseMerkleTree::new(&store);
+    let first = tree.apply(&EMPTY_HASH, &changes(0..40, 1)).unwrap();
+    let mut scratch = stint_state::MemoryNodeStore::new();
+    scratch.write(&first);
+    let layered = SparseMerkleTree::new(Layer(&store, &scratch));
+    let second = layered.apply(&first.root, &changes(20..60, 2)).unwrap();
+
+    // Nothing is visible until the caller writes the batch; then everything at once.
+    let mut batch = rocksdb::WriteBatch::default();
+    let cf = store.db().cf_handle("mine").unwrap();
+    batch.put_cf(cf, b"k", b"v");
+    assert!(store.stage_commit(&mut batch, 1, &[]).is_err());
+    assert!(store
+        .stage_commit(&mut batch, 1, &[second.clone(), first.clone()])
+        .is_err());
+    store
+        .stage_commit(&mut batch, 1, &[first.clone(), second.clone()])
+        .unwrap();
+    assert_eq!(store.latest().unwrap(), None);
+    store.db().write(batch).unwrap();
+    assert_eq!(store.latest().unwrap(), Some((1, second.root)));
+    assert_eq!(
+        store.db().get_cf(cf, b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    let view = SparseMerkleTree::new(&store);
+    for i in 0..60u32 {
+        let want = if i < 20 {
+            vec![1, i as u8]
+        } else {
+            vec![2, i as u8]
+        };
+        assert_eq!(view.view(second.root).get(&key(i)).unwrap(), Some(want));
+    }
+    // The next version must start from the committed root.
+    let mut batch = rocksdb::WriteBatch::default();
+    assert!(store.stage_commit(&mut batch, 2, &[first]).is_err());
+}
+
+/// Reads from a memory layer first, then the store.
+struct Layer<'a>(&'a RocksNodeStore, &'a stint_state::MemoryNodeStore);
+
+impl NodeStore for Layer<'_> {
+    fn get_node(&self, hash: &Hash) -> Result<Option<stint_state::Node>, stint_state::StateError> {
+        match self.1.get_node(hash)? {
+            Some(node) => Ok(Some(node)),
+            None => self.0.get_node(hash),
+        }
+    }
+    fn get_value(&self, hash: &Hash) -> Result<Option<Vec<u8>>, stint_state::StateError> {
+        match self.1.get_value(hash)? {
+            Some(value) => Ok(Some(value)),
+            None => self.0.get_value(hash),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Argument and input errors: non-zero exits with clear reasons, before anything is sent.
+
+use std::process::{Command, Output};
+
+fn stint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args(args)
+        .env_remove("STINT_RPC")
+        .env_remove("STINT_KEY")
+        .output()
+        .expect("run stint")
+}
+
+fn fails_with(args: &[&str], code: i32, needle: &str) {
+    let out = stint(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
+}
+
+#[test]
+fn key_new_writes_a_private_key_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.json");
+    let p = path.to_str().unwrap();
+    let out = stint(&["key", "new", "--out", p, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let address = printed["address"].as_str().unwrap().to_string();
+    assert!(address.starts_with("stint1"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let out = stint(&["key", "show", "--key", p]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&address));
+
+    fails_with(&["key", "new", "--out", p], 1, "already exists");
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.json");
+    let k = key.to_str().unwrap();
+    assert!(stint(&["key", "new", "--out", k]).status.success());
+    let valid = {
+        let out = stint(&["key", "show", "--key", k, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["address"].as_str().unwrap().to_string()
+    };
+    // Flip the last checksum character.
+    let mut broken = valid.clone();
+    let last = broken.pop().unwrap();
+    broken.push(if last == 'q' { 'p' } else { 'q' });
+
+    // clap's own errors: exit 2.
+    fails_with(&["transfer", "--amount", "5"], 2, "--to");
+    fails_with(
+        &["transfer", "--to", &valid, "--amount", "lots"],
+        2,
+        "--amount",
+    );
+    fails_with(&["no-such-command"], 2, "unrecognized subcommand");
+    fails_with(
+        &[
+            "task",
+            "resolve",
+            "--id",
+            &"ab".repeat(32),
+            "--worker-share-bps",
+            "20000",
+        ],
+        2,
+        "--worker-share-bps",
+    );
+    // Ours: exit 1, before any network use.
+    fails_with(
+        &["transfer", "--to", &broken, "--amount", "5", "--key", k],
+        1,
+        "--to",
+    );
+    fails_with(&["account"], 1, "--key");
+    fails_with(
+        &[
+            "task",
+            "approve",
+            "--id",
+            "xyz",
+            "--milestone",
+            "0",
+            "--key",
+            k,
+        ],
+        1,
+        "64 hex digits",
+    );
+    fails_with(
+        &[
+            "transfer",
+            "--to",
+            &valid,
+            "--amount",
+            "5",
+            "--key",
+            "/nonexistent/k.json",
+        ],
+        1,
+        "key file",
+    );
+    fails_with(
+        &[
+            "transfer",
+            "--to",
+            &valid,
+            "--amount",
+            "5",
+            "--key",
+            k,
+            "--rpc",
+            "http://127.0.0.1:9",
+        ],
+        1,
+        "cannot reach the node",
+    );
+    fails_with(&["account", "--rpc", "ftp://x", "--key", k], 1, "http://");
+    let csv = dir.path().join("pay.csv");
+    std::fs::write(&csv, format!("{valid},10\n{broken},5\n")).unwrap();
+    fails_with(
+        &[
+            "payroll",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--key",
+            k,
+            "--rpc",
+            "http://127.0.0.1:9",
+        ],
+        1,
+        "line 2",
+    );
+}

@@ -1,0 +1,374 @@
+//! The anchoring loop: follow Bitcoin, run derivation over its blocks (finality), and write the
+//! sealed batches to Bitcoin in order.
+//!
+//! Each round: (1) the chain follower brings every new block (and every reorg) into the
+//! [`Derivation`] state machine; its canonical chain is the source of truth for `anchored` and
+//! `final`, and a reorg that removes an anchoring block sends that batch back to `soft`.
+//! (2) The next batch to anchor is always the one after derivation's canonical tip, so the
+//! backlog is anchored strictly in order, and after a reorg the lost batches are anchored again.
+//! Its last posted envelope (kept in the database) is tracked: left alone while confirmed,
+//! re-broadcast while unconfirmed, fee-bumped after `bump_after_blocks` blocks, and posted anew
+//! when it can no longer confirm (conflicted, or dropped from the mempool). While bitcoind is
+//! unreachable the round just fails and is retried; admission and sealing never wait for it.
+//!
+//! At most one batch envelope is in flight at a time: posting batch `n + 1` before `n` is in a
+//! block could let a miner order the reveals the wrong way round, and derivation would reject
+//! `n + 1`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::{Amount, FeeRate, ScriptBuf};
+use stint_anchor::{Anchorer, BitcoindClient, ChainEvent, ChainFollower, PostedEnvelope};
+use stint_protocol::{Derivation, DerivationEvent, Envelope, EnvelopeKind, IndexHint};
+use tokio::sync::watch;
+
+use crate::error::SequencerError;
+use crate::node::{AnchorInfo, BatchFinality, Shared};
+use crate::store::StoredAnchor;
+
+/// How many recent L1 blocks (hash, time) are remembered for choosing batch origins.
+const L1_BLOCK_MEMORY: u64 = 1_000;
+
+/// Run until `stop`.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    anchorer: Anchorer,
+    client: BitcoindClient,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut derivation = Derivation::new(shared.genesis.clone(), shared.genesis_root);
+    let mut follower = ChainFollower::from_height(client.clone(), shared.genesis.l1_start_height);
+    let mut was_up = true;
+    // bitcoind does not reload wallets created over RPC when it restarts: (re)load ours after
+    // every outage before anchoring.
+    let mut wallet_loaded = false;
+    loop {
+        let mut again = false;
+        match follow(&shared, &mut follower, &mut derivation).await {
+            Ok(()) => {
+                if !was_up {
+                    tracing::info!(target: "sequencer::anchor", "bitcoind reachable again");
+                }
+                was_up = true;
+                shared.chain.write().bitcoind_up = true;
+                if !wallet_loaded {
+                    match client.ensure_wallet(&shared.config.bitcoind.wallet).await {
+                        Ok(_) => wallet_loaded = true,
+                        Err(e) => {
+                            tracing::warn!(target: "sequencer::anchor", error = %e, wallet = %shared.config.bitcoind.wallet, "cannot load the anchoring wallet")
+                        }
+                    }
+                }
+                let attempt = if wallet_loaded {
+                    anchor_next(&shared, &anchorer, &derivation).await
+                } else {
+                    Ok(false)
+                };
+                match attempt {
+                    Ok(posted) => again = posted,
+                    Err(e) => {
+                        shared.metrics.inc(&shared.metrics.anchor_failures);
+                        tracing::warn!(target: "sequencer::anchor", error = %e, "anchoring attempt failed; will retry");
+                    }
+                }
+            }
+            Err(e) => {
+                if was_up {
+                    tracing::warn!(target: "sequencer::anchor", error = %e, "bitcoind unreachable; sealing continues, anchoring waits");
+                }
+                was_up = false;
+                wallet_loaded = false;
+                shared.chain.write().bitcoind_up = false;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        if !again {
+            tokio::select! {
+                _ = tokio::time::sleep(shared.config.poll_interval()) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+}
+
+/// Bring derivation up to bitcoind's tip and publish what changed.
+async fn follow(
+    shared: &Shared,
+    follower: &mut ChainFollower,
+    derivation: &mut Derivation,
+) -> Result<(), SequencerError> {
+    let mut changed = false;
+    loop {
+        let event = follower
+            .next_event()
+            .await
+            .map_err(|e| SequencerError::Bitcoind(e.to_string()))?;
+        let Some(event) = event else { break };
+        changed = true;
+        let events = match event {
+            ChainEvent::Connected { height, block } => {
+                let events = derivation.connect_block(height, &block).map_err(|e| {
+                    SequencerError::Internal(format!("derivation refused block {height}: {e}"))
+                })?;
+                let mut chain = shared.chain.write();
+                chain
+                    .l1_blocks
+                    .insert(height, (block.block_hash(), u64::from(block.header.time)));
+                let keep_from = height.saturating_sub(L1_BLOCK_MEMORY);
+                chain.l1_blocks = chain.l1_blocks.split_off(&keep_from);
+                events
+            }
+            ChainEvent::Disconnected { height, hash } => {
+                let events = derivation.disconnect_block(height, hash).map_err(|e| {
+                    SequencerError::Internal(format!("derivation refused disconnect {height}: {e}"))
+                })?;
+                shared.chain.write().l1_blocks.remove(&height);
+                tracing::info!(target: "sequencer::anchor", height, %hash, "L1 block disconnected");
+                events
+            }
+        };
+        // Snapshot first, so subscribers that react to an event read the new status.
+        snapshot(shared, derivation);
+        for event in events {
+            handle_event(shared, event);
+        }
+    }
+    if changed {
+        snapshot(shared, derivation);
+    }
+    Ok(())
+}
+
+fn snapshot(shared: &Shared, derivation: &Derivation) {
+    let anchored: BTreeMap<u64, AnchorInfo> = derivation
+        .canonical()
+        .iter()
+        .map(|r| {
+            (
+                r.header.number,
+                AnchorInfo {
+                    hash: r.hash,
+                    state_root: r.header.state_root,
+                    btc_txid: r.anchor.btc_txid,
+                    height: r.anchor.height,
+                },
+            )
+        })
+        .collect();
+    let mut chain = shared.chain.write();
+    chain.anchored = anchored;
+    chain.final_number = derivation.final_tip().map_or(0, |r| r.header.number);
+    chain.invalidated = derivation
+        .invalidated()
+        .iter()
+        .map(|b| (b.record.header.number, b.record.hash))
+        .collect();
+    chain.l1_tip = derivation.l1_tip();
+}
+
+fn publish_finality(shared: &Shared, number: u64, hash: &[u8; 32], finality: BatchFinality) {
+    if let Some(p) = shared.publishers.get() {
+        p.finality.publish(serde_json::json!({
+            "batch": number,
+            "hash": hex::encode(hash),
+            "status": finality.as_str(),
+        }));
+    }
+    // Per-tx status for the batch's txs.
+    let tx_finality = match finality {
+        BatchFinality::Invalidated => "dropped",
+        other => other.as_str(),
+    };
+    if let Ok(Some(stored)) = shared.store.batch(number) {
+        if let Ok(batch) = stored.batch() {
+            if batch.hash() == *hash {
+                for tx in batch.txs() {
+                    shared.publish_tx_status(&tx.txid(), tx_finality, Some(number));
+                }
+            }
+        }
+    }
+}
+
+fn handle_event(shared: &Shared, event: DerivationEvent) {
+    match event {
+        DerivationEvent::BatchAnchored { batch, anchor } => {
+            let number = batch.header().number;
+            let hash = batch.hash();
+            let ours = shared
+                .store
+                .batch(number)
+                .ok()
+                .flatten()
+                .and_then(|s| s.batch().ok())
+                .map(|b| b.hash());
+            if ours != Some(hash) {
+                tracing::error!(target: "sequencer::anchor", number, "an anchored batch under our key differs from the batch we sealed");
+            }
+            tracing::info!(target: "sequencer::anchor", number, height = anchor.height, btc_txid = %anchor.btc_txid, "batch anchored");
+            publish_finality(shared, number, &hash, BatchFinality::Anchored);
+        }
+        DerivationEvent::BatchUnanchored { number, hash } => {
+            tracing::warn!(target: "sequencer::anchor", number, "reorg removed the batch's anchor; back to soft, will re-anchor");
+            publish_finality(shared, number, &hash, BatchFinality::Soft);
+        }
+        DerivationEvent::BatchFinal { number, hash } => {
+            tracing::info!(target: "sequencer::anchor", number, "batch final");
+            publish_finality(shared, number, &hash, BatchFinality::Final);
+        }
+        DerivationEvent::BatchUnfinalized { number, hash } => {
+            tracing::warn!(target: "sequencer::anchor", number, "reorg undid the batch's finality");
+            publish_finality(shared, number, &hash, BatchFinality::Anchored);
+        }
+        DerivationEvent::BatchInvalidated { number, hash, by } => {
+            tracing::error!(target: "sequencer::anchor", number, challenge = %by, "batch INVALIDATED by a valid challenge");
+            publish_finality(shared, number, &hash, BatchFinality::Invalidated);
+        }
+        DerivationEvent::BatchReinstated { number, hash } => {
+            tracing::warn!(target: "sequencer::anchor", number, "batch reinstated (the challenge was reorged out)");
+            publish_finality(shared, number, &hash, BatchFinality::Anchored);
+        }
+        DerivationEvent::BatchRejected { btc_txid, reason } => {
+            tracing::error!(target: "sequencer::anchor", %btc_txid, %reason, "derivation rejected an envelope under our key");
+        }
+        DerivationEvent::ChallengeAccepted {
+            btc_txid, batch, ..
+        } => {
+            tracing::error!(target: "sequencer::anchor", %btc_txid, batch, "challenge accepted");
+        }
+        DerivationEvent::ChallengeRejected { btc_txid, .. } => {
+            tracing::info!(target: "sequencer::anchor", %btc_txid, "challenge rejected");
+        }
+        DerivationEvent::ChallengeRemoved { btc_txid } => {
+            tracing::info!(target: "sequencer::anchor", %btc_txid, "challenge reorged out");
+        }
+    }
+}
+
+fn fee_rate(shared: &Shared) -> FeeRate {
+    FeeRate::from_sat_per_vb(shared.config.bitcoind.fee_rate_sat_vb)
+        .unwrap_or(FeeRate::from_sat_per_vb_u32(2))
+}
+
+fn to_posted(number: u64, stored: &StoredAnchor) -> Result<PostedEnvelope, SequencerError> {
+    let commit: bitcoin::Transaction = deserialize(&stored.commit)
+        .map_err(|e| SequencerError::Storage(format!("stored commit: {e}")))?;
+    let reveal: bitcoin::Transaction = deserialize(&stored.reveal)
+        .map_err(|e| SequencerError::Storage(format!("stored reveal: {e}")))?;
+    Ok(PostedEnvelope {
+        commit_txid: commit.compute_txid(),
+        reveal_txid: reveal.compute_txid(),
+        commit,
+        reveal,
+        commit_vout: stored.commit_vout,
+        commit_fee: Amount::from_sat(stored.commit_fee),
+        reveal_fee: Amount::from_sat(stored.reveal_fee),
+        fee_rate: FeeRate::from_sat_per_kwu(stored.fee_rate_sat_kwu),
+        leaf_script: ScriptBuf::from_bytes(stored.leaf_script.clone()),
+        hint: Some(IndexHint {
+            kind: EnvelopeKind::Batch,
+            number,
+            header_hash: stored.batch_hash,
+        }),
+    })
+}
+
+fn to_stored(batch_hash: [u8; 32], posted: &PostedEnvelope, height: u64) -> StoredAnchor {
+    StoredAnchor {
+        batch_hash,
+        commit: serialize(&posted.commit),
+        reveal: serialize(&posted.reveal),
+        commit_vout: posted.commit_vout,
+        commit_fee: posted.commit_fee.to_sat(),
+        reveal_fee: posted.reveal_fee.to_sat(),
+        fee_rate_sat_kwu: posted.fee_rate.to_sat_per_kwu(),
+        leaf_script: posted.leaf_script.to_bytes(),
+        posted_at_height: height,
+    }
+}
+
+/// Work on the batch after derivation's canonical tip. Returns `true` when a new envelope was
+/// posted (so the caller looks again at once).
+async fn anchor_next(
+    shared: &Shared,
+    anchorer: &Anchorer,
+    derivation: &Derivation,
+) -> Result<bool, SequencerError> {
+    let next = derivation
+        .tip()
+        .map_or(0, |r| r.header.number)
+        .saturating_add(1);
+    if next > shared.head.read().number {
+        return Ok(false);
+    }
+    let stored = shared
+        .store
+        .batch(next)?
+        .ok_or_else(|| SequencerError::Storage(format!("sealed batch {next} missing")))?;
+    let hash = stored.batch()?.hash();
+    let height = derivation.l1_tip().map_or(0, |(h, _)| h);
+    if let Some(previous) = shared.store.anchor(next)?.filter(|a| a.batch_hash == hash) {
+        let posted = to_posted(next, &previous)?;
+        match anchorer.status(&posted).await {
+            // In a block: derivation will pick it up on the next poll.
+            Ok(status) if status.reveal_confirmations > 0 => return Ok(false),
+            Ok(status) if status.reveal_confirmations == 0 && status.commit_confirmations >= 0 => {
+                match anchorer.rebroadcast(&posted).await {
+                    Ok(()) => {
+                        let bump_at = previous
+                            .posted_at_height
+                            .saturating_add(shared.config.bitcoind.bump_after_blocks);
+                        if height < bump_at {
+                            return Ok(false);
+                        }
+                        let rate = FeeRate::from_sat_per_kwu(
+                            posted.fee_rate.to_sat_per_kwu().saturating_mul(2),
+                        );
+                        match anchorer.bump(&posted, rate).await {
+                            Ok(bumped) => {
+                                shared
+                                    .store
+                                    .put_anchor(next, &to_stored(hash, &bumped, height))?;
+                                shared.metrics.inc(&shared.metrics.fee_bumps);
+                                tracing::info!(target: "sequencer::anchor", number = next, reveal = %bumped.reveal_txid, "envelope fee bumped");
+                                return Ok(false);
+                            }
+                            Err(e) => {
+                                tracing::warn!(target: "sequencer::anchor", number = next, error = %e, "fee bump failed; posting anew");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::info!(target: "sequencer::anchor", number = next, error = %e, "previous envelope cannot be re-broadcast; posting anew");
+                    }
+                }
+            }
+            Ok(_) => {
+                tracing::info!(target: "sequencer::anchor", number = next, "previous envelope conflicted; posting anew");
+            }
+            Err(e) => {
+                tracing::info!(target: "sequencer::anchor", number = next, error = %e, "previous envelope unknown to the wallet; posting anew");
+            }
+        }
+    }
+    let envelope = Envelope::new(EnvelopeKind::Batch, anchorer.key(), stored.encoded);
+    let hint = IndexHint {
+        kind: EnvelopeKind::Batch,
+        number: next,
+        header_hash: hash,
+    };
+    let posted = anchorer
+        .post(&envelope, Some(hint), fee_rate(shared))
+        .await
+        .map_err(|e| SequencerError::Bitcoind(format!("posting batch {next}: {e}")))?;
+    shared
+        .store
+        .put_anchor(next, &to_stored(hash, &posted, height))?;
+    shared.metrics.inc(&shared.metrics.envelopes_posted);
+    tracing::info!(target: "sequencer::anchor", number = next, commit = %posted.commit_txid, reveal = %posted.reveal_txid, "batch envelope posted");
+    Ok(true)
+}

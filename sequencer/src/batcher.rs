@@ -1,0 +1,464 @@
+//! The batch builder loop: seal a batch every `batch_interval_ms` (or at once when the mempool
+//! holds a full batch), persist batch + state + receipts + consumed admission log entries in one
+//! synced RocksDB write, then update the head and the mempool. Fault modes are applied here.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bitcoin::hashes::Hash as _;
+use stint_contracts::{
+    account_entry, execute_segment, read_account, read_task, Call, FailureCode, Receipt, SignedTx,
+    TaskId, Txid,
+};
+use stint_protocol::{
+    block_context, merkle_root, tx_root, Batch, BatchBuilder, BuildParams, Genesis, L1Origin,
+    LayeredNodeStore, ParentFacts, SealedBatch,
+};
+use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree, TreeUpdate};
+use tokio::sync::watch;
+
+use crate::config::{FaultConfig, FaultMode};
+use crate::error::SequencerError;
+use crate::node::{now_secs, Head, Shared};
+use crate::store::{SealWrite, StoredBatch, StoredReceipt, TaskRole};
+
+/// Seal on the interval and on demand until `stop`.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(shared.config.batch_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shared.seal_now.notified() => {}
+            _ = stop.changed() => break,
+        }
+        // Keep sealing while full batches are waiting.
+        loop {
+            match seal_blocking(Arc::clone(&shared)).await {
+                Ok(Some(_)) if shared.pool.lock().len() >= shared.max_batch_txs() => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(target: "sequencer::batch", error = %e, "sealing failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Seal one batch on a blocking thread.
+pub(crate) async fn seal_blocking(shared: Arc<Shared>) -> Result<Option<u64>, SequencerError> {
+    tokio::task::spawn_blocking(move || seal_once(&shared))
+        .await
+        .map_err(|e| SequencerError::Internal(format!("seal task: {e}")))?
+}
+
+/// The batch limits in effect: the genesis's, lowered by the config.
+fn limits(shared: &Shared) -> Genesis {
+    let mut genesis = shared.genesis.clone();
+    genesis.max_batch_txs = shared.max_batch_txs() as u32;
+    if let Some(bytes) = shared.config.max_batch_bytes {
+        genesis.max_batch_bytes = genesis.max_batch_bytes.min(bytes);
+    }
+    genesis
+}
+
+/// The L1 origin and timestamp of the next batch, or `None` when no valid timestamp exists yet.
+fn origin_and_time(shared: &Shared, head: &Head) -> Option<(L1Origin, u64)> {
+    let chain = shared.chain.read();
+    let floor = head.l1_origin.height;
+    let mut origin = (head.l1_origin, None);
+    if let Some((tip, _)) = chain.l1_tip {
+        let target = tip.saturating_sub(shared.config.l1_origin_depth).max(floor);
+        if let Some((hash, time)) = chain.l1_blocks.get(&target) {
+            origin = (
+                L1Origin {
+                    height: target,
+                    hash: hash.to_byte_array(),
+                },
+                Some(*time),
+            );
+        }
+    }
+    if origin.1.is_none() {
+        origin.1 = chain
+            .l1_blocks
+            .get(&floor)
+            .filter(|(hash, _)| hash.to_byte_array() == head.l1_origin.hash)
+            .map(|(_, time)| *time);
+    }
+    drop(chain);
+    let now = now_secs().max(head.timestamp);
+    let Some(origin_time) = origin.1 else {
+        // Origin time unknown (bitcoind unreachable since startup): the wall clock is our best
+        // estimate; the origin block was recent when the parent was sealed.
+        return Some((origin.0, now));
+    };
+    let drift = shared.genesis.max_timestamp_drift_secs;
+    let low = origin_time.saturating_sub(drift).max(head.timestamp);
+    let high = origin_time.saturating_add(drift);
+    if low > high {
+        tracing::warn!(target: "sequencer::batch", "parent timestamp is beyond the drift allowed by the L1 origin; waiting for Bitcoin");
+        return None;
+    }
+    Some((origin.0, now.clamp(low, high)))
+}
+
+/// Seal one batch from the mempool's candidates. `None` when nothing is pending.
+pub(crate) fn seal_once(shared: &Shared) -> Result<Option<u64>, SequencerError> {
+    let _guard = shared.seal_lock.lock();
+    let head = *shared.head.read();
+    let limits = limits(shared);
+    let candidates = {
+        let mut pool = shared.pool.lock();
+        let tree = SparseMerkleTree::new(shared.store.state());
+        let view = tree.view(head.honest_root);
+        let mut failure = None;
+        let picked = pool.take_candidates(limits.max_batch_txs as usize, |a| {
+            read_account(&view, a)
+                .map(|acc| acc.nonce)
+                .unwrap_or_else(|e| {
+                    failure = Some(e.to_string());
+                    u64::MAX
+                })
+        });
+        if let Some(e) = failure {
+            pool.abort_seal();
+            return Err(SequencerError::Storage(e));
+        }
+        picked
+    };
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let result = build_and_commit(shared, &head, &limits, candidates);
+    if result.is_err() {
+        shared.pool.lock().abort_seal();
+    }
+    result.map(Some)
+}
+
+fn build_and_commit(
+    shared: &Shared,
+    head: &Head,
+    limits: &Genesis,
+    candidates: Vec<(SignedTx, u64)>,
+) -> Result<u64, SequencerError> {
+    let Some((l1_origin, timestamp)) = origin_and_time(shared, head) else {
+        return Err(SequencerError::Internal(
+            "no valid batch timestamp for the L1 origin yet".into(),
+        ));
+    };
+    let seqs: std::collections::HashMap<Txid, u64> = candidates
+        .iter()
+        .map(|(tx, seq)| (tx.txid(), *seq))
+        .collect();
+    let txs: Vec<SignedTx> = candidates.into_iter().map(|(tx, _)| tx).collect();
+    let number = head.number.saturating_add(1);
+    let params = BuildParams {
+        parent: ParentFacts {
+            number: head.number,
+            hash: head.hash,
+            state_root: head.honest_root,
+            timestamp: head.timestamp,
+            l1_origin_height: head.l1_origin.height,
+        },
+        timestamp,
+        l1_origin,
+    };
+    let builder = BatchBuilder::new(limits);
+    let mut sealed = builder
+        .build(shared.store.state(), &params, txs)
+        .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;
+    let honest_root = sealed
+        .updates
+        .last()
+        .map(|u| u.root)
+        .unwrap_or(head.honest_root);
+    let mut honest_root = honest_root;
+    if let Some(fault) = shared.config.fault {
+        if number >= fault.batch && !shared.fault_done.load(Ordering::SeqCst) {
+            if let Some(root) = apply_fault(shared, fault, head, &mut sealed)? {
+                honest_root = root;
+                shared.fault_done.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    // The header links to the parent's *claimed* root (equal to the honest one unless a fault
+    // lied about it).
+    if head.claimed_root != head.honest_root {
+        let (mut header, checkpoints, txs) = sealed.batch.clone().into_parts();
+        header.prev_state_root = head.claimed_root;
+        sealed.batch = Batch::new(header, checkpoints, txs);
+    }
+    let batch = &sealed.batch;
+    let hash = batch.hash();
+    let header = batch.header().clone();
+
+    let mut receipts = Vec::with_capacity(batch.txs().len() + sealed.rejected.len());
+    let mut consumed_log = Vec::with_capacity(receipts.capacity());
+    let mut task_index = Vec::new();
+    let tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
+    let mut layered = tree;
+    for update in &sealed.updates {
+        layered.store_mut().write(update);
+    }
+    let view = layered.view(honest_root);
+    for (index, (tx, receipt)) in batch.txs().iter().zip(&sealed.receipts).enumerate() {
+        receipts.push((
+            receipt.txid,
+            StoredReceipt::Included {
+                batch: number,
+                batch_hash: hash,
+                index: index as u32,
+                receipt: *receipt,
+            },
+        ));
+        if let Some(seq) = seqs.get(&receipt.txid) {
+            consumed_log.push(*seq);
+        }
+        if receipt.error.is_none() {
+            let task: Option<TaskId> = match &tx.tx.call {
+                Call::TaskCreate { .. } => Some(tx.tx.task_id()),
+                Call::TaskAccept { id } => Some(*id),
+                _ => None,
+            };
+            if let Some(id) = task {
+                if let Some(task) =
+                    read_task(&view, &id).map_err(|e| SequencerError::Storage(e.to_string()))?
+                {
+                    task_index.push((TaskRole::Employer, task.employer.0, id));
+                    if let Some(worker) = task.worker {
+                        task_index.push((TaskRole::Worker, worker.0, id));
+                    }
+                    if let Some(arbiter) = task.arbiter {
+                        task_index.push((TaskRole::Arbiter, arbiter.0, id));
+                    }
+                }
+            }
+        }
+    }
+    let mut dropped = Vec::new();
+    for rejected in &sealed.rejected {
+        if let Some(seq) = seqs.get(&rejected.txid) {
+            consumed_log.push(*seq);
+        }
+        let tx = shared
+            .pool
+            .lock()
+            .get(&rejected.txid)
+            .map(|p| p.tx.encode())
+            .unwrap_or_default();
+        receipts.push((
+            rejected.txid,
+            StoredReceipt::Dropped {
+                reason: rejected.reason.to_string(),
+                tx,
+            },
+        ));
+        dropped.push(rejected.txid);
+    }
+    let included: Vec<Txid> = sealed.receipts.iter().map(|r| r.txid).collect();
+    shared.store.commit_seal(SealWrite {
+        number,
+        hash,
+        batch: StoredBatch {
+            encoded: batch.encode(),
+            honest_root,
+        },
+        updates: &sealed.updates,
+        receipts,
+        consumed_log,
+        task_index,
+    })?;
+
+    // Durable: now the in-memory view moves on.
+    let evicted = {
+        let mut pool = shared.pool.lock();
+        *shared.head.write() = Head {
+            number,
+            hash,
+            claimed_root: header.state_root,
+            honest_root,
+            timestamp: header.timestamp,
+            l1_origin: header.l1_origin,
+        };
+        let done: Vec<Txid> = included.iter().chain(&dropped).copied().collect();
+        let tree = SparseMerkleTree::new(shared.store.state());
+        let view = tree.view(honest_root);
+        pool.finish_seal(&done, |a| read_account(&view, a).map_or(0, |acc| acc.nonce))
+    };
+    if !evicted.is_empty() {
+        let records: Vec<(u64, Txid, StoredReceipt)> = evicted
+            .iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    e.txid,
+                    StoredReceipt::Dropped {
+                        reason: e.reason.clone(),
+                        tx: e.tx.encode(),
+                    },
+                )
+            })
+            .collect();
+        shared.store.drop_logged(&records)?;
+    }
+    let m = &shared.metrics;
+    m.inc(&m.batches_sealed);
+    m.add(&m.txs_sealed, included.len() as u64);
+    m.add(&m.txs_dropped, (dropped.len() + evicted.len()) as u64);
+    tracing::info!(
+        target: "sequencer::batch",
+        number,
+        txs = included.len(),
+        dropped = dropped.len(),
+        hash = %hex::encode(hash),
+        "batch sealed"
+    );
+    if let Some(p) = shared.publishers.get() {
+        p.new_batches.publish(crate::rpc::batch_json(
+            &header,
+            &hash,
+            crate::node::BatchFinality::Soft,
+            None,
+        ));
+    }
+    for txid in &included {
+        shared.publish_tx_status(txid, "soft", Some(number));
+    }
+    for txid in dropped.iter().chain(evicted.iter().map(|e| &e.txid)) {
+        shared.publish_tx_status(txid, "dropped", None);
+    }
+    Ok(number)
+}
+
+fn fake_root(honest: &Hash) -> Hash {
+    tagged_hash("stint/fault", &[honest])
+}
+
+/// Rewrite `sealed` to commit `fault`. Returns the state root the sequencer itself now holds
+/// (the honest one for lies about roots; the overdrawn one for overdraft), or `None` when the
+/// fault does not apply to this batch (it is then tried on the next one).
+fn apply_fault(
+    shared: &Shared,
+    fault: FaultConfig,
+    head: &Head,
+    sealed: &mut SealedBatch,
+) -> Result<Option<Hash>, SequencerError> {
+    let honest = sealed
+        .updates
+        .last()
+        .map(|u| u.root)
+        .unwrap_or(head.honest_root);
+    let (mut header, mut checkpoints, mut txs) = sealed.batch.clone().into_parts();
+    match fault.mode {
+        FaultMode::BadStateRoot => {
+            let fake = fake_root(&honest);
+            if let Some(last) = checkpoints.last_mut() {
+                *last = fake;
+            }
+            header.state_root = fake;
+            header.trace_root = merkle_root(&checkpoints);
+        }
+        FaultMode::BadCheckpoint => {
+            if checkpoints.len() < 2 {
+                return Ok(None);
+            }
+            if let Some(first) = checkpoints.first_mut() {
+                *first = fake_root(first);
+            }
+            header.trace_root = merkle_root(&checkpoints);
+        }
+        FaultMode::InvalidSignature => {
+            let Some(first) = txs.first_mut() else {
+                return Ok(None);
+            };
+            // The txid (and so tx_root) does not cover the signature.
+            let mut sig = first.sig;
+            if let Some(byte) = sig.last_mut() {
+                *byte ^= 0x01;
+            }
+            first.sig = sig;
+        }
+        FaultMode::Overdraft => return overdraft(shared, sealed),
+    }
+    tracing::warn!(target: "sequencer::batch", number = header.number, mode = ?fault.mode, "FAULT MODE: sealing a fraudulent batch");
+    sealed.batch = Batch::new(header, checkpoints, txs);
+    Ok(Some(honest))
+}
+
+/// Re-execute the batch with the first transfer that failed for lack of balance executed as if
+/// it succeeded (the sender drops to 0, the recipient receives the full amount).
+fn overdraft(shared: &Shared, sealed: &mut SealedBatch) -> Result<Option<Hash>, SequencerError> {
+    let Some(victim) = sealed
+        .receipts
+        .iter()
+        .position(|r| r.error == Some(FailureCode::InsufficientBalance))
+        .filter(|i| {
+            matches!(
+                sealed.batch.txs().get(*i).map(|t| &t.tx.call),
+                Some(Call::Transfer { .. })
+            )
+        })
+    else {
+        return Ok(None);
+    };
+    let header = sealed.batch.header().clone();
+    let txs = sealed.batch.txs().to_vec();
+    let k = (shared.genesis.checkpoint_interval as usize).max(1);
+    let ctx = block_context(&shared.genesis, &header);
+    let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
+    // Still the honest parent root: the claimed one is patched in after the fault.
+    let mut root = header.prev_state_root;
+    let mut updates: Vec<TreeUpdate> = Vec::new();
+    let mut checkpoints = Vec::new();
+    let mut receipts: Vec<Receipt> = Vec::new();
+    for (segment_index, segment) in txs.chunks(k).enumerate() {
+        let outcome = execute_segment(tree.view(root), &ctx, segment)
+            .map_err(|e| SequencerError::Internal(format!("overdraft re-execution: {e}")))?;
+        let update = tree.apply(&root, &outcome.changes)?;
+        tree.store_mut().write(&update);
+        root = update.root;
+        updates.push(update);
+        let start = segment_index * k;
+        let mut seg_receipts = outcome.receipts;
+        if (start..start + segment.len()).contains(&victim) {
+            if let Some(Call::Transfer { to, amount }) = txs.get(victim).map(|t| &t.tx.call) {
+                let from = txs.get(victim).map(|t| t.tx.from).unwrap_or_default();
+                let view = tree.view(root);
+                let mut sender = read_account(&view, &from)
+                    .map_err(|e| SequencerError::Storage(e.to_string()))?;
+                let mut recipient =
+                    read_account(&view, to).map_err(|e| SequencerError::Storage(e.to_string()))?;
+                sender.balance = sender.balance.saturating_sub(*amount);
+                recipient.balance = recipient.balance.saturating_add(*amount);
+                let mut patch = ChangeSet::new();
+                let (key, value) = account_entry(&from, &sender);
+                patch.insert(key, value);
+                let (key, value) = account_entry(to, &recipient);
+                patch.insert(key, value);
+                let update = tree.apply(&root, &patch)?;
+                tree.store_mut().write(&update);
+                root = update.root;
+                updates.push(update);
+                if let Some(r) = seg_receipts.get_mut(victim - start) {
+                    r.error = None;
+                }
+            }
+        }
+        checkpoints.push(root);
+        receipts.extend(seg_receipts);
+    }
+    let new_header = stint_protocol::BatchHeader {
+        state_root: root,
+        tx_root: tx_root(&txs),
+        trace_root: merkle_root(&checkpoints),
+        ..header
+    };
+    tracing::warn!(target: "sequencer::batch", number = new_header.number, "FAULT MODE: sealing a batch with an overdraft");
+    sealed.batch = Batch::new(new_header, checkpoints, txs);
+    sealed.receipts = receipts;
+    sealed.updates = updates;
+    Ok(Some(root))
+}

@@ -1,0 +1,531 @@
+//! Configuration: a TOML file, `STINT_*` environment variables and command-line flags.
+//!
+//! Precedence, lowest first: the defaults (the `DEFAULT_*` constants), the TOML file
+//! (`--config FILE`), then each setting's `STINT_*` environment variable or flag (a flag beats
+//! its variable). Relative paths in the file are relative to the file's folder.
+//!
+//! ```toml
+//! data_dir = "data"                # RocksDB lives in data_dir/db
+//! genesis = "genesis.json"
+//! anchor_key = "anchor.key"        # {"address","secret_key"} (mode 0600) or a hex secret
+//! rpc_addr = "127.0.0.1:7545"
+//! batch_interval_ms = 1000
+//!
+//! [bitcoind]
+//! rpc_url = "http://127.0.0.1:18443"
+//! cookie_file = "/path/to/regtest/.cookie"   # or user = "..." and password = "..."
+//! wallet = "stint"
+//! network = "regtest"
+//!
+//! [fault]                          # watchtower testing only
+//! mode = "bad-state-root"
+//! batch = 3
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use stint_anchor::Auth;
+
+use crate::error::ConfigError;
+
+/// Default JSON-RPC listen address.
+pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7545";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "stint-sequencer";
+/// Default genesis file.
+pub const DEFAULT_GENESIS_FILE: &str = "genesis.json";
+/// Default anchor key file.
+pub const DEFAULT_ANCHOR_KEY_FILE: &str = "anchor.key";
+/// Default time between batches.
+pub const DEFAULT_BATCH_INTERVAL_MS: u64 = 1_000;
+/// Default lowest fee a tx must pay to be admitted.
+pub const DEFAULT_MIN_FEE: u64 = 1;
+/// Default bound on the mempool (txs over all accounts).
+pub const DEFAULT_MEMPOOL_MAX_TXS: usize = 100_000;
+/// Default bound on one account's txs in the mempool.
+pub const DEFAULT_MEMPOOL_MAX_PER_ACCOUNT: usize = 1_024;
+/// Default largest nonce gap queued (a tx whose nonce is more than this above the account's next
+/// nonce is refused).
+pub const DEFAULT_MAX_NONCE_GAP: u64 = 64;
+/// Default bitcoind RPC URL (regtest).
+pub const DEFAULT_BITCOIND_RPC_URL: &str = "http://127.0.0.1:18443";
+/// Default bitcoind wallet funding the anchors.
+pub const DEFAULT_BITCOIND_WALLET: &str = "stint";
+/// Default interval between polls of bitcoind.
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 500;
+/// Default anchoring fee rate in sat/vB.
+pub const DEFAULT_FEE_RATE_SAT_VB: u64 = 2;
+/// Default number of blocks an envelope may wait unconfirmed before its fee is bumped.
+pub const DEFAULT_BUMP_AFTER_BLOCKS: u64 = 3;
+/// Default depth below the L1 tip of a new batch's `l1_origin` (so shallow reorgs never remove
+/// an origin).
+pub const DEFAULT_L1_ORIGIN_DEPTH: u64 = 3;
+/// Default number of admissions written and fsync'd together at most.
+pub const DEFAULT_MAX_GROUP_COMMIT: usize = 4_096;
+
+/// A secret string (password, token): its `Debug` output is redacted so it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself (pass it on; never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Settings of the bitcoind connection and the anchoring loop.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BitcoindConfig {
+    /// bitcoind JSON-RPC URL (no wallet path).
+    pub rpc_url: String,
+    /// Cookie file (preferred); if unset, `user` and `password` are used.
+    pub cookie_file: Option<PathBuf>,
+    /// RPC user name.
+    pub user: Option<String>,
+    /// RPC password. Never logged.
+    pub password: Option<Secret>,
+    /// Wallet that funds commit transactions.
+    pub wallet: String,
+    /// The Bitcoin network (`bitcoin`, `testnet`, `signet`, `regtest`); addresses the anchorer
+    /// asks the wallet for must be of this network.
+    pub network: bitcoin::Network,
+    /// Milliseconds between polls of bitcoind.
+    pub poll_interval_ms: u64,
+    /// Fee rate of envelopes, sat/vB.
+    pub fee_rate_sat_vb: u64,
+    /// Blocks an envelope may stay unconfirmed before its fee is bumped.
+    pub bump_after_blocks: u64,
+}
+
+impl Default for BitcoindConfig {
+    fn default() -> Self {
+        Self {
+            rpc_url: DEFAULT_BITCOIND_RPC_URL.into(),
+            cookie_file: None,
+            user: None,
+            password: None,
+            wallet: DEFAULT_BITCOIND_WALLET.into(),
+            network: bitcoin::Network::Regtest,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            fee_rate_sat_vb: DEFAULT_FEE_RATE_SAT_VB,
+            bump_after_blocks: DEFAULT_BUMP_AFTER_BLOCKS,
+        }
+    }
+}
+
+impl BitcoindConfig {
+    /// The RPC authentication this config names.
+    pub fn auth(&self) -> Result<Auth, ConfigError> {
+        match (&self.cookie_file, &self.user, &self.password) {
+            (Some(cookie), _, _) => Ok(Auth::Cookie(cookie.clone())),
+            (None, Some(user), Some(password)) => Ok(Auth::UserPass {
+                user: user.clone(),
+                password: password.expose().to_owned(),
+            }),
+            _ => Err(ConfigError::Invalid {
+                field: "bitcoind",
+                reason: "set cookie_file, or both user and password".into(),
+            }),
+        }
+    }
+}
+
+/// Bounds of the mempool.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Most txs over all accounts.
+    pub max_txs: usize,
+    /// Most txs of one account.
+    pub max_per_account: usize,
+    /// Largest gap between a tx's nonce and its account's next nonce.
+    pub max_nonce_gap: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: DEFAULT_MEMPOOL_MAX_TXS,
+            max_per_account: DEFAULT_MEMPOOL_MAX_PER_ACCOUNT,
+            max_nonce_gap: DEFAULT_MAX_NONCE_GAP,
+        }
+    }
+}
+
+/// A deliberate misbehaviour, for testing watchtowers. Each produces a batch that passes every
+/// structural check of derivation, so only replay can catch it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultMode {
+    /// Claim a wrong state root (the last checkpoint and `trace_root` agree with it).
+    BadStateRoot,
+    /// Claim one wrong intermediate checkpoint (`trace_root` agrees with it).
+    BadCheckpoint,
+    /// Include a tx whose signature does not verify, executed as if it did.
+    InvalidSignature,
+    /// Execute a transfer beyond the sender's balance as if it succeeded.
+    Overdraft,
+}
+
+/// Which fault to commit, at which batch.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// The fault.
+    pub mode: FaultMode,
+    /// The batch number to misbehave at.
+    pub batch: u64,
+}
+
+/// The sequencer's whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SequencerConfig {
+    /// Data directory (RocksDB in `data_dir/db`).
+    pub data_dir: PathBuf,
+    /// Genesis JSON file.
+    pub genesis: PathBuf,
+    /// Anchor key file: JSON `{"address", "secret_key"}` or 64 hex digits.
+    pub anchor_key: PathBuf,
+    /// JSON-RPC listen address.
+    pub rpc_addr: SocketAddr,
+    /// Bearer token of admin methods (none: admin methods are closed). Never logged.
+    pub admin_token: Option<Secret>,
+    /// Milliseconds between batches (a batch is sealed earlier when full).
+    pub batch_interval_ms: u64,
+    /// Most txs in a batch (at most the genesis `max_batch_txs`; `None` = the genesis value).
+    pub max_batch_txs: Option<u32>,
+    /// Most bytes in an encoded batch (at most the genesis `max_batch_bytes`).
+    pub max_batch_bytes: Option<u32>,
+    /// Lowest fee admitted.
+    pub min_fee: u64,
+    /// Depth below the L1 tip of a new batch's `l1_origin`.
+    pub l1_origin_depth: u64,
+    /// Most admissions fsync'd together.
+    pub max_group_commit: usize,
+    /// Mempool bounds.
+    pub mempool: MempoolConfig,
+    /// bitcoind connection and anchoring.
+    pub bitcoind: BitcoindConfig,
+    /// Fault mode (testing only).
+    pub fault: Option<FaultConfig>,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: DEFAULT_DATA_DIR.into(),
+            genesis: DEFAULT_GENESIS_FILE.into(),
+            anchor_key: DEFAULT_ANCHOR_KEY_FILE.into(),
+            rpc_addr: DEFAULT_RPC_ADDR
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7545))),
+            admin_token: None,
+            batch_interval_ms: DEFAULT_BATCH_INTERVAL_MS,
+            max_batch_txs: None,
+            max_batch_bytes: None,
+            min_fee: DEFAULT_MIN_FEE,
+            l1_origin_depth: DEFAULT_L1_ORIGIN_DEPTH,
+            max_group_commit: DEFAULT_MAX_GROUP_COMMIT,
+            mempool: MempoolConfig::default(),
+            bitcoind: BitcoindConfig::default(),
+            fault: None,
+        }
+    }
+}
+
+impl SequencerConfig {
+    /// Parse a TOML document; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: Self =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(e.message().to_owned()))?;
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Read and parse a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base).map_err(|e| match e {
+            ConfigError::Toml(reason) => ConfigError::Read {
+                path: path.to_owned(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.genesis);
+        fix(&mut self.anchor_key);
+        if let Some(cookie) = &mut self.bitcoind.cookie_file {
+            fix(cookie);
+        }
+    }
+
+    /// Check every value (before anything is opened).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("batch_interval_ms", self.batch_interval_ms),
+            ("bitcoind.poll_interval_ms", self.bitcoind.poll_interval_ms),
+            ("bitcoind.fee_rate_sat_vb", self.bitcoind.fee_rate_sat_vb),
+            (
+                "bitcoind.bump_after_blocks",
+                self.bitcoind.bump_after_blocks,
+            ),
+            ("mempool.max_nonce_gap", self.mempool.max_nonce_gap),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+        }
+        let positive_sizes = [
+            ("max_group_commit", self.max_group_commit),
+            ("mempool.max_txs", self.mempool.max_txs),
+            ("mempool.max_per_account", self.mempool.max_per_account),
+        ];
+        for (field, value) in positive_sizes {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+        }
+        if self.max_batch_txs == Some(0) {
+            return Err(ConfigError::Invalid {
+                field: "max_batch_txs",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        if self.bitcoind.fee_rate_sat_vb > 10_000 {
+            return Err(ConfigError::Invalid {
+                field: "bitcoind.fee_rate_sat_vb",
+                reason: "above 10000 sat/vB; refusing an absurd fee".into(),
+            });
+        }
+        if let Some(fault) = self.fault {
+            if fault.batch == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "fault.batch",
+                    reason: "batch numbers start at 1".into(),
+                });
+            }
+        }
+        if let Some(token) = &self.admin_token {
+            if token.expose().len() < 16 {
+                return Err(ConfigError::Invalid {
+                    field: "admin_token",
+                    reason: "must be at least 16 characters".into(),
+                });
+            }
+        }
+        self.bitcoind.auth().map(|_| ())
+    }
+
+    /// The batch interval.
+    pub fn batch_interval(&self) -> Duration {
+        Duration::from_millis(self.batch_interval_ms)
+    }
+
+    /// The bitcoind poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.bitcoind.poll_interval_ms)
+    }
+}
+
+/// Command-line flags of `stint sequencer` (flatten into the CLI's subcommand). Each flag also
+/// reads its `STINT_*` environment variable and overrides the config file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SequencerArgs {
+    /// TOML config file.
+    #[arg(long, env = "STINT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long, env = "STINT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Genesis JSON file.
+    #[arg(long, env = "STINT_GENESIS", value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Anchor key file.
+    #[arg(long, env = "STINT_ANCHOR_KEY", value_name = "FILE")]
+    pub anchor_key: Option<PathBuf>,
+    /// JSON-RPC listen address.
+    #[arg(long, env = "STINT_RPC_ADDR", value_name = "ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
+    /// Bearer token of admin methods.
+    #[arg(long, env = "STINT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Milliseconds between batches.
+    #[arg(long, env = "STINT_BATCH_INTERVAL_MS", value_name = "MS")]
+    pub batch_interval_ms: Option<u64>,
+    /// bitcoind JSON-RPC URL.
+    #[arg(long, env = "STINT_BITCOIND_RPC", value_name = "URL")]
+    pub bitcoind_rpc: Option<String>,
+    /// bitcoind cookie file.
+    #[arg(long, env = "STINT_BITCOIND_COOKIE", value_name = "FILE")]
+    pub bitcoind_cookie: Option<PathBuf>,
+    /// bitcoind RPC user.
+    #[arg(long, env = "STINT_BITCOIND_USER")]
+    pub bitcoind_user: Option<String>,
+    /// bitcoind RPC password.
+    #[arg(long, env = "STINT_BITCOIND_PASSWORD", hide_env_values = true)]
+    pub bitcoind_password: Option<String>,
+    /// bitcoind wallet funding the anchors.
+    #[arg(long, env = "STINT_BITCOIND_WALLET")]
+    pub bitcoind_wallet: Option<String>,
+    /// Misbehave on purpose (watchtower testing).
+    #[arg(long, env = "STINT_FAULT", value_enum, requires = "fault_batch")]
+    pub fault: Option<FaultMode>,
+    /// The batch number to misbehave at.
+    #[arg(long, env = "STINT_FAULT_BATCH", requires = "fault", value_name = "N")]
+    pub fault_batch: Option<u64>,
+}
+
+impl SequencerArgs {
+    /// The config file (if any) with the flags and environment applied, validated.
+    pub fn load(&self) -> Result<SequencerConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => SequencerConfig::from_file(path)?,
+            None => SequencerConfig::default(),
+        };
+        self.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Override `config` with every flag given.
+    pub fn apply(&self, config: &mut SequencerConfig) {
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &self.genesis {
+            config.genesis = v.clone();
+        }
+        if let Some(v) = &self.anchor_key {
+            config.anchor_key = v.clone();
+        }
+        if let Some(v) = self.rpc_addr {
+            config.rpc_addr = v;
+        }
+        if let Some(v) = &self.admin_token {
+            config.admin_token = Some(Secret::new(v.clone()));
+        }
+        if let Some(v) = self.batch_interval_ms {
+            config.batch_interval_ms = v;
+        }
+        if let Some(v) = &self.bitcoind_rpc {
+            config.bitcoind.rpc_url = v.clone();
+        }
+        if let Some(v) = &self.bitcoind_cookie {
+            config.bitcoind.cookie_file = Some(v.clone());
+        }
+        if let Some(v) = &self.bitcoind_user {
+            config.bitcoind.user = Some(v.clone());
+        }
+        if let Some(v) = &self.bitcoind_password {
+            config.bitcoind.password = Some(Secret::new(v.clone()));
+        }
+        if let Some(v) = &self.bitcoind_wallet {
+            config.bitcoind.wallet = v.clone();
+        }
+        if let (Some(mode), Some(batch)) = (self.fault, self.fault_batch) {
+            config.fault = Some(FaultConfig { mode, batch });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_missing_fields_and_paths_are_relative_to_the_file() {
+        let config = SequencerConfig::from_toml(
+            "genesis = \"g.json\"\n[bitcoind]\ncookie_file = \"/c/.cookie\"\nnetwork = \"signet\"\n",
+            Path::new("/etc/stint"),
+        )
+        .unwrap();
+        assert_eq!(config.genesis, PathBuf::from("/etc/stint/g.json"));
+        assert_eq!(config.data_dir, PathBuf::from("/etc/stint/stint-sequencer"));
+        assert_eq!(config.rpc_addr.to_string(), DEFAULT_RPC_ADDR);
+        assert_eq!(config.batch_interval_ms, DEFAULT_BATCH_INTERVAL_MS);
+        assert_eq!(config.bitcoind.cookie_file, Some("/c/.cookie".into()));
+        assert_eq!(config.bitcoind.network, bitcoin::Network::Signet);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused_clearly() {
+        let err = SequencerConfig::from_toml("batch_intervall_ms = 5", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch_intervall_ms"), "{err}");
+        let err = SequencerConfig::from_toml("[fault]\nmode = \"lie\"\nbatch = 1", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lie"), "{err}");
+        let mut config = SequencerConfig::default();
+        assert!(config.validate().is_err(), "no bitcoind auth");
+        config.bitcoind.user = Some("u".into());
+        config.bitcoind.password = Some(Secret::new("p"));
+        config.validate().unwrap();
+        config.batch_interval_ms = 0;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("batch_interval_ms"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut config = SequencerConfig::default();
+        let args = SequencerArgs {
+            batch_interval_ms: Some(50),
+            fault: Some(FaultMode::Overdraft),
+            fault_batch: Some(2),
+            ..SequencerArgs::default()
+        };
+        args.apply(&mut config);
+        assert_eq!(config.batch_interval_ms, 50);
+        assert_eq!(
+            config.fault,
+            Some(FaultConfig {
+                mode: FaultMode::Overdraft,
+                batch: 2
+            })
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Errors: *invalid input* (a bad config, a refused transaction) versus *internal* faults
+//! (storage, bitcoind, bugs). Invalid input changes nothing.
+
+use std::path::PathBuf;
+
+/// Application error codes of the sequencer's JSON-RPC methods (positive, as the JSON-RPC
+/// framework reserves the negative range).
+pub mod codes {
+    /// The transaction does not decode (bad hex, bad encoding, bad JSON shape).
+    pub const INVALID_TRANSACTION: i64 = 1;
+    /// The transaction is for another chain.
+    pub const WRONG_CHAIN: i64 = 2;
+    /// The signature does not verify.
+    pub const INVALID_SIGNATURE: i64 = 3;
+    /// The nonce was already used.
+    pub const NONCE_TOO_LOW: i64 = 4;
+    /// The nonce is too far above the account's next nonce.
+    pub const NONCE_GAP_TOO_LARGE: i64 = 5;
+    /// The fee is below the sequencer's minimum.
+    pub const FEE_TOO_LOW: i64 = 6;
+    /// The sender cannot pay the fee (with its other pending txs).
+    pub const FEE_UNPAYABLE: i64 = 7;
+    /// A tx with the same nonce is pending and this one does not pay a higher fee.
+    pub const REPLACEMENT_UNDERPRICED: i64 = 8;
+    /// The same tx is already pending or executed.
+    pub const ALREADY_KNOWN: i64 = 9;
+    /// The mempool (or the sender's share of it) is full.
+    pub const MEMPOOL_FULL: i64 = 10;
+    /// The transaction is larger than allowed.
+    pub const TOO_LARGE: i64 = 11;
+    /// The requested object does not exist.
+    pub const NOT_FOUND: i64 = 12;
+    /// The tx with this nonce is being sealed into a batch and cannot be replaced.
+    pub const BEING_SEALED: i64 = 13;
+}
+
+/// Why a transaction was refused at admission. Nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// It does not decode.
+    #[error("invalid transaction: {0}")]
+    Malformed(String),
+    /// It is larger than a signed tx may be.
+    #[error("transaction too large: {size} bytes, the limit is {max}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Its chain id is not this chain's.
+    #[error("wrong chain: transaction is for chain {found}, this is chain {expected}")]
+    WrongChain {
+        /// The tx's chain id.
+        found: u64,
+        /// This chain's id.
+        expected: u64,
+    },
+    /// Its signature does not verify against `from`.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The nonce was already used.
+    #[error("nonce too low: {found}, the account's next nonce is {next}")]
+    NonceTooLow {
+        /// The tx's nonce.
+        found: u64,
+        /// The account's next nonce.
+        next: u64,
+    },
+    /// The nonce leaves too large a gap.
+    #[error("nonce gap too large: nonce {found}, the account's next pending nonce is {next}, at most {max} ahead are queued")]
+    NonceGapTooLarge {
+        /// The tx's nonce.
+        found: u64,
+        /// The account's next nonce after its pending txs.
+        next: u64,
+        /// The largest gap.
+        max: u64,
+    },
+    /// The fee is below the minimum.
+    #[error("fee too low: {fee}, the minimum is {min}")]
+    FeeTooLow {
+        /// The tx's fee.
+        fee: u64,
+        /// The minimum fee.
+        min: u64,
+    },
+    /// The sender's balance does not cover this fee plus the fees of its other pending txs.
+    #[error("fee unpayable: balance {balance} does not cover fees of {needed} for this and the account's pending transactions")]
+    FeeUnpayable {
+        /// The sender's balance.
+        balance: u64,
+        /// The fees needed.
+        needed: u64,
+    },
+    /// A pending tx has the same nonce and at least this fee.
+    #[error(
+        "replacement underpriced: fee {fee} must be above the pending transaction's fee {pending}"
+    )]
+    ReplacementUnderpriced {
+        /// The tx's fee.
+        fee: u64,
+        /// The pending tx's fee.
+        pending: u64,
+    },
+    /// The pending tx with this nonce is being sealed.
+    #[error("the pending transaction with nonce {nonce} is being sealed into a batch and cannot be replaced")]
+    BeingSealed {
+        /// The nonce.
+        nonce: u64,
+    },
+    /// The same tx is already pending or was executed.
+    #[error("transaction already known")]
+    AlreadyKnown,
+    /// The mempool is full.
+    #[error("mempool full: {0}")]
+    MempoolFull(&'static str),
+}
+
+impl Rejection {
+    /// The JSON-RPC application code (see [`codes`]).
+    pub fn code(&self) -> i64 {
+        match self {
+            Rejection::Malformed(_) => codes::INVALID_TRANSACTION,
+            Rejection::TooLarge { .. } => codes::TOO_LARGE,
+            Rejection::WrongChain { .. } => codes::WRONG_CHAIN,
+            Rejection::InvalidSignature => codes::INVALID_SIGNATURE,
+            Rejection::NonceTooLow { .. } => codes::NONCE_TOO_LOW,
+            Rejection::NonceGapTooLarge { .. } => codes::NONCE_GAP_TOO_LARGE,
+            Rejection::FeeTooLow { .. } => codes::FEE_TOO_LOW,
+            Rejection::FeeUnpayable { .. } => codes::FEE_UNPAYABLE,
+            Rejection::ReplacementUnderpriced { .. } => codes::REPLACEMENT_UNDERPRICED,
+            Rejection::BeingSealed { .. } => codes::BEING_SEALED,
+            Rejection::AlreadyKnown => codes::ALREADY_KNOWN,
+            Rejection::MempoolFull(_) => codes::MEMPOOL_FULL,
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or parsed.
+    #[error("{}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The TOML text does not parse into a config.
+    #[error("config: {0}")]
+    Toml(String),
+    /// A value is out of range.
+    #[error("config `{field}`: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Errors of the sequencer.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    /// Invalid input: the configuration (or a file it names) is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Invalid input: a transaction was refused.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Internal: the database failed or holds something unexpected.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Internal: talking to bitcoind failed.
+    #[error("bitcoind: {0}")]
+    Bitcoind(String),
+    /// Internal: anything else that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SequencerError {
+    /// Whether the error is the caller's (bad input) rather than the sequencer's.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::Rejected(_))
+    }
+}
+
+impl From<rocksdb::Error> for SequencerError {
+    fn from(e: rocksdb::Error) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+impl From<stint_state::StateError> for SequencerError {
+    fn from(e: stint_state::StateError) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for SequencerError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,556 @@
+//! The mempool: acknowledged (or being acknowledged) txs waiting for a batch.
+//!
+//! Per account, txs are kept by nonce. A tx is admitted when, against the account in the latest
+//! sealed state: its nonce is not below the account's next nonce and at most `max_nonce_gap`
+//! above the account's next *pending* nonce (the end of its run of consecutive pending txs; gaps
+//! are queued until filled); its fee is at least the minimum; the account's
+//! balance covers the fees of all its pending txs including this one (a conservative check: the
+//! batch builder drops a tx that still cannot pay when executed); and the per-account and global
+//! bounds hold. A tx with the nonce of a pending one replaces it when it pays a strictly higher
+//! fee, unless that one is being sealed.
+//!
+//! Entries become *durable* once the admission log has fsync'd them; only durable entries are
+//! offered to the batch builder, so nothing unacknowledged is ever executed. Candidates are the
+//! runs of consecutive nonces starting at each account's next nonce, merged across accounts in
+//! arrival order.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use stint_contracts::{Account, AccountId, SignedTx, Txid};
+
+use crate::config::MempoolConfig;
+use crate::error::Rejection;
+
+/// One pending tx.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolTx {
+    pub(crate) tx: SignedTx,
+    pub(crate) txid: Txid,
+    pub(crate) seq: u64,
+    pub(crate) durable: bool,
+    pub(crate) sealing: bool,
+    /// The tx this one replaced, restored if this one never becomes durable.
+    replaced: Option<Box<PoolTx>>,
+}
+
+/// A tx removed from the pool without being executed (replaced, or stale).
+#[derive(Debug, Clone)]
+pub(crate) struct Evicted {
+    pub(crate) seq: u64,
+    pub(crate) txid: Txid,
+    pub(crate) tx: SignedTx,
+    pub(crate) reason: String,
+}
+
+/// The result of a successful [`Mempool::insert`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admitted {
+    pub(crate) seq: u64,
+}
+
+/// The pending txs of all accounts.
+#[derive(Debug)]
+pub(crate) struct Mempool {
+    config: MempoolConfig,
+    min_fee: u64,
+    accounts: BTreeMap<AccountId, BTreeMap<u64, PoolTx>>,
+    by_txid: HashMap<Txid, (AccountId, u64)>,
+    evicted: Vec<Evicted>,
+    next_seq: u64,
+}
+
+impl Mempool {
+    /// An empty pool; admission sequence numbers start at `next_seq`.
+    pub(crate) fn new(config: MempoolConfig, min_fee: u64, next_seq: u64) -> Self {
+        Self {
+            config,
+            min_fee,
+            accounts: BTreeMap::new(),
+            by_txid: HashMap::new(),
+            evicted: Vec::new(),
+            next_seq,
+        }
+    }
+
+    /// Number of pending txs.
+    pub(crate) fn len(&self) -> usize {
+        self.by_txid.len()
+    }
+
+    /// The pending tx `txid`.
+    pub(crate) fn get(&self, txid: &Txid) -> Option<&PoolTx> {
+        let (account, nonce) = self.by_txid.get(txid)?;
+        self.accounts.get(account)?.get(nonce)
+    }
+
+    /// The nonce after the account's consecutive pending txs (its next nonce to use).
+    pub(crate) fn pending_nonce(&self, account: &AccountId, state_nonce: u64) -> u64 {
+        let mut next = state_nonce;
+        if let Some(queue) = self.accounts.get(account) {
+            for nonce in queue.range(state_nonce..).map(|(n, _)| *n) {
+                if nonce != next {
+                    break;
+                }
+                next = next.saturating_add(1);
+            }
+        }
+        next
+    }
+
+    /// Check `tx` against `account` (its sealed state) and the pool, and insert it (not yet
+    /// durable). `assigned_seq` forces the sequence number (replaying the admission log).
+    pub(crate) fn insert(
+        &mut self,
+        tx: SignedTx,
+        txid: Txid,
+        account: Account,
+        assigned_seq: Option<u64>,
+    ) -> Result<Admitted, Rejection> {
+        if self.by_txid.contains_key(&txid) {
+            return Err(Rejection::AlreadyKnown);
+        }
+        let nonce = tx.tx.nonce;
+        let fee = tx.tx.fee;
+        if nonce < account.nonce {
+            return Err(Rejection::NonceTooLow {
+                found: nonce,
+                next: account.nonce,
+            });
+        }
+        let pending_next = self.pending_nonce(&tx.tx.from, account.nonce);
+        if nonce.saturating_sub(pending_next) > self.config.max_nonce_gap {
+            return Err(Rejection::NonceGapTooLarge {
+                found: nonce,
+                next: pending_next,
+                max: self.config.max_nonce_gap,
+            });
+        }
+        if fee < self.min_fee {
+            return Err(Rejection::FeeTooLow {
+                fee,
+                min: self.min_fee,
+            });
+        }
+        let from = tx.tx.from;
+        let queue = self.accounts.get(&from);
+        let existing = queue.and_then(|q| q.get(&nonce));
+        if let Some(existing) = existing {
+            if existing.sealing {
+                return Err(Rejection::BeingSealed { nonce });
+            }
+            if fee <= existing.tx.tx.fee {
+                return Err(Rejection::ReplacementUnderpriced {
+                    fee,
+                    pending: existing.tx.tx.fee,
+                });
+            }
+        } else {
+            if queue.map_or(0, BTreeMap::len) >= self.config.max_per_account {
+                return Err(Rejection::MempoolFull(
+                    "too many pending transactions from this account",
+                ));
+            }
+            if self.len() >= self.config.max_txs {
+                return Err(Rejection::MempoolFull("the sequencer's mempool is full"));
+            }
+        }
+        let others: u128 = queue
+            .map(|q| {
+                q.iter()
+                    .filter(|(n, _)| **n != nonce && **n >= account.nonce)
+                    .map(|(_, p)| u128::from(p.tx.tx.fee))
+                    .sum()
+            })
+            .unwrap_or(0);
+        let needed = others.saturating_add(u128::from(fee));
+        if needed > u128::from(account.balance) {
+            return Err(Rejection::FeeUnpayable {
+                balance: account.balance,
+                needed: u64::try_from(needed).unwrap_or(u64::MAX),
+            });
+        }
+        let seq = match assigned_seq {
+            Some(seq) => {
+                self.next_seq = self.next_seq.max(seq.saturating_add(1));
+                seq
+            }
+            None => {
+                let seq = self.next_seq;
+                self.next_seq = seq.saturating_add(1);
+                seq
+            }
+        };
+        let queue = self.accounts.entry(from).or_default();
+        let replaced = queue.remove(&nonce).map(|old| {
+            self.by_txid.remove(&old.txid);
+            Box::new(old)
+        });
+        queue.insert(
+            nonce,
+            PoolTx {
+                tx,
+                txid,
+                seq,
+                durable: false,
+                sealing: false,
+                replaced,
+            },
+        );
+        self.by_txid.insert(txid, (from, nonce));
+        Ok(Admitted { seq })
+    }
+
+    fn entry_mut(&mut self, txid: &Txid) -> Option<&mut PoolTx> {
+        let (account, nonce) = self.by_txid.get(txid)?;
+        self.accounts.get_mut(account)?.get_mut(nonce)
+    }
+
+    /// The admission log holds `txid` now: it may be sealed.
+    pub(crate) fn mark_durable(&mut self, txid: &Txid) {
+        let mut evicted = None;
+        if let Some(entry) = self.entry_mut(txid) {
+            entry.durable = true;
+            if let Some(old) = entry.replaced.take() {
+                evicted = Some(Evicted {
+                    seq: old.seq,
+                    txid: old.txid,
+                    tx: old.tx,
+                    reason: format!("replaced by {txid}"),
+                });
+            }
+        }
+        self.evicted.extend(evicted);
+    }
+
+    /// Writing `txid` to the admission log failed: forget it (restoring what it replaced).
+    pub(crate) fn remove_failed(&mut self, txid: &Txid) {
+        let Some((account, nonce)) = self.by_txid.remove(txid) else {
+            return;
+        };
+        if let Some(queue) = self.accounts.get_mut(&account) {
+            if let Some(entry) = queue.remove(&nonce) {
+                if let Some(old) = entry.replaced {
+                    self.by_txid.insert(old.txid, (account, nonce));
+                    queue.insert(nonce, *old);
+                }
+            }
+            if queue.is_empty() {
+                self.accounts.remove(&account);
+            }
+        }
+    }
+
+    /// Pick up to `max` durable candidates for the next batch (see the module docs) and mark
+    /// them as being sealed. `state_nonce` gives each account's next nonce in the sealed state.
+    pub(crate) fn take_candidates(
+        &mut self,
+        max: usize,
+        mut state_nonce: impl FnMut(&AccountId) -> u64,
+    ) -> Vec<(SignedTx, u64)> {
+        // Each account's ready run, then a merge by arrival order of the runs' heads.
+        let mut runs: Vec<Vec<(u64, u64)>> = Vec::new(); // (seq, nonce) per account
+        let mut owners: Vec<AccountId> = Vec::new();
+        for (account, queue) in &self.accounts {
+            let mut next = state_nonce(account);
+            let mut run = Vec::new();
+            for (nonce, entry) in queue.range(next..) {
+                if *nonce != next || !entry.durable {
+                    break;
+                }
+                run.push((entry.seq, *nonce));
+                next = next.saturating_add(1);
+            }
+            if !run.is_empty() {
+                run.reverse(); // pop from the back = lowest nonce first
+                runs.push(run);
+                owners.push(*account);
+            }
+        }
+        let mut heap: BinaryHeap<Reverse<(u64, usize)>> = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, run)| run.last().map(|(seq, _)| Reverse((*seq, i))))
+            .collect();
+        let mut picked = Vec::new();
+        while picked.len() < max {
+            let Some(Reverse((_, i))) = heap.pop() else {
+                break;
+            };
+            let (Some(run), Some(account)) = (runs.get_mut(i), owners.get(i)) else {
+                break;
+            };
+            let Some((_, nonce)) = run.pop() else {
+                continue;
+            };
+            if let Some(entry) = self
+                .accounts
+                .get_mut(account)
+                .and_then(|q| q.get_mut(&nonce))
+            {
+                entry.sealing = true;
+                picked.push((entry.tx.clone(), entry.seq));
+            }
+            if let Some((seq, _)) = run.last() {
+                heap.push(Reverse((*seq, i)));
+            }
+        }
+        picked
+    }
+
+    /// A batch was sealed: remove `done` (included or rejected), unmark the rest, and evict txs
+    /// whose nonce the sealed state has passed. Returns everything evicted since the last call
+    /// (replaced txs included), for the drop records.
+    pub(crate) fn finish_seal(
+        &mut self,
+        done: &[Txid],
+        mut state_nonce: impl FnMut(&AccountId) -> u64,
+    ) -> Vec<Evicted> {
+        let mut touched = Vec::new();
+        for txid in done {
+            if let Some((account, nonce)) = self.by_txid.remove(txid) {
+                if let Some(queue) = self.accounts.get_mut(&account) {
+                    queue.remove(&nonce);
+                }
+                touched.push(account);
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for account in touched {
+            let next = state_nonce(&account);
+            let Some(queue) = self.accounts.get_mut(&account) else {
+                continue;
+            };
+            let stale: Vec<u64> = queue.range(..next).map(|(n, _)| *n).collect();
+            for nonce in stale {
+                if let Some(entry) = queue.remove(&nonce) {
+                    self.by_txid.remove(&entry.txid);
+                    if entry.durable {
+                        self.evicted.push(Evicted {
+                            seq: entry.seq,
+                            txid: entry.txid,
+                            tx: entry.tx,
+                            reason: format!("nonce {nonce} was used by another transaction"),
+                        });
+                    }
+                }
+            }
+            if queue.is_empty() {
+                self.accounts.remove(&account);
+            }
+        }
+        for queue in self.accounts.values_mut() {
+            for entry in queue.values_mut() {
+                entry.sealing = false;
+            }
+        }
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Unmark every candidate after a failed seal.
+    pub(crate) fn abort_seal(&mut self) {
+        for queue in self.accounts.values_mut() {
+            for entry in queue.values_mut() {
+                entry.sealing = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k256::schnorr::SigningKey;
+    use stint_contracts::{Call, Tx};
+
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32]).unwrap()
+    }
+
+    fn tx(signer: u8, nonce: u64, fee: u64) -> (SignedTx, Txid) {
+        let k = key(signer);
+        let stx = Tx {
+            chain_id: 1,
+            from: AccountId::from_signing_key(&k),
+            nonce,
+            fee,
+            call: Call::Transfer {
+                to: AccountId([9; 32]),
+                amount: 1,
+            },
+        }
+        .sign(&k)
+        .unwrap();
+        let txid = stx.txid();
+        (stx, txid)
+    }
+
+    fn pool() -> Mempool {
+        Mempool::new(
+            MempoolConfig {
+                max_txs: 5,
+                max_per_account: 3,
+                max_nonce_gap: 4,
+            },
+            1,
+            0,
+        )
+    }
+
+    const RICH: Account = Account {
+        balance: 1_000,
+        nonce: 2,
+    };
+
+    #[test]
+    fn admission_rules() {
+        let mut p = pool();
+        let (a, ida) = tx(1, 1, 5);
+        assert_eq!(
+            p.insert(a, ida, RICH, None).unwrap_err(),
+            Rejection::NonceTooLow { found: 1, next: 2 }
+        );
+        let (a, ida) = tx(1, 7, 5);
+        assert!(matches!(
+            p.insert(a, ida, RICH, None),
+            Err(Rejection::NonceGapTooLarge { .. })
+        ));
+        let (a, ida) = tx(1, 2, 0);
+        assert!(matches!(
+            p.insert(a, ida, RICH, None),
+            Err(Rejection::FeeTooLow { .. })
+        ));
+        let (a, ida) = tx(1, 2, 600);
+        p.insert(a.clone(), ida, RICH, None).unwrap();
+        assert_eq!(
+            p.insert(a, ida, RICH, None).unwrap_err(),
+            Rejection::AlreadyKnown
+        );
+        let (b, idb) = tx(1, 3, 500);
+        assert!(matches!(
+            p.insert(b, idb, RICH, None),
+            Err(Rejection::FeeUnpayable { needed: 1100, .. })
+        ));
+        // Replacement needs a higher fee; a rejected replacement changes nothing.
+        let (c, idc) = tx(1, 2, 600);
+        let (c, idc) = if idc == ida { tx(1, 2, 599) } else { (c, idc) };
+        assert!(matches!(
+            p.insert(c, idc, RICH, None),
+            Err(Rejection::ReplacementUnderpriced { .. })
+        ));
+        assert!(p.get(&ida).is_some());
+        let (d, idd) = tx(1, 2, 700);
+        p.insert(d, idd, RICH, None).unwrap();
+        assert!(p.get(&ida).is_none());
+        assert_eq!(p.len(), 1);
+        // The replaced tx becomes an eviction only once the replacement is durable.
+        p.mark_durable(&idd);
+        let evicted = p.finish_seal(&[], |_| 2);
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].txid, ida);
+    }
+
+    #[test]
+    fn nonce_gap_is_measured_from_the_pending_run() {
+        let mut p = pool();
+        // State nonce 2, max gap 4: nonce 7 is too far ahead of 2...
+        let (far, id_far) = tx(1, 7, 1);
+        assert!(matches!(
+            p.insert(far.clone(), id_far, RICH, None),
+            Err(Rejection::NonceGapTooLarge { next: 2, .. })
+        ));
+        // ...but not once 2 and 3 are pending (next pending nonce 4).
+        for n in 2..4 {
+            let (a, id) = tx(1, n, 1);
+            p.insert(a, id, RICH, None).unwrap();
+        }
+        assert_eq!(p.pending_nonce(&far.tx.from, 2), 4);
+        p.insert(far, id_far, RICH, None).unwrap();
+    }
+
+    #[test]
+    fn failed_log_write_restores_the_replaced_tx() {
+        let mut p = pool();
+        let (a, ida) = tx(1, 2, 5);
+        p.insert(a, ida, RICH, None).unwrap();
+        p.mark_durable(&ida);
+        let (b, idb) = tx(1, 2, 6);
+        p.insert(b, idb, RICH, None).unwrap();
+        p.remove_failed(&idb);
+        assert!(p.get(&ida).is_some());
+        assert!(p.get(&idb).is_none());
+    }
+
+    #[test]
+    fn bounds() {
+        let mut p = pool();
+        for n in 2..5 {
+            let (a, id) = tx(1, n, 1);
+            p.insert(a, id, RICH, None).unwrap();
+        }
+        let (a, id) = tx(1, 5, 1);
+        assert!(matches!(
+            p.insert(a, id, RICH, None),
+            Err(Rejection::MempoolFull(_))
+        ));
+        for n in 2..4 {
+            let (a, id) = tx(2, n, 1);
+            p.insert(a, id, RICH, None).unwrap();
+        }
+        let (a, id) = tx(3, 2, 1);
+        assert!(matches!(
+            p.insert(a, id, RICH, None),
+            Err(Rejection::MempoolFull(_))
+        ));
+    }
+
+    #[test]
+    fn candidates_are_durable_consecutive_runs_in_arrival_order() {
+        let mut p = pool();
+        let mut ids = Vec::new();
+        // account 1: nonces 3 then 2 (gap filled later); account 2: nonce 2.
+        for (signer, nonce) in [(1, 3), (2, 2), (1, 2)] {
+            let (a, id) = tx(signer, nonce, 1);
+            p.insert(a, id, RICH, None).unwrap();
+            ids.push(id);
+        }
+        assert!(
+            p.take_candidates(10, |_| 2).is_empty(),
+            "nothing durable yet"
+        );
+        for id in &ids {
+            p.mark_durable(id);
+        }
+        let picked: Vec<(u8, u64)> = p
+            .take_candidates(10, |_| 2)
+            .iter()
+            .map(|(t, _)| {
+                let signer = if t.tx.from == AccountId::from_signing_key(&key(1)) {
+                    1
+                } else {
+                    2
+                };
+                (signer, t.tx.nonce)
+            })
+            .collect();
+        assert_eq!(picked, vec![(2, 2), (1, 2), (1, 3)]);
+        // Being sealed: no replacement.
+        let (r, idr) = tx(2, 2, 50);
+        assert!(matches!(
+            p.insert(r, idr, RICH, None),
+            Err(Rejection::BeingSealed { nonce: 2 })
+        ));
+        let evicted = p.finish_seal(&ids[..2], |a| {
+            if *a == AccountId::from_signing_key(&key(1)) {
+                4
+            } else {
+                3
+            }
+        });
+        // account 1's nonce 2 was not in `done` but its nonce is passed: evicted as stale.
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(p.len(), 0);
+    }
+}

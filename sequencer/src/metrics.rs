@@ -1,0 +1,145 @@
+//! Sequencer metrics, rendered as Prometheus text on `GET /metrics` (before the RPC server's own).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::node::Shared;
+
+/// Counters updated by the tasks; gauges are read from the shared state at render time.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) admitted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) group_commits: AtomicU64,
+    pub(crate) group_commit_txs: AtomicU64,
+    pub(crate) batches_sealed: AtomicU64,
+    pub(crate) txs_sealed: AtomicU64,
+    pub(crate) txs_dropped: AtomicU64,
+    pub(crate) envelopes_posted: AtomicU64,
+    pub(crate) fee_bumps: AtomicU64,
+    pub(crate) anchor_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn inc(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The Prometheus text of the sequencer's metrics.
+pub(crate) fn render(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let counters = [
+        (
+            "stint_sequencer_txs_admitted_total",
+            "Transactions admitted (durable).",
+            &m.admitted,
+        ),
+        (
+            "stint_sequencer_txs_rejected_total",
+            "Transactions refused at admission.",
+            &m.rejected,
+        ),
+        (
+            "stint_sequencer_group_commits_total",
+            "Admission log fsyncs.",
+            &m.group_commits,
+        ),
+        (
+            "stint_sequencer_group_commit_txs_total",
+            "Transactions written by admission log fsyncs.",
+            &m.group_commit_txs,
+        ),
+        (
+            "stint_sequencer_batches_sealed_total",
+            "Batches sealed.",
+            &m.batches_sealed,
+        ),
+        (
+            "stint_sequencer_txs_sealed_total",
+            "Transactions executed in sealed batches.",
+            &m.txs_sealed,
+        ),
+        (
+            "stint_sequencer_txs_dropped_total",
+            "Acknowledged transactions dropped (invalid when sealed, or replaced).",
+            &m.txs_dropped,
+        ),
+        (
+            "stint_sequencer_envelopes_posted_total",
+            "Batch envelopes posted to Bitcoin.",
+            &m.envelopes_posted,
+        ),
+        (
+            "stint_sequencer_fee_bumps_total",
+            "Envelope fee bumps.",
+            &m.fee_bumps,
+        ),
+        (
+            "stint_sequencer_anchor_failures_total",
+            "Failed anchoring attempts.",
+            &m.anchor_failures,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        metric(&mut out, name, "counter", help, get(counter));
+    }
+    let head = *shared.head.read();
+    let (anchored, final_number, l1, up) = {
+        let chain = shared.chain.read();
+        (
+            chain.anchored_number(),
+            chain.final_number,
+            chain.l1_tip.map_or(0, |(h, _)| h),
+            chain.bitcoind_up,
+        )
+    };
+    let gauges = [
+        (
+            "stint_sequencer_mempool_txs",
+            "Pending transactions.",
+            shared.pool.lock().len() as u64,
+        ),
+        (
+            "stint_sequencer_soft_batch",
+            "Latest sealed batch number.",
+            head.number,
+        ),
+        (
+            "stint_sequencer_anchored_batch",
+            "Latest anchored batch number.",
+            anchored,
+        ),
+        (
+            "stint_sequencer_final_batch",
+            "Latest final batch number.",
+            final_number,
+        ),
+        (
+            "stint_sequencer_l1_height",
+            "Followed Bitcoin tip height.",
+            l1,
+        ),
+        (
+            "stint_sequencer_bitcoind_up",
+            "1 if the last bitcoind poll succeeded.",
+            u64::from(up),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        metric(&mut out, name, "gauge", help, value);
+    }
+    out
+}

@@ -1,0 +1,582 @@
+//! The running sequencer: shared state, startup and recovery, admission with the durable
+//! group-committed log, and shutdown.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::BlockHash;
+use parking_lot::{Mutex, RwLock};
+use stint_anchor::{Anchorer, BitcoindClient};
+use stint_contracts::{read_account, Account, AccountId, SignedTx, Txid, MAX_SIGNED_TX_SIZE};
+use stint_protocol::{Genesis, L1Origin};
+use stint_rpc::{Publisher, RpcServerHandle};
+use stint_state::{Hash, SparseMerkleTree};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::SequencerConfig;
+use crate::error::{ConfigError, Rejection, SequencerError};
+use crate::keys::load_anchor_key;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoredReceipt};
+
+/// The latest sealed batch (or genesis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) number: u64,
+    pub(crate) hash: Hash,
+    /// The state root the header claims.
+    pub(crate) claimed_root: Hash,
+    /// The state root this sequencer computed (equal unless a fault mode lied).
+    pub(crate) honest_root: Hash,
+    pub(crate) timestamp: u64,
+    pub(crate) l1_origin: L1Origin,
+}
+
+/// Where a canonical batch is anchored (from derivation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AnchorInfo {
+    pub(crate) hash: Hash,
+    pub(crate) state_root: Hash,
+    pub(crate) btc_txid: bitcoin::Txid,
+    pub(crate) height: u64,
+}
+
+/// What derivation says about the chain, as of the last poll.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChainStatus {
+    /// Canonical anchored batches, by number.
+    pub(crate) anchored: BTreeMap<u64, AnchorInfo>,
+    /// Highest final batch number (0: none).
+    pub(crate) final_number: u64,
+    /// Batches invalidated by a valid challenge.
+    pub(crate) invalidated: BTreeMap<u64, Hash>,
+    /// The followed L1 tip.
+    pub(crate) l1_tip: Option<(u64, BlockHash)>,
+    /// Recent followed blocks: height → (hash, time).
+    pub(crate) l1_blocks: BTreeMap<u64, (BlockHash, u64)>,
+    /// Whether the last poll of bitcoind succeeded.
+    pub(crate) bitcoind_up: bool,
+}
+
+/// Finality of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchFinality {
+    Soft,
+    Anchored,
+    Final,
+    Invalidated,
+}
+
+impl BatchFinality {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Soft => "soft",
+            Self::Anchored => "anchored",
+            Self::Final => "final",
+            Self::Invalidated => "invalidated",
+        }
+    }
+}
+
+impl ChainStatus {
+    /// Finality of batch `number` with header hash `hash`.
+    pub(crate) fn finality(&self, number: u64, hash: &Hash) -> BatchFinality {
+        if self.invalidated.get(&number) == Some(hash) {
+            return BatchFinality::Invalidated;
+        }
+        match self.anchored.get(&number) {
+            Some(a) if a.hash == *hash && number <= self.final_number => BatchFinality::Final,
+            Some(a) if a.hash == *hash => BatchFinality::Anchored,
+            _ => BatchFinality::Soft,
+        }
+    }
+
+    /// Highest anchored batch number (0: none).
+    pub(crate) fn anchored_number(&self) -> u64 {
+        self.anchored.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+/// Subscription publishers.
+pub(crate) struct Publishers {
+    pub(crate) new_batches: Publisher,
+    pub(crate) tx_status: Publisher,
+    pub(crate) finality: Publisher,
+}
+
+/// A request to the admission log writer.
+pub(crate) struct LogRequest {
+    seq: u64,
+    bytes: Vec<u8>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Everything the tasks and RPC handlers share.
+pub(crate) struct Shared {
+    pub(crate) genesis: Genesis,
+    pub(crate) genesis_root: Hash,
+    pub(crate) config: SequencerConfig,
+    pub(crate) store: Store,
+    pub(crate) pool: Mutex<Mempool>,
+    pub(crate) head: RwLock<Head>,
+    pub(crate) chain: RwLock<ChainStatus>,
+    pub(crate) metrics: Metrics,
+    pub(crate) publishers: OnceLock<Publishers>,
+    pub(crate) seal_now: Notify,
+    /// Held while a batch is being sealed (one at a time).
+    pub(crate) seal_lock: Mutex<()>,
+    /// Whether the configured fault was committed by this process (once, at the first batch at
+    /// or after `fault.batch` where it applies).
+    pub(crate) fault_done: std::sync::atomic::AtomicBool,
+    log_tx: mpsc::UnboundedSender<LogRequest>,
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Shared {
+    /// The account `id` in the state with root `root`.
+    pub(crate) fn account_at(&self, root: Hash, id: &AccountId) -> Result<Account, SequencerError> {
+        let tree = SparseMerkleTree::new(self.store.state());
+        read_account(&tree.view(root), id).map_err(|e| SequencerError::Storage(e.to_string()))
+    }
+
+    pub(crate) fn publish_tx_status(&self, txid: &Txid, finality: &str, batch: Option<u64>) {
+        if let Some(p) = self.publishers.get() {
+            p.tx_status.publish(serde_json::json!({
+                "txid": txid.to_string(),
+                "finality": finality,
+                "batch": batch,
+            }));
+        }
+    }
+
+    /// Admit `tx`: stateless checks, the signature on the rayon pool, the mempool rules, then the
+    /// durable log. Returns once the tx is fsync'd.
+    pub(crate) async fn submit(&self, tx: SignedTx) -> Result<Txid, SequencerError> {
+        let result = self.submit_inner(tx).await;
+        match &result {
+            Ok(_) => self.metrics.inc(&self.metrics.admitted),
+            Err(SequencerError::Rejected(r)) => {
+                self.metrics.inc(&self.metrics.rejected);
+                tracing::debug!(target: "sequencer::admission", reason = %r, "tx refused");
+            }
+            Err(e) => {
+                tracing::error!(target: "sequencer::admission", error = %e, "admission failed")
+            }
+        }
+        result
+    }
+
+    async fn submit_inner(&self, tx: SignedTx) -> Result<Txid, SequencerError> {
+        if tx.tx.chain_id != self.genesis.chain_id {
+            return Err(Rejection::WrongChain {
+                found: tx.tx.chain_id,
+                expected: self.genesis.chain_id,
+            }
+            .into());
+        }
+        tx.tx
+            .call
+            .check_bounds()
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let bytes = tx.encode();
+        if bytes.len() > MAX_SIGNED_TX_SIZE {
+            return Err(Rejection::TooLarge {
+                size: bytes.len(),
+                max: MAX_SIGNED_TX_SIZE,
+            }
+            .into());
+        }
+        let (tx, txid) = verify_on_pool(tx).await?;
+        if self.store.receipt(&txid)?.is_some() {
+            return Err(Rejection::AlreadyKnown.into());
+        }
+        let admitted = {
+            let mut pool = self.pool.lock();
+            let root = self.head.read().honest_root;
+            let account = self.account_at(root, &tx.tx.from)?;
+            pool.insert(tx, txid, account, None)?
+        };
+        let (done, wait) = oneshot::channel();
+        let sent = self.log_tx.send(LogRequest {
+            seq: admitted.seq,
+            bytes,
+            done,
+        });
+        let outcome = match sent {
+            Ok(()) => wait
+                .await
+                .unwrap_or_else(|_| Err("admission log writer stopped".into())),
+            Err(_) => Err("admission log writer stopped".into()),
+        };
+        let mut pool = self.pool.lock();
+        match outcome {
+            Ok(()) => {
+                pool.mark_durable(&txid);
+                let full = pool.len() >= self.max_batch_txs();
+                drop(pool);
+                if full {
+                    self.seal_now.notify_one();
+                }
+                self.publish_tx_status(&txid, "pending", None);
+                Ok(txid)
+            }
+            Err(e) => {
+                pool.remove_failed(&txid);
+                Err(SequencerError::Storage(format!("admission log: {e}")))
+            }
+        }
+    }
+
+    /// The effective `max_batch_txs`.
+    pub(crate) fn max_batch_txs(&self) -> usize {
+        let genesis = self.genesis.max_batch_txs;
+        self.config.max_batch_txs.unwrap_or(genesis).min(genesis) as usize
+    }
+}
+
+/// Check the signature on the rayon pool (keeps the async workers free).
+async fn verify_on_pool(tx: SignedTx) -> Result<(SignedTx, Txid), SequencerError> {
+    let (send, recv) = oneshot::channel();
+    rayon::spawn(move || {
+        let ok = tx.verify();
+        let txid = tx.txid();
+        let _ = send.send((tx, txid, ok));
+    });
+    let (tx, txid, ok) = recv
+        .await
+        .map_err(|_| SequencerError::Internal("signature pool dropped a job".into()))?;
+    if ok {
+        Ok((tx, txid))
+    } else {
+        Err(Rejection::InvalidSignature.into())
+    }
+}
+
+/// The admission log writer: takes every queued request, writes them in one synced RocksDB
+/// write (one fsync per group), then answers them all.
+fn run_log_writer(
+    shared: std::sync::Weak<Shared>,
+    mut rx: mpsc::UnboundedReceiver<LogRequest>,
+    max_group: usize,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < max_group {
+            match rx.try_recv() {
+                Ok(req) => group.push(req),
+                Err(_) => break,
+            }
+        }
+        let entries: Vec<(u64, Vec<u8>)> = group
+            .iter_mut()
+            .map(|r| (r.seq, std::mem::take(&mut r.bytes)))
+            .collect();
+        let result = match shared.upgrade() {
+            Some(shared) => {
+                let result = shared.store.append_log(&entries).map_err(|e| e.to_string());
+                shared.metrics.inc(&shared.metrics.group_commits);
+                shared
+                    .metrics
+                    .add(&shared.metrics.group_commit_txs, group.len() as u64);
+                result
+            }
+            None => Err("shutting down".to_owned()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(target: "sequencer::admission", error = %e, "admission log write failed");
+        }
+        for req in group {
+            let _ = req.done.send(result.clone());
+        }
+    }
+}
+
+/// A running sequencer. Dropping it without [`Sequencer::shutdown`] aborts its tasks.
+pub struct Sequencer {
+    shared: Arc<Shared>,
+    server: Option<RpcServerHandle>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer")
+            .field("rpc_addr", &self.rpc_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sequencer {
+    /// Open the data directory, recover (reload the admission log into the mempool), connect to
+    /// bitcoind lazily, and start the batch, anchoring and RPC tasks.
+    ///
+    /// Invalid configuration (files, keys, genesis mismatch) fails here, before anything is
+    /// written.
+    pub async fn start(config: SequencerConfig) -> Result<Self, SequencerError> {
+        config.validate()?;
+        let genesis_text =
+            std::fs::read_to_string(&config.genesis).map_err(|e| ConfigError::Read {
+                path: config.genesis.clone(),
+                reason: e.to_string(),
+            })?;
+        let genesis = Genesis::from_json(&genesis_text).map_err(|e| ConfigError::Read {
+            path: config.genesis.clone(),
+            reason: e.to_string(),
+        })?;
+        let keypair = load_anchor_key(&config.anchor_key)?;
+        if keypair.x_only_public_key().0 != genesis.anchor_key {
+            return Err(ConfigError::Invalid {
+                field: "anchor_key",
+                reason: "the key is not the genesis anchor_key".into(),
+            }
+            .into());
+        }
+        let genesis_root = genesis
+            .state_root()
+            .map_err(|e| SequencerError::Internal(e.to_string()))?;
+        let bitcoind =
+            BitcoindClient::new(config.bitcoind.rpc_url.clone(), config.bitcoind.auth()?);
+        let wallet = bitcoind.with_wallet(config.bitcoind.wallet.clone());
+        let anchorer = Anchorer::new(wallet, keypair, config.bitcoind.network);
+
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db_path = config.data_dir.join("db");
+        let store = tokio::task::spawn_blocking({
+            let genesis = genesis.clone();
+            move || Store::open(&db_path, &genesis)
+        })
+        .await
+        .map_err(|e| SequencerError::Internal(e.to_string()))??;
+        let head = load_head(&store, &genesis, genesis_root)?;
+        tracing::info!(target: "sequencer", batch = head.number, "opened data directory");
+
+        let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            pool: Mutex::new(Mempool::new(config.mempool.clone(), config.min_fee, 0)),
+            genesis,
+            genesis_root,
+            store,
+            head: RwLock::new(head),
+            chain: RwLock::new(ChainStatus::default()),
+            metrics: Metrics::default(),
+            publishers: OnceLock::new(),
+            seal_now: Notify::new(),
+            seal_lock: Mutex::new(()),
+            fault_done: std::sync::atomic::AtomicBool::new(false),
+            log_tx,
+            config,
+        });
+        recover_log(&shared)?;
+
+        {
+            // The writer ends when the shared state (which holds the only sender) is dropped.
+            let weak = Arc::downgrade(&shared);
+            let max_group = shared.config.max_group_commit;
+            std::thread::Builder::new()
+                .name("stint-admission-log".into())
+                .spawn(move || run_log_writer(weak, log_rx, max_group))?;
+        }
+
+        let (stop, stop_rx) = watch::channel(false);
+        let module = crate::rpc::module(Arc::clone(&shared))?;
+        let listener = tokio::net::TcpListener::bind(shared.config.rpc_addr).await?;
+        let server = stint_rpc::serve(listener, module, crate::rpc::server_config(&shared.config))
+            .await
+            .map_err(|e| SequencerError::Internal(e.to_string()))?;
+        tracing::info!(target: "sequencer", addr = %server.local_addr(), "JSON-RPC listening");
+        let tasks = vec![
+            tokio::spawn(crate::batcher::run(Arc::clone(&shared), stop_rx.clone())),
+            tokio::spawn(crate::anchoring::run(
+                Arc::clone(&shared),
+                anchorer,
+                bitcoind,
+                stop_rx,
+            )),
+        ];
+        Ok(Self {
+            shared,
+            server: Some(server),
+            tasks,
+            stop,
+        })
+    }
+
+    /// The address the JSON-RPC server listens on.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .map(RpcServerHandle::local_addr)
+            .unwrap_or(self.shared.config.rpc_addr)
+    }
+
+    /// Admit a transaction directly (what `stint_sendTransaction` does). Returns once durable.
+    pub async fn submit(&self, tx: SignedTx) -> Result<Txid, SequencerError> {
+        self.shared.submit(tx).await
+    }
+
+    /// Seal a batch now from what is pending (also sealed on the interval). Returns the new
+    /// batch number, or `None` when nothing was pending.
+    pub async fn seal_now(&self) -> Result<Option<u64>, SequencerError> {
+        crate::batcher::seal_blocking(Arc::clone(&self.shared)).await
+    }
+
+    /// Stop the tasks and the RPC server; pending txs stay in the durable log.
+    pub async fn shutdown(mut self) -> Result<(), SequencerError> {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .shutdown()
+                .await
+                .map_err(|e| SequencerError::Internal(e.to_string()))?;
+        }
+        tracing::info!(target: "sequencer", "stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(server) = &self.server {
+            server.stop();
+        }
+    }
+}
+
+/// The head from the latest stored batch (genesis if none).
+fn load_head(store: &Store, genesis: &Genesis, genesis_root: Hash) -> Result<Head, SequencerError> {
+    let number = store.head_number()?;
+    let state_root = store.state_root(number)?;
+    if number == 0 {
+        if state_root != Some(genesis_root) {
+            return Err(SequencerError::Storage(
+                "state version 0 is not the genesis state".into(),
+            ));
+        }
+        return Ok(Head {
+            number: 0,
+            hash: genesis.hash(),
+            claimed_root: genesis_root,
+            honest_root: genesis_root,
+            timestamp: 0,
+            l1_origin: L1Origin {
+                height: genesis.l1_start_height,
+                hash: genesis.l1_start_hash.to_byte_array(),
+            },
+        });
+    }
+    let stored = store
+        .batch(number)?
+        .ok_or_else(|| SequencerError::Storage(format!("batch {number} vanished")))?;
+    if state_root != Some(stored.honest_root) {
+        return Err(SequencerError::Storage(format!(
+            "state version {number} does not match batch {number}"
+        )));
+    }
+    let batch = stored.batch()?;
+    let header = batch.header();
+    Ok(Head {
+        number,
+        hash: header.hash(),
+        claimed_root: header.state_root,
+        honest_root: stored.honest_root,
+        timestamp: header.timestamp,
+        l1_origin: header.l1_origin,
+    })
+}
+
+/// An admission log entry: sequence, bytes, and the decoded, signature-checked tx or why not.
+type LoggedTx = (u64, Vec<u8>, Result<(SignedTx, Txid), String>);
+
+/// Put every acknowledged, unsealed tx of the admission log back into the mempool (in admission
+/// order, signatures re-checked in parallel); record the ones no longer admissible as dropped.
+fn recover_log(shared: &Shared) -> Result<(), SequencerError> {
+    use rayon::prelude::*;
+    let entries = shared.store.load_log()?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let decoded: Vec<LoggedTx> = entries
+        .into_par_iter()
+        .map(|(seq, bytes)| {
+            let parsed = match SignedTx::decode(&bytes) {
+                Ok(tx) if tx.verify() => {
+                    let txid = tx.txid();
+                    Ok((tx, txid))
+                }
+                Ok(_) => Err("invalid signature".to_owned()),
+                Err(e) => Err(format!("does not decode: {e}")),
+            };
+            (seq, bytes, parsed)
+        })
+        .collect();
+    let root = shared.head.read().honest_root;
+    let mut pool = shared.pool.lock();
+    let mut dropped = Vec::new();
+    let mut restored = 0usize;
+    for (seq, bytes, parsed) in decoded {
+        match parsed {
+            Ok((tx, txid)) => {
+                let account = shared.account_at(root, &tx.tx.from)?;
+                match pool.insert(tx, txid, account, Some(seq)) {
+                    Ok(_) => {
+                        pool.mark_durable(&txid);
+                        restored = restored.saturating_add(1);
+                    }
+                    Err(reason) => dropped.push((
+                        seq,
+                        txid,
+                        StoredReceipt::Dropped {
+                            reason: reason.to_string(),
+                            tx: bytes,
+                        },
+                    )),
+                }
+            }
+            Err(reason) => {
+                tracing::error!(target: "sequencer::admission", seq, %reason, "corrupt admission log entry");
+                dropped.push((
+                    seq,
+                    Txid(stint_state::sha256(&bytes)),
+                    StoredReceipt::Dropped { reason, tx: bytes },
+                ));
+            }
+        }
+    }
+    // Replacements among the restored txs.
+    let evicted = pool.finish_seal(&[], |_| 0);
+    drop(pool);
+    for e in evicted {
+        dropped.push((
+            e.seq,
+            e.txid,
+            StoredReceipt::Dropped {
+                reason: e.reason,
+                tx: e.tx.encode(),
+            },
+        ));
+    }
+    if !dropped.is_empty() {
+        shared.store.drop_logged(&dropped)?;
+    }
+    tracing::info!(target: "sequencer::admission", restored, dropped = dropped.len(), "admission log recovered");
+    Ok(())
+}

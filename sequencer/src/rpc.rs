@@ -1,0 +1,583 @@
+//! The sequencer's JSON-RPC methods (DESIGN §3), registered on the `stint-rpc` framework.
+
+use std::sync::Arc;
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::BlockHash;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use stint_contracts::{
+    account_key, read_stream, read_task, AccountId, SignedTx, StreamId, TaskId, Txid,
+};
+use stint_protocol::BatchHeader;
+use stint_rpc::{
+    AdminToken, EventFilter, HealthStatus, MethodSpec, Params, RpcError, RpcModule,
+    RpcServerConfig, TopicSpec,
+};
+use stint_state::{Hash, SparseMerkleTree};
+
+use crate::config::SequencerConfig;
+use crate::error::{codes, Rejection, SequencerError};
+use crate::node::{AnchorInfo, BatchFinality, Publishers, Shared};
+use crate::store::{StoredReceipt, TaskRole};
+
+/// Most task ids `stint_getTasks` returns.
+const MAX_TASKS_PER_QUERY: usize = 1_000;
+
+fn to_rpc(e: SequencerError) -> RpcError {
+    match e {
+        SequencerError::Rejected(r) => RpcError::new(r.code(), r.to_string()),
+        SequencerError::Config(c) => RpcError::invalid_params(c),
+        other => {
+            tracing::error!(target: "sequencer::rpc", error = %other, "internal error answering a call");
+            RpcError::internal(other)
+        }
+    }
+}
+
+fn not_found(what: impl std::fmt::Display) -> RpcError {
+    RpcError::new(codes::NOT_FOUND, format!("not found: {what}"))
+}
+
+fn parse_hash(s: &str, what: &str) -> Result<Hash, RpcError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| RpcError::invalid_params(format!("{what} must be 64 hex digits")))?;
+    Ok(out)
+}
+
+fn parse_address(s: &str) -> Result<AccountId, RpcError> {
+    AccountId::from_address(s).map_err(|e| RpcError::invalid_params(format!("address: {e}")))
+}
+
+fn block_hash_hex(hash: &Hash) -> String {
+    BlockHash::from_byte_array(*hash).to_string()
+}
+
+/// The JSON of a batch header with its status and anchor.
+pub(crate) fn batch_json(
+    header: &BatchHeader,
+    hash: &Hash,
+    status: BatchFinality,
+    anchor: Option<&AnchorInfo>,
+) -> Value {
+    json!({
+        "number": header.number,
+        "hash": hex::encode(hash),
+        "parent": hex::encode(header.parent),
+        "stateRoot": hex::encode(header.state_root),
+        "prevStateRoot": hex::encode(header.prev_state_root),
+        "txRoot": hex::encode(header.tx_root),
+        "traceRoot": hex::encode(header.trace_root),
+        "timestamp": header.timestamp,
+        "l1Origin": {"height": header.l1_origin.height, "hash": block_hash_hex(&header.l1_origin.hash)},
+        "txCount": header.tx_count,
+        "status": status.as_str(),
+        "anchor": anchor.map(|a| json!({"btcTxid": a.btc_txid.to_string(), "height": a.height})),
+    })
+}
+
+fn head_json(number: u64, hash: &Hash, state_root: &Hash) -> Value {
+    json!({"number": number, "hash": hex::encode(hash), "stateRoot": hex::encode(state_root)})
+}
+
+fn receipt_json(shared: &Shared, txid: &Txid) -> Result<Value, RpcError> {
+    if shared.pool.lock().get(txid).is_some() {
+        return Ok(json!({
+            "txid": txid.to_string(), "status": null, "finality": "pending",
+            "batch": null, "index": null, "error": null, "fee": null,
+        }));
+    }
+    match shared.store.receipt(txid).map_err(to_rpc)? {
+        None => Err(not_found(format_args!("transaction {txid}"))),
+        Some(StoredReceipt::Dropped { reason, .. }) => Ok(json!({
+            "txid": txid.to_string(), "status": null, "finality": "dropped",
+            "batch": null, "index": null, "error": reason, "fee": null,
+        })),
+        Some(StoredReceipt::Included {
+            batch,
+            batch_hash,
+            index,
+            receipt,
+        }) => {
+            let finality = match shared.chain.read().finality(batch, &batch_hash) {
+                BatchFinality::Invalidated => "dropped",
+                other => other.as_str(),
+            };
+            let r = serde_json::to_value(receipt).map_err(RpcError::internal)?;
+            Ok(json!({
+                "txid": txid.to_string(), "status": r["status"], "finality": finality,
+                "batch": batch, "index": index, "error": r["error"], "fee": receipt.fee,
+            }))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TxidParam {
+    txid: String,
+}
+
+#[derive(Deserialize)]
+struct IdParam {
+    id: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AccountOptions {
+    #[serde(default)]
+    proof: bool,
+    at: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchOptions {
+    /// Include the canonical encoding of the whole batch (hex).
+    #[serde(default)]
+    raw: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksFilter {
+    employer: Option<String>,
+    worker: Option<String>,
+    arbiter: Option<String>,
+    limit: Option<usize>,
+}
+
+fn with_id(id: String, record: Value) -> Value {
+    let mut record = record;
+    if let Value::Object(map) = &mut record {
+        map.insert("id".into(), Value::String(id));
+    }
+    record
+}
+
+/// The JSON-RPC server limits for `config`.
+pub(crate) fn server_config(config: &SequencerConfig) -> RpcServerConfig {
+    RpcServerConfig {
+        admin_token: config
+            .admin_token
+            .as_ref()
+            .map(|t| AdminToken::new(t.expose())),
+        ..RpcServerConfig::default()
+    }
+}
+
+fn txid_filter(params: Option<&Value>) -> Result<EventFilter, RpcError> {
+    match params {
+        None => Ok(Box::new(|_| true)),
+        Some(value) => {
+            let p: TxidParam = serde_json::from_value(value.clone())
+                .map_err(|e| RpcError::invalid_params(format!("txStatus filter: {e}")))?;
+            let want = parse_hash(&p.txid, "txid")?;
+            let want = hex::encode(want);
+            Ok(Box::new(move |event: &Value| {
+                event["txid"] == want.as_str()
+            }))
+        }
+    }
+}
+
+/// Build the method table.
+pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, SequencerError> {
+    let mut m = RpcModule::from_arc(Arc::clone(&shared));
+    m.set_info("Stint sequencer", env!("CARGO_PKG_VERSION"));
+    let reg = |e: stint_rpc::RegisterError| SequencerError::Internal(e.to_string());
+
+    let hub = m.subscriptions();
+    let publishers = Publishers {
+        new_batches: hub
+            .register_topic(
+                TopicSpec::new("newBatches")
+                    .summary("Every sealed batch (status soft)")
+                    .result_schema(json!({"type": "object"})),
+            )
+            .map_err(reg)?,
+        tx_status: hub
+            .register_topic(
+                TopicSpec::new("txStatus")
+                    .summary("Finality changes of transactions: {txid, finality, batch}; optional filter {txid}")
+                    .params_schema(json!({"type": "object", "properties": {"txid": {"type": "string"}}}))
+                    .result_schema(json!({"type": "object"}))
+                    .filter(txid_filter),
+            )
+            .map_err(reg)?,
+        finality: hub
+            .register_topic(
+                TopicSpec::new("finality")
+                    .summary("Batch status changes: {batch, hash, status: soft|anchored|final|invalidated}")
+                    .result_schema(json!({"type": "object"})),
+            )
+            .map_err(reg)?,
+    };
+    if shared.publishers.set(publishers).is_err() {
+        return Err(SequencerError::Internal("publishers set twice".into()));
+    }
+
+    {
+        let shared = Arc::clone(&shared);
+        m.set_health(move || {
+            let head = shared.head.read().number;
+            let chain = shared.chain.read();
+            HealthStatus::healthy(json!({
+                "status": "ok",
+                "soft": head,
+                "anchored": chain.anchored_number(),
+                "final": chain.final_number,
+                "bitcoind": if chain.bitcoind_up { "up" } else { "down" },
+            }))
+        });
+    }
+    {
+        let shared = Arc::clone(&shared);
+        m.set_metrics_source(move || crate::metrics::render(&shared));
+    }
+
+    let hash_schema = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    let obj = json!({"type": "object"});
+
+    m.register(
+        MethodSpec::new("stint_chainInfo")
+            .summary("Chain parameters")
+            .result("info", obj.clone()),
+        |s: Arc<Shared>, _p: Params| async move {
+            let g = &s.genesis;
+            Ok(json!({
+                "chainId": g.chain_id,
+                "genesisHash": hex::encode(g.hash()),
+                "genesisStateRoot": hex::encode(s.genesis_root),
+                "anchorKey": g.anchor_key.to_string(),
+                "disputeWindow": g.dispute_window,
+                "checkpointInterval": g.checkpoint_interval,
+                "maxBatchTxs": g.max_batch_txs,
+                "maxBatchBytes": g.max_batch_bytes,
+                "feeRecipient": g.fee_recipient.to_address(),
+                "minFee": s.config.min_fee,
+                "l1StartHeight": g.l1_start_height,
+                "l1StartHash": g.l1_start_hash.to_string(),
+            }))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_syncStatus")
+            .summary("Soft, anchored and final heads and the L1 tip")
+            .result("status", obj.clone()),
+        |s: Arc<Shared>, _p: Params| async move {
+            let head = *s.head.read();
+            let chain = s.chain.read().clone();
+            let genesis = head_json(0, &s.genesis.hash(), &s.genesis_root);
+            let at = |n: u64| match chain.anchored.get(&n) {
+                Some(a) if n > 0 => head_json(n, &a.hash, &a.state_root),
+                _ => genesis.clone(),
+            };
+            Ok(json!({
+                "soft": head_json(head.number, &head.hash, &head.claimed_root),
+                "anchored": at(chain.anchored_number()),
+                "final": at(chain.final_number),
+                "l1": chain.l1_tip.map(|(h, hash)| json!({"height": h, "hash": hash.to_string()})),
+            }))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_sendTransaction")
+            .summary("Submit a signed transaction in JSON form; answers with the txid once durable")
+            .param("tx", obj.clone())
+            .result("txid", hash_schema.clone())
+            .error(codes::INVALID_SIGNATURE, "invalid signature")
+            .error(codes::NONCE_TOO_LOW, "nonce too low")
+            .error(codes::NONCE_GAP_TOO_LARGE, "nonce gap too large")
+            .error(codes::FEE_UNPAYABLE, "fee unpayable")
+            .error(codes::WRONG_CHAIN, "wrong chain")
+            .error(codes::MEMPOOL_FULL, "mempool full")
+            .error(codes::TOO_LARGE, "too large"),
+        |s: Arc<Shared>, p: Params| async move {
+            let (value,): (Value,) = p.parse_positional()?;
+            if value.is_null() {
+                return Err(RpcError::invalid_params("missing param `tx`"));
+            }
+            let tx: SignedTx = serde_json::from_value(value)
+                .map_err(|e| RpcError::invalid_params(format!("tx: {e}")))?;
+            let txid = s.submit(tx).await.map_err(to_rpc)?;
+            Ok(json!(txid.to_string()))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_sendRawTransaction")
+            .summary("Submit a signed transaction as hex of its canonical encoding")
+            .param("raw", json!({"type": "string"}))
+            .result("txid", hash_schema.clone())
+            .error(codes::INVALID_TRANSACTION, "invalid transaction")
+            .error(codes::INVALID_SIGNATURE, "invalid signature")
+            .error(codes::NONCE_TOO_LOW, "nonce too low")
+            .error(codes::WRONG_CHAIN, "wrong chain"),
+        |s: Arc<Shared>, p: Params| async move {
+            let (raw,): (String,) = p.parse_positional()?;
+            let bytes = hex::decode(raw.trim_start_matches("0x"))
+                .map_err(|_| RpcError::invalid_params("raw must be hex"))?;
+            if bytes.len() > stint_contracts::MAX_SIGNED_TX_SIZE {
+                let r = Rejection::TooLarge {
+                    size: bytes.len(),
+                    max: stint_contracts::MAX_SIGNED_TX_SIZE,
+                };
+                return Err(RpcError::new(r.code(), r.to_string()));
+            }
+            let tx = SignedTx::decode(&bytes).map_err(|e| {
+                let r = Rejection::Malformed(e.to_string());
+                RpcError::new(r.code(), r.to_string())
+            })?;
+            let txid = s.submit(tx).await.map_err(to_rpc)?;
+            Ok(json!(txid.to_string()))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getTransaction")
+            .summary("A transaction by txid, with where it is")
+            .param("txid", hash_schema.clone())
+            .result("transaction", obj.clone())
+            .error(codes::NOT_FOUND, "not found"),
+        |s: Arc<Shared>, p: Params| async move {
+            let (txid,): (String,) = p.parse_positional()?;
+            let txid = Txid(parse_hash(&txid, "txid")?);
+            let pending = s.pool.lock().get(&txid).map(|e| e.tx.clone());
+            let (tx, receipt) = match pending {
+                Some(tx) => (tx, None),
+                None => match s.store.transaction(&txid).map_err(to_rpc)? {
+                    Some((tx, r)) => (tx, Some(r)),
+                    None => return Err(not_found(format_args!("transaction {txid}"))),
+                },
+            };
+            let location = receipt_json(&s, &txid)?;
+            drop(receipt);
+            Ok(json!({
+                "txid": txid.to_string(),
+                "tx": tx,
+                "raw": hex::encode(tx.encode()),
+                "finality": location["finality"],
+                "batch": location["batch"],
+                "index": location["index"],
+            }))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getReceipt")
+            .summary("Receipt {txid, status, finality, batch, index, error}")
+            .param("txid", hash_schema.clone())
+            .result("receipt", obj.clone())
+            .error(codes::NOT_FOUND, "not found"),
+        |s: Arc<Shared>, p: Params| async move {
+            let (txid,): (String,) = p.parse_positional()?;
+            receipt_json(&s, &Txid(parse_hash(&txid, "txid")?))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getAccount")
+            .summary("Account {address, balance, nonce} at the soft head or batch `at`, optionally with a Merkle proof")
+            .param("address", json!({"type": "string"}))
+            .optional_param("options", json!({"type": "object", "properties": {"proof": {"type": "boolean"}, "at": {"type": "integer"}}}))
+            .result("account", obj.clone())
+            .error(codes::NOT_FOUND, "state at that batch not retained"),
+        |s: Arc<Shared>, p: Params| async move {
+            let (address, options): (String, Option<AccountOptions>) = p.parse_positional()?;
+            let id = parse_address(&address)?;
+            let options = options.unwrap_or_default();
+            let head = *s.head.read();
+            let at = options.at.unwrap_or(head.number);
+            let root = match s.store.state_root(at).map_err(to_rpc)? {
+                Some(root) => root,
+                None => return Err(not_found(format_args!("state at batch {at}"))),
+            };
+            let account = s.account_at(root, &id).map_err(to_rpc)?;
+            let mut out = json!({
+                "address": id.to_address(),
+                "balance": account.balance,
+                "nonce": account.nonce,
+                "at": at,
+                "stateRoot": hex::encode(root),
+            });
+            if options.at.is_none() {
+                let pending = s.pool.lock().pending_nonce(&id, account.nonce);
+                out["pendingNonce"] = json!(pending);
+            }
+            if options.proof {
+                let tree = SparseMerkleTree::new(s.store.state());
+                let (value, proof) = tree
+                    .prove(&root, &account_key(&id))
+                    .map_err(|e| to_rpc(e.into()))?;
+                let proof = proof.to_bytes().map_err(RpcError::internal)?;
+                out["proof"] = json!(hex::encode(proof));
+                out["value"] = json!(value.map(hex::encode));
+            }
+            Ok(out)
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getTask")
+            .summary("A task escrow by id, at the soft head")
+            .param("id", hash_schema.clone())
+            .result("task", obj.clone())
+            .error(codes::NOT_FOUND, "not found"),
+        |s: Arc<Shared>, p: Params| async move {
+            let p: IdParam = p.parse()?;
+            let id = TaskId(parse_hash(&p.id, "id")?);
+            let root = s.head.read().honest_root;
+            let tree = SparseMerkleTree::new(s.store.state());
+            match read_task(&tree.view(root), &id).map_err(RpcError::internal)? {
+                Some(task) => Ok(with_id(
+                    id.to_string(),
+                    serde_json::to_value(task).map_err(RpcError::internal)?,
+                )),
+                None => Err(not_found(format_args!("task {id}"))),
+            }
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getStream")
+            .summary("A wage stream by id, at the soft head (with what is withdrawable then)")
+            .param("id", hash_schema.clone())
+            .result("stream", obj.clone())
+            .error(codes::NOT_FOUND, "not found"),
+        |s: Arc<Shared>, p: Params| async move {
+            let p: IdParam = p.parse()?;
+            let id = StreamId(parse_hash(&p.id, "id")?);
+            let head = *s.head.read();
+            let tree = SparseMerkleTree::new(s.store.state());
+            match read_stream(&tree.view(head.honest_root), &id).map_err(RpcError::internal)? {
+                Some(stream) => {
+                    let withdrawable = stream.withdrawable(head.timestamp);
+                    let mut v = with_id(
+                        id.to_string(),
+                        serde_json::to_value(&stream).map_err(RpcError::internal)?,
+                    );
+                    v["withdrawable"] = json!(withdrawable);
+                    v["asOf"] = json!(head.timestamp);
+                    Ok(v)
+                }
+                None => Err(not_found(format_args!("stream {id}"))),
+            }
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getTasks")
+            .summary("Tasks where an account is the employer, worker or arbiter (exactly one)")
+            .param(
+                "filter",
+                json!({"type": "object", "properties": {
+                "employer": {"type": "string"}, "worker": {"type": "string"},
+                "arbiter": {"type": "string"}, "limit": {"type": "integer"}}}),
+            )
+            .result("tasks", json!({"type": "array"})),
+        |s: Arc<Shared>, p: Params| async move {
+            let (filter,): (TasksFilter,) = p.parse_positional()?;
+            let (role, address) = match (&filter.employer, &filter.worker, &filter.arbiter) {
+                (Some(a), None, None) => (TaskRole::Employer, a),
+                (None, Some(a), None) => (TaskRole::Worker, a),
+                (None, None, Some(a)) => (TaskRole::Arbiter, a),
+                _ => {
+                    return Err(RpcError::invalid_params(
+                        "give exactly one of employer, worker, arbiter",
+                    ))
+                }
+            };
+            let id = parse_address(address)?;
+            let limit = filter
+                .limit
+                .unwrap_or(MAX_TASKS_PER_QUERY)
+                .min(MAX_TASKS_PER_QUERY);
+            let ids = s.store.tasks_of(role, &id.0, limit).map_err(to_rpc)?;
+            let root = s.head.read().honest_root;
+            let tree = SparseMerkleTree::new(s.store.state());
+            let view = tree.view(root);
+            let mut out = Vec::with_capacity(ids.len());
+            for task_id in ids {
+                if let Some(task) = read_task(&view, &task_id).map_err(RpcError::internal)? {
+                    out.push(with_id(
+                        task_id.to_string(),
+                        serde_json::to_value(task).map_err(RpcError::internal)?,
+                    ));
+                }
+            }
+            Ok(Value::Array(out))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_getBatch")
+            .summary("A batch by number or header hash: {number, hash, parent, stateRoot, status, anchor, ...}")
+            .param("batch", json!({"oneOf": [{"type": "integer"}, {"type": "string"}]}))
+            .optional_param("options", json!({"type": "object", "properties": {"raw": {"type": "boolean"}}}))
+            .result("batch", obj.clone())
+            .error(codes::NOT_FOUND, "not found"),
+        |s: Arc<Shared>, p: Params| async move {
+            let (which, options): (Value, Option<BatchOptions>) = p.parse_positional()?;
+            let number = match &which {
+                Value::Number(n) => n.as_u64().ok_or_else(|| RpcError::invalid_params("batch number must be a non-negative integer"))?,
+                Value::String(h) => {
+                    let hash = parse_hash(h, "batch hash")?;
+                    s.store.batch_number(&hash).map_err(to_rpc)?.ok_or_else(|| not_found(format_args!("batch {h}")))?
+                }
+                _ => return Err(RpcError::invalid_params("batch must be a number or a 64-hex-digit hash")),
+            };
+            let stored = s.store.batch(number).map_err(to_rpc)?.ok_or_else(|| not_found(format_args!("batch {number}")))?;
+            let batch = stored.batch().map_err(to_rpc)?;
+            let hash = batch.hash();
+            let chain = s.chain.read().clone();
+            let status = chain.finality(number, &hash);
+            let anchor = chain.anchored.get(&number).filter(|a| a.hash == hash);
+            let mut v = batch_json(batch.header(), &hash, status, anchor);
+            v["txids"] = json!(batch.txs().iter().map(|t| t.txid().to_string()).collect::<Vec<_>>());
+            if options.is_some_and(|o| o.raw) {
+                v["raw"] = json!(hex::encode(&stored.encoded));
+            }
+            Ok(v)
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_estimateFee")
+            .summary("The fee to attach to a transaction (the sequencer's minimum; fees do not depend on size in v1)")
+            .optional_param("tx", obj.clone())
+            .result("fee", obj.clone()),
+        |s: Arc<Shared>, _p: Params| async move {
+            Ok(json!({"fee": s.config.min_fee, "minFee": s.config.min_fee}))
+        },
+    )
+    .map_err(reg)?;
+
+    m.register(
+        MethodSpec::new("stint_sealBatch")
+            .summary("Admin: seal a batch now from the pending transactions")
+            .admin()
+            .result("batch", json!({"type": ["integer", "null"]})),
+        |s: Arc<Shared>, _p: Params| async move {
+            let sealed = crate::batcher::seal_blocking(s).await.map_err(to_rpc)?;
+            Ok(json!({"batch": sealed}))
+        },
+    )
+    .map_err(reg)?;
+
+    Ok(m)
+}

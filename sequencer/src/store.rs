@@ -1,0 +1,390 @@
+//! Durable storage: one RocksDB holding the state tree (the `smt_*` column families of
+//! [`RocksNodeStore`]) and the sequencer's own records.
+//!
+//! | cf | key | value |
+//! | --- | --- | --- |
+//! | `seq_txlog` | admission sequence `u64 BE` | encoded [`SignedTx`] (acknowledged, not yet sealed) |
+//! | `seq_batches` | batch number `u64 BE` | [`StoredBatch`] |
+//! | `seq_batch_hash` | header hash | batch number `u64 BE` |
+//! | `seq_receipts` | txid | [`StoredReceipt`] |
+//! | `seq_task_index` | role ‖ account ‖ task id | empty |
+//! | `seq_anchors` | batch number `u64 BE` | [`StoredAnchor`] (the last envelope posted for it) |
+//! | `seq_meta` | `genesis_hash` | the genesis hash this database belongs to |
+//!
+//! State version `n` is the state after batch `n` (version 0 is genesis). Sealing batch `n`
+//! writes its state version, the batch, its receipts and task index entries, and deletes the
+//! admission log entries it consumed, in **one** synced write batch: after a crash either all of
+//! it is there or none, so no acknowledged tx is lost and none is executed twice.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions};
+use stint_contracts::{Receipt, SignedTx, TaskId, Txid};
+use stint_protocol::{Batch, Genesis};
+use stint_state::{Hash, RocksNodeStore, TreeUpdate};
+
+use crate::error::SequencerError;
+
+const CF_TXLOG: &str = "seq_txlog";
+const CF_BATCHES: &str = "seq_batches";
+const CF_BATCH_HASH: &str = "seq_batch_hash";
+const CF_RECEIPTS: &str = "seq_receipts";
+const CF_TASKS: &str = "seq_task_index";
+const CF_ANCHORS: &str = "seq_anchors";
+const CF_META: &str = "seq_meta";
+const META_GENESIS: &[u8] = b"genesis_hash";
+
+/// A sealed batch as stored.
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+pub(crate) struct StoredBatch {
+    /// The encoded batch ([`Batch::encode`]).
+    pub(crate) encoded: Vec<u8>,
+    /// The state root this sequencer really computed (differs from the header's claim only in a
+    /// fault mode that lies about it).
+    pub(crate) honest_root: Hash,
+}
+
+impl StoredBatch {
+    pub(crate) fn batch(&self) -> Result<Batch, SequencerError> {
+        Batch::decode(&self.encoded)
+            .map_err(|e| SequencerError::Storage(format!("stored batch does not decode: {e}")))
+    }
+}
+
+/// What happened to an acknowledged tx.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub(crate) enum StoredReceipt {
+    /// Executed in `batch` at `index`.
+    Included {
+        /// Batch number.
+        batch: u64,
+        /// Batch header hash.
+        batch_hash: Hash,
+        /// Index in the batch.
+        index: u32,
+        /// The receipt.
+        receipt: Receipt,
+    },
+    /// Acknowledged but never executed (invalid by the time it was sealed, or replaced).
+    Dropped {
+        /// Why.
+        reason: String,
+        /// The tx itself.
+        tx: Vec<u8>,
+    },
+}
+
+/// The last envelope posted for a batch: enough to track, bump or rebroadcast it after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub(crate) struct StoredAnchor {
+    /// Header hash of the batch it carries.
+    pub(crate) batch_hash: Hash,
+    /// Consensus-encoded commit transaction.
+    pub(crate) commit: Vec<u8>,
+    /// Consensus-encoded reveal transaction.
+    pub(crate) reveal: Vec<u8>,
+    /// Envelope output index in the commit.
+    pub(crate) commit_vout: u32,
+    /// Commit fee (sat).
+    pub(crate) commit_fee: u64,
+    /// Reveal fee (sat).
+    pub(crate) reveal_fee: u64,
+    /// Fee rate (sat/kwu).
+    pub(crate) fee_rate_sat_kwu: u64,
+    /// Envelope leaf script.
+    pub(crate) leaf_script: Vec<u8>,
+    /// L1 height when it was posted (for fee bumps).
+    pub(crate) posted_at_height: u64,
+}
+
+/// Which participant of a task an index entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskRole {
+    Employer = 0,
+    Worker = 1,
+    Arbiter = 2,
+}
+
+/// Everything sealing one batch writes, atomically.
+pub(crate) struct SealWrite<'a> {
+    pub(crate) number: u64,
+    pub(crate) hash: Hash,
+    pub(crate) batch: StoredBatch,
+    pub(crate) updates: &'a [TreeUpdate],
+    pub(crate) receipts: Vec<(Txid, StoredReceipt)>,
+    pub(crate) consumed_log: Vec<u64>,
+    pub(crate) task_index: Vec<(TaskRole, [u8; 32], TaskId)>,
+}
+
+/// The sequencer's database.
+pub(crate) struct Store {
+    state: RocksNodeStore,
+}
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn read_be(bytes: &[u8]) -> Result<u64, SequencerError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| SequencerError::Storage("corrupt u64 key".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn decode<T: BorshDeserialize>(bytes: &[u8], what: &str) -> Result<T, SequencerError> {
+    borsh::from_slice(bytes).map_err(|e| SequencerError::Storage(format!("corrupt {what}: {e}")))
+}
+
+fn encode<T: BorshSerialize>(value: &T) -> Result<Vec<u8>, SequencerError> {
+    borsh::to_vec(value).map_err(|e| SequencerError::Internal(format!("encoding: {e}")))
+}
+
+fn synced() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+impl Store {
+    /// Open (or create) the database at `path` for `genesis`: a new database gets the genesis
+    /// state as version 0; an existing one must belong to the same genesis.
+    pub(crate) fn open(path: &std::path::Path, genesis: &Genesis) -> Result<Self, SequencerError> {
+        let state = RocksNodeStore::open_with_column_families(
+            path,
+            &[
+                CF_TXLOG,
+                CF_BATCHES,
+                CF_BATCH_HASH,
+                CF_RECEIPTS,
+                CF_TASKS,
+                CF_ANCHORS,
+                CF_META,
+            ],
+        )?;
+        let store = Self { state };
+        let genesis_hash = genesis.hash();
+        match store.db().get_cf(store.cf(CF_META)?, META_GENESIS)? {
+            Some(stored) if stored.as_slice() == genesis_hash.as_slice() => {}
+            Some(stored) => {
+                return Err(SequencerError::Storage(format!(
+                    "data directory belongs to genesis {}, not {}",
+                    hex::encode(stored),
+                    hex::encode(genesis_hash)
+                )))
+            }
+            None => {
+                let update = genesis
+                    .state_update()
+                    .map_err(|e| SequencerError::Internal(e.to_string()))?;
+                let mut batch = WriteBatch::default();
+                store
+                    .state
+                    .stage_commit(&mut batch, 0, std::slice::from_ref(&update))?;
+                batch.put_cf(store.cf(CF_META)?, META_GENESIS, genesis_hash);
+                store.db().write_opt(batch, &synced())?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn db(&self) -> &rocksdb::DB {
+        self.state.db()
+    }
+
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, SequencerError> {
+        self.db()
+            .cf_handle(name)
+            .ok_or_else(|| SequencerError::Storage(format!("missing column family {name}")))
+    }
+
+    /// The node store of the state tree.
+    pub(crate) fn state(&self) -> &RocksNodeStore {
+        &self.state
+    }
+
+    /// The state root after batch `number` (0 = genesis), if retained.
+    pub(crate) fn state_root(&self, number: u64) -> Result<Option<Hash>, SequencerError> {
+        Ok(self.state.root(number)?)
+    }
+
+    /// Append acknowledged txs to the admission log and fsync, all in one write.
+    pub(crate) fn append_log(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), SequencerError> {
+        let cf = self.cf(CF_TXLOG)?;
+        let mut batch = WriteBatch::default();
+        for (seq, bytes) in entries {
+            batch.put_cf(cf, be(*seq), bytes);
+        }
+        self.db().write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Every admission log entry, in sequence order.
+    pub(crate) fn load_log(&self) -> Result<Vec<(u64, Vec<u8>)>, SequencerError> {
+        let mut out = Vec::new();
+        for item in self
+            .db()
+            .iterator_cf(self.cf(CF_TXLOG)?, IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            out.push((read_be(&k)?, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Drop admission log entries and record receipts (txs dropped at startup), in one write.
+    pub(crate) fn drop_logged(
+        &self,
+        entries: &[(u64, Txid, StoredReceipt)],
+    ) -> Result<(), SequencerError> {
+        let mut batch = WriteBatch::default();
+        let log = self.cf(CF_TXLOG)?;
+        let receipts = self.cf(CF_RECEIPTS)?;
+        for (seq, txid, receipt) in entries {
+            batch.delete_cf(log, be(*seq));
+            if self.db().get_pinned_cf(receipts, txid.0)?.is_none() {
+                batch.put_cf(receipts, txid.0, encode(receipt)?);
+            }
+        }
+        self.db().write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Persist a sealed batch with its state, receipts and consumed log entries, atomically.
+    pub(crate) fn commit_seal(&self, seal: SealWrite<'_>) -> Result<(), SequencerError> {
+        let mut batch = WriteBatch::default();
+        self.state
+            .stage_commit(&mut batch, seal.number, seal.updates)?;
+        batch.put_cf(self.cf(CF_BATCHES)?, be(seal.number), encode(&seal.batch)?);
+        batch.put_cf(self.cf(CF_BATCH_HASH)?, seal.hash, be(seal.number));
+        let receipts = self.cf(CF_RECEIPTS)?;
+        for (txid, receipt) in &seal.receipts {
+            batch.put_cf(receipts, txid.0, encode(receipt)?);
+        }
+        let log = self.cf(CF_TXLOG)?;
+        for seq in &seal.consumed_log {
+            batch.delete_cf(log, be(*seq));
+        }
+        let tasks = self.cf(CF_TASKS)?;
+        for (role, account, task) in &seal.task_index {
+            batch.put_cf(tasks, task_index_key(*role, account, task), b"");
+        }
+        self.db().write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// The latest sealed batch number (0 when none).
+    pub(crate) fn head_number(&self) -> Result<u64, SequencerError> {
+        match self
+            .db()
+            .iterator_cf(self.cf(CF_BATCHES)?, IteratorMode::End)
+            .next()
+        {
+            None => Ok(0),
+            Some(item) => read_be(&item?.0),
+        }
+    }
+
+    /// Batch `number`, if sealed.
+    pub(crate) fn batch(&self, number: u64) -> Result<Option<StoredBatch>, SequencerError> {
+        self.db()
+            .get_pinned_cf(self.cf(CF_BATCHES)?, be(number))?
+            .map(|v| decode(&v, "batch"))
+            .transpose()
+    }
+
+    /// The number of the batch with header hash `hash`.
+    pub(crate) fn batch_number(&self, hash: &Hash) -> Result<Option<u64>, SequencerError> {
+        self.db()
+            .get_pinned_cf(self.cf(CF_BATCH_HASH)?, hash)?
+            .map(|v| read_be(&v))
+            .transpose()
+    }
+
+    /// What happened to `txid`, if it was sealed or dropped.
+    pub(crate) fn receipt(&self, txid: &Txid) -> Result<Option<StoredReceipt>, SequencerError> {
+        self.db()
+            .get_pinned_cf(self.cf(CF_RECEIPTS)?, txid.0)?
+            .map(|v| decode(&v, "receipt"))
+            .transpose()
+    }
+
+    /// The tx `txid` from the batch that executed it, or from its drop record.
+    pub(crate) fn transaction(
+        &self,
+        txid: &Txid,
+    ) -> Result<Option<(SignedTx, StoredReceipt)>, SequencerError> {
+        let Some(receipt) = self.receipt(txid)? else {
+            return Ok(None);
+        };
+        let tx =
+            match &receipt {
+                StoredReceipt::Included { batch, index, .. } => {
+                    let stored = self.batch(*batch)?.ok_or_else(|| {
+                        SequencerError::Storage(format!("receipt names missing batch {batch}"))
+                    })?;
+                    let batch = stored.batch()?;
+                    batch.txs().get(*index as usize).cloned().ok_or_else(|| {
+                        SequencerError::Storage("receipt index out of range".into())
+                    })?
+                }
+                StoredReceipt::Dropped { tx, .. } => SignedTx::decode(tx)
+                    .map_err(|e| SequencerError::Storage(format!("corrupt dropped tx: {e}")))?,
+            };
+        Ok(Some((tx, receipt)))
+    }
+
+    /// Task ids where `account` has `role`, in id order, at most `limit`.
+    pub(crate) fn tasks_of(
+        &self,
+        role: TaskRole,
+        account: &[u8; 32],
+        limit: usize,
+    ) -> Result<Vec<TaskId>, SequencerError> {
+        let mut prefix = Vec::with_capacity(33);
+        prefix.push(role as u8);
+        prefix.extend_from_slice(account);
+        let mut out = Vec::new();
+        for item in self.db().iterator_cf(
+            self.cf(CF_TASKS)?,
+            IteratorMode::From(&prefix, Direction::Forward),
+        ) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let id: [u8; 32] = k
+                .get(33..)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| SequencerError::Storage("corrupt task index key".into()))?;
+            out.push(TaskId(id));
+        }
+        Ok(out)
+    }
+
+    /// Record the envelope posted for batch `number` (synced).
+    pub(crate) fn put_anchor(
+        &self,
+        number: u64,
+        anchor: &StoredAnchor,
+    ) -> Result<(), SequencerError> {
+        self.db()
+            .put_cf_opt(self.cf(CF_ANCHORS)?, be(number), encode(anchor)?, &synced())?;
+        Ok(())
+    }
+
+    /// The envelope last posted for batch `number`.
+    pub(crate) fn anchor(&self, number: u64) -> Result<Option<StoredAnchor>, SequencerError> {
+        self.db()
+            .get_pinned_cf(self.cf(CF_ANCHORS)?, be(number))?
+            .map(|v| decode(&v, "anchor"))
+            .transpose()
+    }
+}
+
+fn task_index_key(role: TaskRole, account: &[u8; 32], task: &TaskId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(65);
+    key.push(role as u8);
+    key.extend_from_slice(account);
+    key.extend_from_slice(&task.0);
+    key
+}

@@ -1,0 +1,242 @@
+//! Shared setup: a funded regtest node, a genesis anchored at its tip, a sequencer on a fresh
+//! data directory, and a small JSON-RPC client.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
+use bitcoin::Network;
+use k256::schnorr::SigningKey;
+use serde_json::{json, Value};
+use stint_anchor::{BitcoindClient, RegtestConfig, RegtestNode};
+use stint_contracts::{AccountId, Call, SignedTx, Tx};
+use stint_protocol::{Genesis, GenesisAlloc};
+use stint_sequencer::{Secret, Sequencer, SequencerConfig};
+use tempfile::TempDir;
+
+pub(crate) const CHAIN_ID: u64 = 1337;
+pub(crate) const START_BALANCE: u64 = 1_000_000;
+pub(crate) const FEE_RECIPIENT: AccountId = AccountId([0xfe; 32]);
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A sequencer with its own regtest node. Field order matters: the sequencer stops before the
+/// node, the node before its directory is deleted.
+pub(crate) struct Env {
+    pub(crate) seq: Option<Sequencer>,
+    pub(crate) node: RegtestNode,
+    pub(crate) wallet: BitcoindClient,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) keys: Vec<SigningKey>,
+    pub(crate) genesis: Genesis,
+    pub(crate) _dir: TempDir,
+}
+
+pub(crate) fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i; 32]).unwrap()
+}
+
+pub(crate) fn account(k: &SigningKey) -> AccountId {
+    AccountId::from_signing_key(k)
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+impl Env {
+    /// A node with 110 mature blocks, a genesis starting at its tip with dispute window `w`, four
+    /// funded users (keys 1..=4), and a running sequencer.
+    pub(crate) async fn start(w: u64) -> Env {
+        Self::start_with(w, None).await
+    }
+
+    /// Like [`Env::start`], with a fault mode.
+    pub(crate) async fn start_with(w: u64, fault: Option<stint_sequencer::FaultConfig>) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
+            .await
+            .unwrap();
+        let wallet = node.client().ensure_wallet("stint").await.unwrap();
+        let address = wallet.get_new_address(Network::Regtest).await.unwrap();
+        wallet.generate_to_address(110, &address).await.unwrap();
+        let info = node.client().get_blockchain_info().await.unwrap();
+
+        let secret = SecretKey::from_slice(&[0x42; 32]).unwrap();
+        let anchor = Keypair::from_secret_key(&Secp256k1::new(), &secret);
+        let anchor_key = dir.path().join("anchor.key");
+        write_private(&anchor_key, &hex::encode(secret.secret_bytes()));
+
+        let keys: Vec<SigningKey> = (1..=4).map(key).collect();
+        let alloc = keys
+            .iter()
+            .map(|k| GenesisAlloc {
+                account: account(k),
+                balance: START_BALANCE,
+            })
+            .collect();
+        let mut genesis = Genesis::new(
+            CHAIN_ID,
+            anchor.x_only_public_key().0,
+            FEE_RECIPIENT,
+            alloc,
+            info.blocks,
+            info.bestblockhash,
+        );
+        genesis.dispute_window = w;
+        genesis.checkpoint_interval = 4;
+        let genesis_path = dir.path().join("genesis.json");
+        std::fs::write(&genesis_path, genesis.to_json()).unwrap();
+
+        let config = SequencerConfig {
+            data_dir: dir.path().join("seq"),
+            genesis: genesis_path,
+            anchor_key,
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            batch_interval_ms: 150,
+            l1_origin_depth: 1,
+            bitcoind: stint_sequencer::BitcoindConfig {
+                rpc_url: node.rpc_url(),
+                cookie_file: Some(node.cookie_file()),
+                poll_interval_ms: 100,
+                ..Default::default()
+            },
+            fault,
+            ..SequencerConfig::default()
+        };
+        let seq = Sequencer::start(config).await.unwrap();
+        let url = format!("http://{}", seq.rpc_addr());
+        Env {
+            seq: Some(seq),
+            node,
+            wallet,
+            url,
+            http: reqwest::Client::new(),
+            keys,
+            genesis,
+            _dir: dir,
+        }
+    }
+
+    /// POST a raw body; returns the HTTP status and the body text.
+    pub(crate) async fn post_raw(&self, body: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// Call `method` and return the whole response object.
+    pub(crate) async fn call_raw(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Call `method`, expecting a result.
+    pub(crate) async fn call(&self, method: &str, params: Value) -> Value {
+        let resp = self.call_raw(method, params).await;
+        assert!(resp.get("error").is_none(), "{method}: {resp}");
+        resp["result"].clone()
+    }
+
+    /// Call `method`, expecting an error; returns it.
+    pub(crate) async fn call_err(&self, method: &str, params: Value) -> Value {
+        let resp = self.call_raw(method, params).await;
+        assert!(resp.get("result").is_none(), "{method} should fail: {resp}");
+        resp["error"].clone()
+    }
+
+    pub(crate) fn sign(&self, signer: usize, nonce: u64, fee: u64, call: Call) -> SignedTx {
+        let k = &self.keys[signer];
+        Tx {
+            chain_id: CHAIN_ID,
+            from: account(k),
+            nonce,
+            fee,
+            call,
+        }
+        .sign(k)
+        .unwrap()
+    }
+
+    pub(crate) fn addr(&self, user: usize) -> String {
+        account(&self.keys[user]).to_address()
+    }
+
+    /// Submit over JSON-RPC; returns the txid.
+    pub(crate) async fn send(&self, tx: &SignedTx) -> String {
+        let txid = self
+            .call("stint_sendTransaction", json!([tx]))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(txid, tx.txid().to_string());
+        txid
+    }
+
+    pub(crate) async fn balance(&self, user: usize) -> u64 {
+        self.call("stint_getAccount", json!([self.addr(user)]))
+            .await["balance"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub(crate) async fn balance_of(&self, id: &AccountId) -> u64 {
+        self.call("stint_getAccount", json!([id.to_address()]))
+            .await["balance"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Poll the receipt of `txid` until its finality is `want` (or a later one).
+    pub(crate) async fn wait_finality(&self, txid: &str, want: &str) -> Value {
+        let order = ["pending", "soft", "anchored", "final"];
+        let rank = |f: &str| order.iter().position(|x| *x == f);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.call("stint_getReceipt", json!([txid])).await;
+            let f = r["finality"].as_str().unwrap().to_owned();
+            assert_ne!(f, "dropped", "{r}");
+            if rank(&f) >= rank(want) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {want}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) async fn mine(&self, n: u64) {
+        let to = self.wallet.get_new_address(Network::Regtest).await.unwrap();
+        self.wallet.generate_to_address(n, &to).await.unwrap();
+    }
+
+    pub(crate) async fn shutdown(&mut self) {
+        if let Some(seq) = self.seq.take() {
+            seq.shutdown().await.unwrap();
+        }
+    }
+}
