@@ -675,18 +675,19 @@ impl Wallet {
             })
     }
 
-    /// The account as the sequencer sees it with its pending transactions applied.
+    /// The account at the sequencer's soft head; `pendingNonce` counts its pending txs too.
     async fn account(&self) -> Result<Value, CliError> {
         self.client
-            .call(
-                "stint_getAccount",
-                json!([self.key.account().to_string(), {"at": "pending"}]),
-            )
+            .call("stint_getAccount", json!([self.key.account().to_string()]))
             .await
     }
 
+    /// The nonce after the account's pending txs, so commands can follow each other without
+    /// waiting.
     async fn next_nonce(&self) -> Result<u64, CliError> {
-        field_u64(&self.account().await?, "nonce", "stint_getAccount")
+        let account = self.account().await?;
+        field_u64(&account, "pendingNonce", "stint_getAccount")
+            .or_else(|_| field_u64(&account, "nonce", "stint_getAccount"))
     }
 
     async fn require_balance(&self, amount: u64, fee: u64, what: &str) -> Result<(), CliError> {
