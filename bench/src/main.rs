@@ -1,8 +1,68 @@
-//! `stint-bench`: placeholder entry point until the benchmark issue lands.
+//! `stint-bench`: runs Stint's benchmark suite and prints the results table.
+//!
+//! `--quick` runs everything at small sizes (under a minute on 2 cores); the default full mode
+//! uses the issue's sizes, repeats each measurement and writes `bench/RESULTS.md` plus the
+//! replay-versus-threads chart next to it.
 
-fn main() {
-    eprintln!(
-        "stint-bench: the benchmark suite is not built yet; see the per-crate criterion benches"
+use std::path::PathBuf;
+
+use clap::Parser;
+use stint_bench::{run, Config};
+
+/// Where the full mode writes its results by default: this crate's folder.
+const DEFAULT_RESULTS_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Debug, Parser)]
+#[command(name = "stint-bench", version, about = "Stint benchmarks (issue #7)")]
+struct Args {
+    /// Small sizes, one repetition, no results file (under a minute on 2 cores).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// The issue's sizes, repeated; writes RESULTS.md and the chart (the default).
+    #[arg(long)]
+    full: bool,
+    /// Threads for the "all threads" figures (default: every available core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Folder for RESULTS.md and the chart in full mode.
+    #[arg(long, default_value = DEFAULT_RESULTS_DIR)]
+    results_dir: PathBuf,
+    /// Do not write RESULTS.md even in full mode.
+    #[arg(long)]
+    no_write: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = if args.quick {
+        Config::quick()
+    } else {
+        Config::full()
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let report = run(&config, threads)?;
+    println!(
+        "stint-bench {} mode, {} threads, {} cores ({}), load average at start {}",
+        config.mode,
+        report.threads,
+        report.machine.cores,
+        report.machine.cpu,
+        report
+            .machine
+            .load_at_start
+            .map_or_else(|| "unknown".into(), |l| format!("{l:.2}")),
     );
-    std::process::exit(2);
+    println!("{}", report.table.to_text());
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!("benchmark 2 (sequencer throughput over JSON-RPC): not measured, needs the sequencer");
+    println!("took {:.1} s", report.seconds);
+    if config.mode == "full" && !args.no_write {
+        report.write_results(&args.results_dir)?;
+        println!("wrote {}", args.results_dir.join("RESULTS.md").display());
+    }
+    Ok(())
 }
