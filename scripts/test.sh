@@ -31,3 +31,7 @@ cargo clippy --workspace --all-targets --locked --profile test -- -D warnings
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
+
+step "stint-bench --quick (smoke run of every benchmark, no thresholds)"
+# Built by the test step above (the bench package's integration test needs the binary).
+"$CARGO_TARGET_DIR/debug/stint-bench" --quick --no-write
