@@ -471,6 +471,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_config_parses_validates_and_shows_the_defaults() {
+        let text = include_str!("../../examples/sequencer.toml");
+        let config = SequencerConfig::from_toml(text, Path::new("/etc/stint")).unwrap();
+        config.validate().unwrap();
+        let defaults = SequencerConfig::default();
+        assert_eq!(config.rpc_addr, defaults.rpc_addr);
+        assert_eq!(config.batch_interval_ms, defaults.batch_interval_ms);
+        assert_eq!(config.min_fee, defaults.min_fee);
+        assert_eq!(config.l1_origin_depth, defaults.l1_origin_depth);
+        assert_eq!(config.max_group_commit, defaults.max_group_commit);
+        assert_eq!(config.mempool, defaults.mempool);
+        assert_eq!(config.bitcoind.rpc_url, defaults.bitcoind.rpc_url);
+        assert_eq!(config.bitcoind.wallet, defaults.bitcoind.wallet);
+        assert_eq!(
+            config.bitcoind.fee_rate_sat_vb,
+            defaults.bitcoind.fee_rate_sat_vb
+        );
+        assert_eq!(config.data_dir, PathBuf::from("/etc/stint/stint-sequencer"));
+        assert_eq!(config.anchor_key, PathBuf::from("/etc/stint/anchor.key"));
+    }
+
+    #[test]
     fn defaults_fill_missing_fields_and_paths_are_relative_to_the_file() {
         let config = SequencerConfig::from_toml(
             "genesis = \"g.json\"\n[bitcoind]\ncookie_file = \"/c/.cookie\"\nnetwork = \"signet\"\n",

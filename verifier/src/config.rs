@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 
 /// Default JSON-RPC listen address of a verifier.
-pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:7546";
+pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7546";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "stint-verifier";
 /// Default genesis file.
@@ -46,7 +46,7 @@ pub struct VerifierConfig {
     /// The chain's genesis file (JSON).
     pub genesis: PathBuf,
     /// JSON-RPC listen address.
-    pub rpc_listen: SocketAddr,
+    pub rpc_addr: SocketAddr,
     /// bitcoind connection.
     pub bitcoind: BitcoindConfig,
     /// Key file (`{"address", "secret_key"}`) whose key signs challenge envelopes and whose L2
@@ -73,7 +73,7 @@ pub struct VerifierConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct BitcoindConfig {
     /// RPC URL.
-    pub rpc: String,
+    pub rpc_url: String,
     /// Cookie file (preferred over user/password).
     pub cookie_file: Option<PathBuf>,
     /// RPC user.
@@ -87,7 +87,7 @@ pub struct BitcoindConfig {
 impl Default for BitcoindConfig {
     fn default() -> Self {
         Self {
-            rpc: DEFAULT_BITCOIND_RPC.into(),
+            rpc_url: DEFAULT_BITCOIND_RPC.into(),
             cookie_file: None,
             user: None,
             password: None,
@@ -101,7 +101,7 @@ impl Default for VerifierConfig {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             genesis: PathBuf::from(DEFAULT_GENESIS_FILE),
-            rpc_listen: DEFAULT_RPC_LISTEN
+            rpc_addr: DEFAULT_RPC_ADDR
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7546))),
             bitcoind: BitcoindConfig::default(),
@@ -202,8 +202,8 @@ pub struct VerifierArgs {
     #[arg(long, env = "STINT_GENESIS")]
     pub genesis: Option<PathBuf>,
     /// JSON-RPC listen address.
-    #[arg(long, env = "STINT_VERIFIER_RPC_LISTEN")]
-    pub rpc_listen: Option<SocketAddr>,
+    #[arg(long, env = "STINT_VERIFIER_RPC_ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
     /// bitcoind RPC URL.
     #[arg(long, env = "STINT_BITCOIND_RPC")]
     pub bitcoind_rpc: Option<String>,
@@ -244,11 +244,11 @@ impl VerifierArgs {
         if let Some(v) = &self.genesis {
             config.genesis = v.clone();
         }
-        if let Some(v) = self.rpc_listen {
-            config.rpc_listen = v;
+        if let Some(v) = self.rpc_addr {
+            config.rpc_addr = v;
         }
         if let Some(v) = &self.bitcoind_rpc {
-            config.bitcoind.rpc = v.clone();
+            config.bitcoind.rpc_url = v.clone();
         }
         if let Some(v) = &self.bitcoind_cookie {
             config.bitcoind.cookie_file = Some(v.clone());
@@ -280,10 +280,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_and_shows_the_defaults() {
+        let text = include_str!("../../examples/verifier.toml");
+        let mut config = VerifierConfig::from_toml(text).unwrap();
+        assert!(config.bitcoind.cookie_file.take().is_some());
+        assert_eq!(config, VerifierConfig::default());
+    }
+
+    #[test]
     fn empty_file_gives_the_defaults() {
         let config = VerifierConfig::from_toml("").unwrap();
         assert_eq!(config, VerifierConfig::default());
-        assert_eq!(config.rpc_listen.to_string(), DEFAULT_RPC_LISTEN);
+        assert_eq!(config.rpc_addr.to_string(), DEFAULT_RPC_ADDR);
     }
 
     #[test]
@@ -324,13 +332,13 @@ mod tests {
             file.to_str().unwrap(),
             "--data-dir",
             "/from/flag",
-            "--rpc-listen",
+            "--rpc-addr",
             "127.0.0.1:9999",
         ])
         .unwrap();
         let config = cli.args.resolve().unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
-        assert_eq!(config.rpc_listen.port(), 9999);
+        assert_eq!(config.rpc_addr.port(), 9999);
         assert_eq!(config.replay_threads, 3);
         assert_eq!(config.bitcoind.wallet, "w");
     }

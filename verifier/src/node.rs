@@ -306,7 +306,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
             .into())
         }
     };
-    let client = BitcoindClient::new(config.bitcoind.rpc.clone(), auth);
+    let client = BitcoindClient::new(config.bitcoind.rpc_url.clone(), auth);
     let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("stint-replay-{i}"));
     if config.replay_threads > 0 {
         builder = builder.num_threads(config.replay_threads);
@@ -336,9 +336,9 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
     publish(&shared, &engine, true, None);
 
     let module = crate::rpc::module(Arc::clone(&shared))?;
-    let listener = tokio::net::TcpListener::bind(config.rpc_listen)
+    let listener = tokio::net::TcpListener::bind(config.rpc_addr)
         .await
-        .map_err(|e| VerifierError::Rpc(format!("bind {}: {e}", config.rpc_listen)))?;
+        .map_err(|e| VerifierError::Rpc(format!("bind {}: {e}", config.rpc_addr)))?;
     let rpc = stint_rpc::serve(listener, module, stint_rpc::RpcServerConfig::default())
         .await
         .map_err(|e| VerifierError::Rpc(e.to_string()))?;

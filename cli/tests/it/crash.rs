@@ -260,7 +260,17 @@ async fn sigkill_under_load_loses_no_acknowledged_tx_and_executes_none_twice() {
                 ))
             })
             .collect();
-        let pause = rand::thread_rng().gen_range(400..1_500);
+        // Kill at a random moment after the restarted sequencer acknowledged something (a
+        // loaded machine can take a while to answer the first request after a restart).
+        let progress_deadline = Instant::now() + Duration::from_secs(60);
+        while log.lock().await.iter().filter(|s| s.acked).count() <= acked_total {
+            assert!(
+                Instant::now() < progress_deadline,
+                "round {round}: no acknowledgement within 60 s under load"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pause = rand::thread_rng().gen_range(0..1_200);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

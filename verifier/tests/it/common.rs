@@ -98,12 +98,12 @@ impl Net {
         let mut config = VerifierConfig {
             data_dir: data_dir.join("db"),
             genesis: rollup.genesis_file.clone(),
-            rpc_listen: "127.0.0.1:0".parse().unwrap(),
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
             challenge_key_file: Some(key_file),
             poll_interval_ms: 100,
             ..VerifierConfig::default()
         };
-        config.bitcoind.rpc = self.node.rpc_url();
+        config.bitcoind.rpc_url = self.node.rpc_url();
         config.bitcoind.cookie_file = Some(self.node.cookie_file());
         config.bitcoind.wallet = wallet.into();
         config
