@@ -18,8 +18,6 @@
 //! [`crate::signatures`]. Its phase note also times the checkpoint updates the way
 //! `BatchBuilder::replay` keeps state ([`LayeredNodeStore`], every checkpoint's nodes kept).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -29,8 +27,8 @@ use stint_contracts::{
 };
 use stint_protocol::{Genesis, LayeredNodeStore};
 use stint_state::{
-    Hash, MemoryNodeStore, Node, NodeStore, Overlay, SparseMerkleTree, StateError, TreeUpdate,
-    TreeView,
+    DigestMap, Hash, MemoryNodeStore, Node, NodeStore, Overlay, SparseMerkleTree, StateError,
+    TreeUpdate, TreeView,
 };
 
 use crate::report::{Measure, Row, Target};
@@ -65,25 +63,6 @@ impl PreState {
         self.root
     }
 }
-
-/// A `Hasher` for keys that are SHA-256 digests: their first 8 bytes are already uniform.
-#[derive(Default, Clone, Copy)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut word = [0u8; 8];
-        for (dst, src) in word.iter_mut().zip(bytes) {
-            *dst = *src;
-        }
-        self.0 ^= u64::from_le_bytes(word);
-    }
-}
-
-type DigestMap<V> = HashMap<Hash, V, BuildHasherDefault<DigestHasher>>;
 
 /// The node store of one replay: the pre-state store below, and on top only the nodes of the
 /// *latest* checkpoint tree that the replay wrote.

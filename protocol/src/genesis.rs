@@ -281,6 +281,24 @@ impl Genesis {
         tagged_hash(GENESIS_TAG, &[&self.encode()])
     }
 
+    /// The chain parameters as `stint_chainInfo` answers them on every node (camelCase JSON);
+    /// `genesis_state_root` is [`Genesis::state_root`], passed in because callers hold it.
+    pub fn chain_info(&self, genesis_state_root: &Hash) -> serde_json::Value {
+        serde_json::json!({
+            "chainId": self.chain_id,
+            "genesisHash": hex::encode(self.hash()),
+            "genesisStateRoot": hex::encode(genesis_state_root),
+            "anchorKey": self.anchor_key.to_string(),
+            "disputeWindow": self.dispute_window,
+            "checkpointInterval": self.checkpoint_interval,
+            "maxBatchTxs": self.max_batch_txs,
+            "maxBatchBytes": self.max_batch_bytes,
+            "feeRecipient": self.fee_recipient.to_address(),
+            "l1StartHeight": self.l1_start_height,
+            "l1StartHash": self.l1_start_hash.to_string(),
+        })
+    }
+
     /// The genesis state: one account record per allocation with a non-zero balance.
     pub fn state(&self) -> ChangeSet {
         self.alloc

@@ -245,21 +245,9 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .summary("Chain parameters")
             .result("info", obj.clone()),
         |s: Arc<Shared>, _p: Params| async move {
-            let g = &s.genesis;
-            Ok(json!({
-                "chainId": g.chain_id,
-                "genesisHash": hex::encode(g.hash()),
-                "genesisStateRoot": hex::encode(s.genesis_root),
-                "anchorKey": g.anchor_key.to_string(),
-                "disputeWindow": g.dispute_window,
-                "checkpointInterval": g.checkpoint_interval,
-                "maxBatchTxs": g.max_batch_txs,
-                "maxBatchBytes": g.max_batch_bytes,
-                "feeRecipient": g.fee_recipient.to_address(),
-                "minFee": s.config.min_fee,
-                "l1StartHeight": g.l1_start_height,
-                "l1StartHash": g.l1_start_hash.to_string(),
-            }))
+            let mut info = s.genesis.chain_info(&s.genesis_root);
+            info["minFee"] = json!(s.config.min_fee);
+            Ok(info)
         },
     )
     .map_err(reg)?;

@@ -89,7 +89,7 @@ pub use proof::{MultiProof, ProofNode, SparseMerkleProof, MAX_MULTIPROOF_NODES, 
 pub use recording::RecordingView;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksNodeStore;
-pub use store::{MemoryNodeStore, NodeStore};
+pub use store::{DigestHasher, DigestMap, MemoryNodeStore, NodeStore};
 pub use tree::{SparseMerkleTree, TreeUpdate, TreeView, DEFAULT_PARALLEL_THRESHOLD};
 pub use view::{ChangeSet, StateView};
 pub use witness::{StateWitness, WitnessView, MAX_WITNESS_VALUES};

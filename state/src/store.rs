@@ -62,7 +62,7 @@ impl<T: NodeStore + ?Sized + Send> NodeStore for Arc<T> {
 /// Node hashes cannot be chosen cheaply, so this is as good as a keyed hash for bucket spreading
 /// and much faster. Maps using it are only ever looked up, never iterated in consensus paths.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct DigestHasher(u64);
+pub struct DigestHasher(u64);
 
 impl Hasher for DigestHasher {
     fn finish(&self) -> u64 {
@@ -77,7 +77,8 @@ impl Hasher for DigestHasher {
     }
 }
 
-pub(crate) type DigestMap<V> = HashMap<Hash, V, BuildHasherDefault<DigestHasher>>;
+/// A hash map keyed by SHA-256 digests, bucketed with [`DigestHasher`].
+pub type DigestMap<V> = HashMap<Hash, V, BuildHasherDefault<DigestHasher>>;
 
 /// Nodes and values in memory. Old roots stay readable: nothing is ever removed.
 #[derive(Debug, Default, Clone)]

@@ -187,21 +187,9 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, VerifierError> {
                 .summary("Chain parameters from the genesis")
                 .result("info", json!({"type": "object"})),
             |shared: Arc<Shared>, _params: Params| async move {
-                let g = &shared.genesis;
-                Ok(json!({
-                    "chainId": g.chain_id,
-                    "genesisHash": hex::encode(g.hash()),
-                    "genesisStateRoot": hex::encode(shared.genesis_root),
-                    "anchorKey": g.anchor_key.to_string(),
-                    "disputeWindow": g.dispute_window,
-                    "checkpointInterval": g.checkpoint_interval,
-                    "maxBatchTxs": g.max_batch_txs,
-                    "maxBatchBytes": g.max_batch_bytes,
-                    "feeRecipient": g.fee_recipient.to_address(),
-                    "l1StartHeight": g.l1_start_height,
-                    "l1StartHash": g.l1_start_hash.to_string(),
-                    "node": "verifier",
-                }))
+                let mut info = shared.genesis.chain_info(&shared.genesis_root);
+                info["node"] = json!("verifier");
+                Ok(info)
             },
         )
         .map_err(register_err)?;
