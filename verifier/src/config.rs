@@ -125,13 +125,32 @@ impl VerifierConfig {
         Ok(config)
     }
 
-    /// Read and parse a TOML file.
+    /// Read and parse a TOML file; relative paths in it are resolved against the file's folder
+    /// (as the sequencer does), so a config works from any working directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.genesis);
+        if let Some(key) = &mut self.challenge_key_file {
+            fix(key);
+        }
+        if let Some(cookie) = &mut self.bitcoind.cookie_file {
+            fix(cookie);
+        }
     }
 
     /// Check the values that parsing cannot.
@@ -210,6 +229,12 @@ pub struct VerifierArgs {
     /// bitcoind cookie file.
     #[arg(long, env = "STINT_BITCOIND_COOKIE")]
     pub bitcoind_cookie: Option<PathBuf>,
+    /// bitcoind RPC user (instead of a cookie file).
+    #[arg(long, env = "STINT_BITCOIND_USER")]
+    pub bitcoind_user: Option<String>,
+    /// bitcoind RPC password.
+    #[arg(long, env = "STINT_BITCOIND_PASSWORD", hide_env_values = true)]
+    pub bitcoind_password: Option<String>,
     /// bitcoind wallet that funds challenges.
     #[arg(long, env = "STINT_BITCOIND_WALLET")]
     pub bitcoind_wallet: Option<String>,
@@ -252,6 +277,13 @@ impl VerifierArgs {
         }
         if let Some(v) = &self.bitcoind_cookie {
             config.bitcoind.cookie_file = Some(v.clone());
+        }
+        if let Some(v) = &self.bitcoind_user {
+            config.bitcoind.user = Some(v.clone());
+            config.bitcoind.cookie_file = None;
+        }
+        if let Some(v) = &self.bitcoind_password {
+            config.bitcoind.password = Some(v.clone());
         }
         if let Some(v) = &self.bitcoind_wallet {
             config.bitcoind.wallet = v.clone();
@@ -315,6 +347,26 @@ mod tests {
             VerifierConfig::from_toml("fee_rate_sat_vb = 10\nmax_fee_rate_sat_vb = 5"),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("verifier.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"v1\"\nchallenge_key_file = \"v1.key\"\ngenesis = \"/abs/genesis.json\"\n\
+             [bitcoind]\ncookie_file = \"regtest/.cookie\"\n",
+        )
+        .unwrap();
+        let config = VerifierConfig::load(&file).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("v1"));
+        assert_eq!(config.challenge_key_file, Some(dir.path().join("v1.key")));
+        assert_eq!(config.genesis, PathBuf::from("/abs/genesis.json"));
+        assert_eq!(
+            config.bitcoind.cookie_file,
+            Some(dir.path().join("regtest/.cookie"))
+        );
     }
 
     #[test]
