@@ -46,7 +46,11 @@ pub(crate) async fn run(
     let mut wallet_loaded = false;
     loop {
         let mut again = false;
-        match follow(&shared, &mut follower, &mut derivation).await {
+        let followed = match follow(&shared, &mut follower, &mut derivation).await {
+            Ok(()) => roll_back_invalidated(&shared, &derivation).await,
+            Err(e) => Err(e),
+        };
+        match followed {
             Ok(()) => {
                 if !was_up {
                     tracing::info!(target: "sequencer::anchor", "bitcoind reachable again");
@@ -93,6 +97,24 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// When derivation has invalidated one of our batches, roll back to its parent (see
+/// [`crate::rollback`]).
+async fn roll_back_invalidated(
+    shared: &Arc<Shared>,
+    derivation: &Derivation,
+) -> Result<(), SequencerError> {
+    let Some(number) = crate::rollback::first_invalidated(shared, derivation)? else {
+        return Ok(());
+    };
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || {
+        crate::rollback::rollback_to(&shared, number.saturating_sub(1))
+    })
+    .await
+    .map_err(|e| SequencerError::Internal(format!("rollback task: {e}")))??;
+    Ok(())
 }
 
 /// Bring derivation up to bitcoind's tip and publish what changed.
@@ -309,7 +331,15 @@ async fn anchor_next(
         .store
         .batch(next)?
         .ok_or_else(|| SequencerError::Storage(format!("sealed batch {next} missing")))?;
-    let hash = stored.batch()?.hash();
+    let batch = stored.batch()?;
+    let hash = batch.hash();
+    let parent = derivation.tip_facts().hash;
+    if batch.header().parent != parent {
+        // Our batch does not extend derivation's canonical tip (a rollback is pending, or a reorg
+        // brought back a batch we rolled back): posting it would only be rejected.
+        tracing::debug!(target: "sequencer::anchor", number = next, "sealed batch does not extend the canonical chain; not anchoring it");
+        return Ok(false);
+    }
     let height = derivation.l1_tip().map_or(0, |(h, _)| h);
     if let Some(previous) = shared.store.anchor(next)?.filter(|a| a.batch_hash == hash) {
         let posted = to_posted(next, &previous)?;

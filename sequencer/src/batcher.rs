@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use bitcoin::hashes::Hash as _;
 use stint_contracts::{
-    account_entry, execute_segment, read_account, read_task, Call, FailureCode, Receipt, SignedTx,
-    TaskId, Txid,
+    account_entry, execute_segment, read_account, read_task, Call, FailureCode, SignedTx, TaskId,
+    Txid,
 };
 use stint_protocol::{
     block_context, merkle_root, tx_root, Batch, BatchBuilder, BuildParams, Genesis, L1Origin,
     LayeredNodeStore, ParentFacts, SealedBatch,
 };
-use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree, TreeUpdate};
+use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree};
 use tokio::sync::watch;
 
 use crate::config::{FaultConfig, FaultMode};
@@ -176,11 +176,13 @@ fn build_and_commit(
         .map(|u| u.root)
         .unwrap_or(head.honest_root);
     let mut honest_root = honest_root;
+    let mut original_sigs = Vec::new();
+    let mut fault_committed = false;
     if let Some(fault) = shared.config.fault {
         if number >= fault.batch && !shared.fault_done.load(Ordering::SeqCst) {
-            if let Some(root) = apply_fault(shared, fault, head, &mut sealed)? {
+            if let Some(root) = apply_fault(shared, fault, head, &mut sealed, &mut original_sigs)? {
                 honest_root = root;
-                shared.fault_done.store(true, Ordering::SeqCst);
+                fault_committed = true;
             }
         }
     }
@@ -265,12 +267,17 @@ fn build_and_commit(
         batch: StoredBatch {
             encoded: batch.encode(),
             honest_root,
+            original_sigs,
         },
         updates: &sealed.updates,
         receipts,
         consumed_log,
         task_index,
+        fault_committed,
     })?;
+    if fault_committed {
+        shared.fault_done.store(true, Ordering::SeqCst);
+    }
 
     // Durable: now the in-memory view moves on.
     let evicted = {
@@ -345,6 +352,7 @@ fn apply_fault(
     fault: FaultConfig,
     head: &Head,
     sealed: &mut SealedBatch,
+    original_sigs: &mut Vec<(u32, [u8; 64])>,
 ) -> Result<Option<Hash>, SequencerError> {
     let honest = sealed
         .updates
@@ -375,13 +383,14 @@ fn apply_fault(
                 return Ok(None);
             };
             // The txid (and so tx_root) does not cover the signature.
+            original_sigs.push((0, first.sig));
             let mut sig = first.sig;
             if let Some(byte) = sig.last_mut() {
                 *byte ^= 0x01;
             }
             first.sig = sig;
         }
-        FaultMode::Overdraft => return overdraft(shared, sealed),
+        FaultMode::Overdraft => return overdraft(shared, sealed, honest),
     }
     tracing::warn!(target: "sequencer::batch", number = header.number, mode = ?fault.mode, "FAULT MODE: sealing a fraudulent batch");
     sealed.batch = Batch::new(header, checkpoints, txs);
@@ -389,19 +398,28 @@ fn apply_fault(
 }
 
 /// Re-execute the batch with the first transfer that failed for lack of balance executed as if
-/// it succeeded (the sender drops to 0, the recipient receives the full amount).
-fn overdraft(shared: &Shared, sealed: &mut SealedBatch) -> Result<Option<Hash>, SequencerError> {
-    let Some(victim) = sealed
-        .receipts
-        .iter()
-        .position(|r| r.error == Some(FailureCode::InsufficientBalance))
-        .filter(|i| {
-            matches!(
-                sealed.batch.txs().get(*i).map(|t| &t.tx.call),
-                Some(Call::Transfer { .. })
-            )
-        })
-    else {
+/// it succeeded (the sender drops to 0, the recipient receives the full amount). Only a transfer
+/// whose sender sends nothing after it in the batch qualifies: a later tx of a drained sender
+/// could not pay its fee, and the batch would hold an invalid tx instead of an overdraft.
+///
+/// As in the other modes, only the header lies: the sequencer keeps the honest state, receipts
+/// and tree updates (`honest` is returned as the batch's honest root).
+fn overdraft(
+    shared: &Shared,
+    sealed: &mut SealedBatch,
+    honest: Hash,
+) -> Result<Option<Hash>, SequencerError> {
+    let txs = sealed.batch.txs();
+    let Some(victim) = sealed.receipts.iter().enumerate().position(|(i, r)| {
+        r.error == Some(FailureCode::InsufficientBalance)
+            && txs.get(i).is_some_and(|t| {
+                matches!(t.tx.call, Call::Transfer { .. })
+                    && !txs
+                        .iter()
+                        .skip(i.saturating_add(1))
+                        .any(|later| later.tx.from == t.tx.from)
+            })
+    }) else {
         return Ok(None);
     };
     let header = sealed.batch.header().clone();
@@ -411,18 +429,14 @@ fn overdraft(shared: &Shared, sealed: &mut SealedBatch) -> Result<Option<Hash>, 
     let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
     // Still the honest parent root: the claimed one is patched in after the fault.
     let mut root = header.prev_state_root;
-    let mut updates: Vec<TreeUpdate> = Vec::new();
     let mut checkpoints = Vec::new();
-    let mut receipts: Vec<Receipt> = Vec::new();
     for (segment_index, segment) in txs.chunks(k).enumerate() {
         let outcome = execute_segment(tree.view(root), &ctx, segment)
             .map_err(|e| SequencerError::Internal(format!("overdraft re-execution: {e}")))?;
         let update = tree.apply(&root, &outcome.changes)?;
         tree.store_mut().write(&update);
         root = update.root;
-        updates.push(update);
         let start = segment_index * k;
-        let mut seg_receipts = outcome.receipts;
         if (start..start + segment.len()).contains(&victim) {
             if let Some(Call::Transfer { to, amount }) = txs.get(victim).map(|t| &t.tx.call) {
                 let from = txs.get(victim).map(|t| t.tx.from).unwrap_or_default();
@@ -441,14 +455,9 @@ fn overdraft(shared: &Shared, sealed: &mut SealedBatch) -> Result<Option<Hash>, 
                 let update = tree.apply(&root, &patch)?;
                 tree.store_mut().write(&update);
                 root = update.root;
-                updates.push(update);
-                if let Some(r) = seg_receipts.get_mut(victim - start) {
-                    r.error = None;
-                }
             }
         }
         checkpoints.push(root);
-        receipts.extend(seg_receipts);
     }
     let new_header = stint_protocol::BatchHeader {
         state_root: root,
@@ -458,7 +467,5 @@ fn overdraft(shared: &Shared, sealed: &mut SealedBatch) -> Result<Option<Hash>, 
     };
     tracing::warn!(target: "sequencer::batch", number = new_header.number, "FAULT MODE: sealing a batch with an overdraft");
     sealed.batch = Batch::new(new_header, checkpoints, txs);
-    sealed.receipts = receipts;
-    sealed.updates = updates;
-    Ok(Some(root))
+    Ok(Some(honest))
 }

@@ -24,6 +24,10 @@
 //!   Batch + index hint): in order, one in flight, re-broadcast, fee-bumped, and re-posted after
 //!   a reorg. While bitcoind is unreachable admission and sealing go on; the backlog is anchored
 //!   in order once it is back.
+//! - **Rollback** (module `rollback`): when derivation invalidates one of our batches (a valid
+//!   challenge), the batch and its descendants are dropped in one synced write and their txs go
+//!   back into the admission log, to be re-executed honestly from the parent, re-sealed and
+//!   re-anchored; they end `final` (or `dropped` when invalid on the honest state).
 //! - **JSON-RPC** on `POST /` and `/ws` (via `stint-rpc`): `stint_chainInfo`, `stint_syncStatus`,
 //!   `stint_sendTransaction`, `stint_sendRawTransaction`, `stint_getTransaction`,
 //!   `stint_getReceipt`, `stint_getAccount`, `stint_getTask`, `stint_getStream`,
@@ -57,6 +61,7 @@ mod keys;
 mod mempool;
 mod metrics;
 mod node;
+mod rollback;
 mod rpc;
 mod store;
 

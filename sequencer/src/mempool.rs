@@ -201,6 +201,49 @@ impl Mempool {
         Ok(Admitted { seq })
     }
 
+    /// Take back txs of rolled-back batches (already durable in the admission log at `seq`),
+    /// without the admission checks: they were admitted before, and their nonces come before the
+    /// pending ones of the same account. A pending tx holding the same nonce (which only a
+    /// sequencer bug could cause) is evicted in favour of the rolled-back one.
+    pub(crate) fn requeue(&mut self, txs: Vec<(SignedTx, Txid, u64)>) {
+        for (tx, txid, seq) in txs {
+            if self.by_txid.contains_key(&txid) {
+                continue;
+            }
+            self.next_seq = self.next_seq.max(seq.saturating_add(1));
+            let (from, nonce) = (tx.tx.from, tx.tx.nonce);
+            let queue = self.accounts.entry(from).or_default();
+            if let Some(old) = queue.remove(&nonce) {
+                self.by_txid.remove(&old.txid);
+                self.evicted.push(Evicted {
+                    seq: old.seq,
+                    txid: old.txid,
+                    tx: old.tx,
+                    reason: format!("nonce {nonce} belongs to rolled-back transaction {txid}"),
+                });
+            }
+            queue.insert(
+                nonce,
+                PoolTx {
+                    tx,
+                    txid,
+                    seq,
+                    durable: true,
+                    sealing: false,
+                    replaced: None,
+                },
+            );
+            self.by_txid.insert(txid, (from, nonce));
+        }
+    }
+
+    /// Reserve `n` consecutive admission sequence numbers; returns the first.
+    pub(crate) fn reserve_seqs(&mut self, n: u64) -> u64 {
+        let first = self.next_seq;
+        self.next_seq = first.saturating_add(n);
+        first
+    }
+
     fn entry_mut(&mut self, txid: &Txid) -> Option<&mut PoolTx> {
         let (account, nonce) = self.by_txid.get(txid)?;
         self.accounts.get_mut(account)?.get_mut(nonce)

@@ -18,6 +18,8 @@ pub(crate) struct Metrics {
     pub(crate) envelopes_posted: AtomicU64,
     pub(crate) fee_bumps: AtomicU64,
     pub(crate) anchor_failures: AtomicU64,
+    pub(crate) rollbacks: AtomicU64,
+    pub(crate) txs_requeued: AtomicU64,
 }
 
 impl Metrics {
@@ -91,6 +93,16 @@ pub(crate) fn render(shared: &Shared) -> String {
             "stint_sequencer_anchor_failures_total",
             "Failed anchoring attempts.",
             &m.anchor_failures,
+        ),
+        (
+            "stint_sequencer_rollbacks_total",
+            "Rollbacks after a valid challenge invalidated one of our batches.",
+            &m.rollbacks,
+        ),
+        (
+            "stint_sequencer_txs_requeued_total",
+            "Transactions of rolled-back batches put back to be sealed again.",
+            &m.txs_requeued,
         ),
     ];
     for (name, help, counter) in counters {

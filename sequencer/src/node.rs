@@ -359,7 +359,8 @@ impl Sequencer {
         })
         .await
         .map_err(|e| SequencerError::Internal(e.to_string()))??;
-        let head = load_head(&store, &genesis, genesis_root)?;
+        let head = head_at(&store, &genesis, genesis_root, store.head_number()?)?;
+        let fault_done = store.fault_done()?;
         tracing::info!(target: "sequencer", batch = head.number, "opened data directory");
 
         let (log_tx, log_rx) = mpsc::unbounded_channel();
@@ -374,7 +375,7 @@ impl Sequencer {
             publishers: OnceLock::new(),
             seal_now: Notify::new(),
             seal_lock: Mutex::new(()),
-            fault_done: std::sync::atomic::AtomicBool::new(false),
+            fault_done: std::sync::atomic::AtomicBool::new(fault_done),
             log_tx,
             config,
         });
@@ -461,9 +462,13 @@ impl Drop for Sequencer {
     }
 }
 
-/// The head from the latest stored batch (genesis if none).
-fn load_head(store: &Store, genesis: &Genesis, genesis_root: Hash) -> Result<Head, SequencerError> {
-    let number = store.head_number()?;
+/// The head as of stored batch `number` (0: genesis).
+pub(crate) fn head_at(
+    store: &Store,
+    genesis: &Genesis,
+    genesis_root: Hash,
+    number: u64,
+) -> Result<Head, SequencerError> {
     let state_root = store.state_root(number)?;
     if number == 0 {
         if state_root != Some(genesis_root) {

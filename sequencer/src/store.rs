@@ -10,11 +10,16 @@
 //! | `seq_task_index` | role ‖ account ‖ task id | empty |
 //! | `seq_anchors` | batch number `u64 BE` | [`StoredAnchor`] (the last envelope posted for it) |
 //! | `seq_meta` | `genesis_hash` | the genesis hash this database belongs to |
+//! | `seq_meta` | `fault_done` | present once the configured fault mode was committed |
 //!
 //! State version `n` is the state after batch `n` (version 0 is genesis). Sealing batch `n`
 //! writes its state version, the batch, its receipts and task index entries, and deletes the
 //! admission log entries it consumed, in **one** synced write batch: after a crash either all of
 //! it is there or none, so no acknowledged tx is lost and none is executed twice.
+//!
+//! A rollback (a valid challenge invalidated batch `n`) is one synced write batch too: it drops
+//! state versions, batches, hash index entries, anchors and receipts above `n - 1`, and puts the
+//! rolled-back txs back into the admission log, so they are sealed again after a crash as well.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions};
@@ -32,6 +37,7 @@ const CF_TASKS: &str = "seq_task_index";
 const CF_ANCHORS: &str = "seq_anchors";
 const CF_META: &str = "seq_meta";
 const META_GENESIS: &[u8] = b"genesis_hash";
+const META_FAULT_DONE: &[u8] = b"fault_done";
 
 /// A sealed batch as stored.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
@@ -41,6 +47,9 @@ pub(crate) struct StoredBatch {
     /// The state root this sequencer really computed (differs from the header's claim only in a
     /// fault mode that lies about it).
     pub(crate) honest_root: Hash,
+    /// `(index, signature)` of txs whose signature a fault mode replaced: the signatures the
+    /// users really sent, restored when the batch is rolled back.
+    pub(crate) original_sigs: Vec<(u32, [u8; 64])>,
 }
 
 impl StoredBatch {
@@ -113,6 +122,22 @@ pub(crate) struct SealWrite<'a> {
     pub(crate) receipts: Vec<(Txid, StoredReceipt)>,
     pub(crate) consumed_log: Vec<u64>,
     pub(crate) task_index: Vec<(TaskRole, [u8; 32], TaskId)>,
+    /// This batch commits the configured fault (recorded so a restart does not commit it again).
+    pub(crate) fault_committed: bool,
+}
+
+/// Everything a rollback to batch `to` writes, atomically.
+pub(crate) struct RollbackWrite {
+    /// The batch that stays the head (its state version stays).
+    pub(crate) to: u64,
+    /// The head before the rollback.
+    pub(crate) from: u64,
+    /// Header hashes of the dropped batches.
+    pub(crate) hashes: Vec<Hash>,
+    /// Receipts to forget (the dropped batches' txs).
+    pub(crate) receipts: Vec<Txid>,
+    /// Admission log entries to add: the txs to seal again.
+    pub(crate) log: Vec<(u64, Vec<u8>)>,
 }
 
 /// The sequencer's database.
@@ -267,6 +292,46 @@ impl Store {
         let tasks = self.cf(CF_TASKS)?;
         for (role, account, task) in &seal.task_index {
             batch.put_cf(tasks, task_index_key(*role, account, task), b"");
+        }
+        if seal.fault_committed {
+            batch.put_cf(self.cf(CF_META)?, META_FAULT_DONE, b"");
+        }
+        self.db().write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Whether the configured fault was committed already (by this or an earlier process).
+    pub(crate) fn fault_done(&self) -> Result<bool, SequencerError> {
+        Ok(self
+            .db()
+            .get_pinned_cf(self.cf(CF_META)?, META_FAULT_DONE)?
+            .is_some())
+    }
+
+    /// Roll back to batch `rollback.to`, atomically (see the module docs). Task index entries of
+    /// the dropped batches stay: the index is a hint, and readers skip tasks the state lacks.
+    pub(crate) fn rollback(&self, rollback: &RollbackWrite) -> Result<(), SequencerError> {
+        let mut batch = WriteBatch::default();
+        self.state.stage_truncate_above(&mut batch, rollback.to)?;
+        let batches = self.cf(CF_BATCHES)?;
+        let anchors = self.cf(CF_ANCHORS)?;
+        let mut number = rollback.to.saturating_add(1);
+        while number <= rollback.from {
+            batch.delete_cf(batches, be(number));
+            batch.delete_cf(anchors, be(number));
+            number = number.saturating_add(1);
+        }
+        let hashes = self.cf(CF_BATCH_HASH)?;
+        for hash in &rollback.hashes {
+            batch.delete_cf(hashes, hash);
+        }
+        let receipts = self.cf(CF_RECEIPTS)?;
+        for txid in &rollback.receipts {
+            batch.delete_cf(receipts, txid.0);
+        }
+        let log = self.cf(CF_TXLOG)?;
+        for (seq, bytes) in &rollback.log {
+            batch.put_cf(log, be(*seq), bytes);
         }
         self.db().write_opt(batch, &synced())?;
         Ok(())

@@ -287,10 +287,21 @@ impl RocksNodeStore {
 
     /// Drop every version above `version` (a rollback), so the next commit starts from it.
     pub fn truncate_above(&self, version: u64) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        self.stage_truncate_above(&mut batch, version)?;
+        self.db.write(batch).map_err(db_error)
+    }
+
+    /// Add [`truncate_above`](Self::truncate_above)`(version)` to `batch` without writing it, so a
+    /// caller can roll back the state together with its own records in one write.
+    pub fn stage_truncate_above(
+        &self,
+        batch: &mut WriteBatch,
+        version: u64,
+    ) -> Result<(), StateError> {
         let Some(from) = version.checked_add(1) else {
             return Ok(());
         };
-        let mut batch = WriteBatch::default();
         let roots = self.cf(CF_ROOTS)?;
         for item in self.db.iterator_cf(
             roots,
@@ -307,7 +318,7 @@ impl RocksNodeStore {
             let (k, _) = item.map_err(db_error)?;
             batch.delete_cf(stale, k);
         }
-        self.db.write(batch).map_err(db_error)
+        Ok(())
     }
 
     /// Remove every version below `version` and every node only those versions used. Returns the

@@ -3,3 +3,4 @@
 
 mod args;
 mod crash;
+mod watchtower;

@@ -1,0 +1,692 @@
+//! Watchtowers end to end (issue #5): a real `stint sequencer` process (with a fault mode), real
+//! `stint verifier` processes and a real bitcoind in regtest.
+//!
+//! Every test drives the sequencer over JSON-RPC, seals batches with the admin method (so the
+//! batch contents are known), and mines a block on every poll while it waits, so dispute windows
+//! run out in seconds. What is checked is what users see: receipts reaching `final`, balances on
+//! the sequencer and on the verifiers, the verifiers' status, and the metrics of both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
+use bitcoin::{FeeRate, Network};
+use k256::schnorr::SigningKey;
+use serde_json::{json, Value};
+use stint_anchor::{Anchorer, BitcoindClient, RegtestConfig, RegtestNode};
+use stint_contracts::{AccountId, Call, Tx};
+use stint_protocol::{
+    build_fraud_proof, find_block_envelopes, Batch, Envelope, EnvelopeKind, FraudProof, Genesis,
+    GenesisAlloc, Judge, Verdict,
+};
+use stint_state::MemoryNodeStore;
+use stint_verifier::{replay_batch, ReplayVerdict};
+
+const CHAIN_ID: u64 = 5_150;
+const USERS: u8 = 5;
+const START: u64 = 1_000_000;
+const FEE: u64 = 2;
+const ADMIN_TOKEN: &str = "watchtower-test-admin-token";
+/// Blocks a batch can be challenged for. The tests mine a block about every 300 ms while they
+/// wait, so this is several seconds for the verifier to detect, prove and post.
+const WINDOW: u64 = 24;
+const WAIT: Duration = Duration::from_secs(180);
+
+fn user_key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[0x20 + i; 32]).unwrap()
+}
+
+fn user(i: u8) -> AccountId {
+    AccountId::from_signing_key(&user_key(i))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// A child `stint` process, killed when dropped (its log is printed on failure).
+struct Node {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            if let Ok(log) = std::fs::read_to_string(&self.log) {
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- last lines of {} ---", self.log.display());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+fn spawn(command: &str, config: &Path, log: PathBuf, url: String) -> Node {
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args([command, "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    Node { child, url, log }
+}
+
+/// A regtest node, a genesis and the users' nonces.
+struct Net {
+    dir: tempfile::TempDir,
+    node: RegtestNode,
+    wallet: BitcoindClient,
+    genesis: Genesis,
+    http: reqwest::Client,
+    nonces: BTreeMap<u8, u64>,
+}
+
+impl Net {
+    async fn start(verifier_wallets: &[&str]) -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
+            .await
+            .unwrap();
+        let wallet = node.client().ensure_wallet("stint").await.unwrap();
+        for name in verifier_wallets {
+            let w = node.client().ensure_wallet(name).await.unwrap();
+            let to = w.get_new_address(Network::Regtest).await.unwrap();
+            w.generate_to_address(2, &to).await.unwrap();
+        }
+        let to = wallet.get_new_address(Network::Regtest).await.unwrap();
+        wallet.generate_to_address(110, &to).await.unwrap();
+        let info = node.client().get_blockchain_info().await.unwrap();
+
+        let secret = SecretKey::from_slice(&[0x5a; 32]).unwrap();
+        let anchor = Keypair::from_secret_key(&Secp256k1::new(), &secret);
+        write_private(
+            &dir.path().join("anchor.key"),
+            &hex::encode(secret.secret_bytes()),
+        );
+        let alloc = (0..USERS)
+            .map(|i| GenesisAlloc {
+                account: user(i),
+                balance: START,
+            })
+            .collect();
+        let mut genesis = Genesis::new(
+            CHAIN_ID,
+            anchor.x_only_public_key().0,
+            AccountId([0xfe; 32]),
+            alloc,
+            info.blocks,
+            info.bestblockhash,
+        );
+        genesis.dispute_window = WINDOW;
+        genesis.checkpoint_interval = 4;
+        std::fs::write(dir.path().join("genesis.json"), genesis.to_json()).unwrap();
+        Net {
+            dir,
+            node,
+            wallet,
+            genesis,
+            http: reqwest::Client::new(),
+            nonces: BTreeMap::new(),
+        }
+    }
+
+    fn bitcoind_toml(&self, wallet: &str) -> String {
+        format!(
+            "[bitcoind]\nrpc_url = \"{}\"\ncookie_file = \"{}\"\nwallet = \"{wallet}\"\n",
+            self.node.rpc_url(),
+            self.node.cookie_file().display()
+        )
+    }
+
+    /// A `stint sequencer` process; batches are sealed only by [`Net::seal`] (or when a rollback
+    /// re-seals).
+    async fn sequencer(&self, fault: Option<(&str, u64)>) -> Node {
+        let port = free_port();
+        let fault = fault
+            .map(|(mode, batch)| format!("[fault]\nmode = \"{mode}\"\nbatch = {batch}\n"))
+            .unwrap_or_default();
+        let config = self.dir.path().join("sequencer.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"sequencer\"\ngenesis = \"genesis.json\"\nanchor_key = \"anchor.key\"\n\
+                 rpc_addr = \"127.0.0.1:{port}\"\nbatch_interval_ms = 3600000\n\
+                 admin_token = \"{ADMIN_TOKEN}\"\n{fault}{}poll_interval_ms = 100\n",
+                self.bitcoind_toml("stint")
+            ),
+        )
+        .unwrap();
+        let node = spawn(
+            "sequencer",
+            &config,
+            self.dir.path().join("sequencer.log"),
+            format!("http://127.0.0.1:{port}"),
+        );
+        self.wait_healthy(&node).await;
+        node
+    }
+
+    /// A `stint verifier` process named `name` with its own fee wallet; it posts challenges when
+    /// `challenges` is set (otherwise it only watches).
+    async fn verifier(&self, name: &str, key_seed: u8, challenges: bool) -> Node {
+        let port = free_port();
+        let key = if challenges {
+            let secret = [key_seed; 32];
+            let account = stint_verifier::ChallengeKey::from_secret(&secret)
+                .unwrap()
+                .account();
+            let path = self.dir.path().join(format!("{name}.key"));
+            write_private(
+                &path,
+                &json!({"address": account.to_address(), "secret_key": hex::encode(secret)})
+                    .to_string(),
+            );
+            format!("challenge_key_file = \"{}\"\n", path.display())
+        } else {
+            String::new()
+        };
+        let config = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{name}\"\ngenesis = \"{}\"\nrpc_addr = \"127.0.0.1:{port}\"\n\
+                 poll_interval_ms = 100\nbump_after_blocks = 2\n{key}{}",
+                self.dir.path().join("genesis.json").display(),
+                self.bitcoind_toml(name)
+            ),
+        )
+        .unwrap();
+        let node = spawn(
+            "verifier",
+            &config,
+            self.dir.path().join(format!("{name}.log")),
+            format!("http://127.0.0.1:{port}"),
+        );
+        self.wait_healthy(&node).await;
+        node
+    }
+
+    async fn wait_healthy(&self, node: &Node) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(resp) = self.http.get(format!("{}/health", node.url)).send().await {
+                if resp.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{} did not come up", node.url);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn rpc(&self, node: &Node, method: &str, params: Value) -> Value {
+        let resp: Value = self
+            .http
+            .post(&node.url)
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(resp.get("error").is_none(), "{method}: {resp}");
+        resp["result"].clone()
+    }
+
+    async fn metric(&self, node: &Node, name: &str) -> u64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", node.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    async fn mine(&self, n: u64) {
+        let to = self.wallet.get_new_address(Network::Regtest).await.unwrap();
+        self.wallet.generate_to_address(n, &to).await.unwrap();
+    }
+
+    /// Mine a block every ~300 ms until `done` holds.
+    async fn mine_until<F, Fut>(&self, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + WAIT;
+        while !done().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.mine(1).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Send a transfer signed by user `from`; returns its txid.
+    async fn transfer(&mut self, seq: &Node, from: u8, to: u8, amount: u64) -> String {
+        let nonce = self.nonces.entry(from).or_insert(0);
+        let tx = Tx {
+            chain_id: CHAIN_ID,
+            from: user(from),
+            nonce: *nonce,
+            fee: FEE,
+            call: Call::Transfer {
+                to: user(to),
+                amount,
+            },
+        }
+        .sign(&user_key(from))
+        .unwrap();
+        *nonce += 1;
+        let txid = self.rpc(seq, "stint_sendTransaction", json!([tx])).await;
+        assert_eq!(txid, json!(tx.txid().to_string()));
+        tx.txid().to_string()
+    }
+
+    async fn seal(&self, seq: &Node) -> u64 {
+        let sealed = self.rpc(seq, "stint_sealBatch", json!([])).await;
+        sealed["batch"].as_u64().expect("a batch was sealed")
+    }
+
+    async fn receipt(&self, seq: &Node, txid: &str) -> Value {
+        self.rpc(seq, "stint_getReceipt", json!([txid])).await
+    }
+
+    /// Wait until every tx in `txids` is `final` on the sequencer.
+    async fn wait_final(&self, seq: &Node, txids: &[String]) {
+        self.mine_until("every tx final", || async {
+            for txid in txids {
+                if self.receipt(seq, txid).await["finality"] != "final" {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+    }
+
+    async fn balance(&self, node: &Node, i: u8) -> u64 {
+        let account = self
+            .rpc(node, "stint_getAccount", json!([user(i).to_address()]))
+            .await;
+        account["balance"].as_u64().unwrap()
+    }
+
+    /// Every batch envelope under the genesis anchor key found on the active chain, decoded.
+    async fn anchored_batches(&self) -> Vec<Batch> {
+        let client = self.node.client();
+        let tip = client.get_block_count().await.unwrap();
+        let mut out = Vec::new();
+        for height in self.genesis.l1_start_height + 1..=tip {
+            let hash = client.get_block_hash(height).await.unwrap();
+            let block = client.get_block(&hash).await.unwrap();
+            for found in find_block_envelopes(&block) {
+                if found.envelope.kind == EnvelopeKind::Batch
+                    && found.envelope.key == self.genesis.anchor_key
+                {
+                    if let Ok(batch) = Batch::decode(&found.envelope.payload) {
+                        out.push(batch);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Post a challenge envelope carrying `proof` from a key nobody else uses.
+    async fn post_challenge(&self, proof: &FraudProof) {
+        let secret = SecretKey::from_slice(&[0x77; 32]).unwrap();
+        let keypair = Keypair::from_secret_key(&Secp256k1::new(), &secret);
+        let anchorer = Anchorer::new(self.wallet.clone(), keypair, Network::Regtest);
+        let envelope = Envelope::new(EnvelopeKind::Challenge, anchorer.key(), proof.encode());
+        anchorer
+            .post(&envelope, None, FeeRate::from_sat_per_vb_u32(2))
+            .await
+            .unwrap();
+    }
+
+    fn genesis_store(&self) -> MemoryNodeStore {
+        let mut store = MemoryNodeStore::new();
+        store.write(&self.genesis.state_update().unwrap());
+        store
+    }
+}
+
+/// The balances the honest execution of `transfers` (from, to, amount; all succeed) leaves.
+fn expected_balances(transfers: &[(u8, u8, u64)], failed: &[u8]) -> BTreeMap<u8, u64> {
+    let mut balances: BTreeMap<u8, u64> = (0..USERS).map(|i| (i, START)).collect();
+    for (from, to, amount) in transfers {
+        *balances.get_mut(from).unwrap() -= amount + FEE;
+        *balances.get_mut(to).unwrap() += amount;
+    }
+    for from in failed {
+        *balances.get_mut(from).unwrap() -= FEE;
+    }
+    balances
+}
+
+async fn verified(net: &Net, v: &Node) -> (u64, String) {
+    let status = net.rpc(v, "stint_verifierStatus", json!([])).await;
+    (
+        status["verified"]["number"].as_u64().unwrap(),
+        status["verified"]["stateRoot"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn challenges(net: &Net, v: &Node) -> Vec<Value> {
+    net.rpc(v, "stint_verifierStatus", json!([])).await["challenges"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The sequencer's final head and the verifier's verified head agree (same number and root).
+async fn assert_agree(net: &Net, seq: &Node, verifiers: &[&Node]) -> (u64, String) {
+    let sync = net.rpc(seq, "stint_syncStatus", json!([])).await;
+    let number = sync["final"]["number"].as_u64().unwrap();
+    let root = sync["final"]["stateRoot"].as_str().unwrap().to_owned();
+    for v in verifiers {
+        net.mine_until("the verifier to verify the final head", || async {
+            verified(net, v).await.0 >= number
+        })
+        .await;
+        let batch = net.rpc(v, "stint_getBatch", json!([number])).await;
+        assert_eq!(
+            batch["stateRoot"],
+            json!(root),
+            "verifier {} disagrees",
+            v.url
+        );
+    }
+    (number, root)
+}
+
+/// One fault mode, end to end: batch 1 honest, batch 2 committed with `mode`, batch 3 on top.
+/// The verifier(s) challenge batch 2; it and batch 3 are rolled back on every node; the
+/// sequencer re-executes all their txs honestly; every honest tx ends `final`.
+async fn fault_mode_is_challenged_and_rolled_back(mode: &str, verifiers: &[&str]) {
+    let mut net = Net::start(verifiers).await;
+    let seq = net.sequencer(Some((mode, 2))).await;
+    let mut vs = Vec::new();
+    for (i, name) in verifiers.iter().enumerate() {
+        vs.push(net.verifier(name, 0x51 + i as u8, true).await);
+    }
+
+    let mut transfers = Vec::new();
+    let mut txids = Vec::new();
+    // Batch 1.
+    for (from, to, amount) in [(0, 1, 1_000), (1, 2, 500), (2, 3, 250)] {
+        txids.push(net.transfer(&seq, from, to, amount).await);
+        transfers.push((from, to, amount));
+    }
+    assert_eq!(net.seal(&seq).await, 1);
+    // Batch 2: 9 transfers (segments of 4, 4, 1), and for `overdraft` one beyond the balance
+    // last (the sequencer overdraws a sender that sends nothing after it).
+    let mut failed = Vec::new();
+    let mut overdraft_txid = None;
+    for i in 0..9u8 {
+        let (from, to) = (i % USERS, (i + 2) % USERS);
+        let amount = 100 + u64::from(i);
+        txids.push(net.transfer(&seq, from, to, amount).await);
+        transfers.push((from, to, amount));
+    }
+    if mode == "overdraft" {
+        let txid = net.transfer(&seq, 4, 0, START * 10).await;
+        overdraft_txid = Some(txid.clone());
+        txids.push(txid);
+        failed.push(4);
+    }
+    assert_eq!(net.seal(&seq).await, 2);
+    let forged = net.rpc(&seq, "stint_getBatch", json!([2])).await;
+    let forged_hash = forged["hash"].as_str().unwrap().to_owned();
+    // Batch 3 on top of the fraudulent one (unless the challenge already rolled it back).
+    for (from, to, amount) in [(3, 4, 70), (4, 0, 30)] {
+        txids.push(net.transfer(&seq, from, to, amount).await);
+        transfers.push((from, to, amount));
+    }
+    net.seal(&seq).await;
+
+    // Every verifier detects the fraud; exactly one challenge is accepted.
+    net.mine_until("an accepted challenge", || async {
+        for v in &vs {
+            if challenges(&net, v)
+                .await
+                .iter()
+                .any(|c| c["status"] == "accepted")
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    // Every honest tx ends final (the rolled-back ones re-executed).
+    net.wait_final(&seq, &txids).await;
+    let mut accepted = 0;
+    for v in &vs {
+        for c in challenges(&net, v).await {
+            assert_eq!(c["batch"], json!(2), "{c}");
+            assert_eq!(c["batchHash"], json!(forged_hash), "{c}");
+            if c["status"] == "accepted" {
+                accepted += 1;
+            } else {
+                assert!(
+                    ["posted", "confirmed", "rejected"].contains(&c["status"].as_str().unwrap()),
+                    "{c}"
+                );
+            }
+        }
+    }
+    assert_eq!(accepted, 1, "exactly one challenge wins");
+    for txid in &txids {
+        let receipt = net.receipt(&seq, txid).await;
+        let expected = if Some(txid) == overdraft_txid.as_ref() {
+            "failed"
+        } else {
+            "executed"
+        };
+        assert_eq!(receipt["status"], expected, "{receipt}");
+        assert_eq!(receipt["finality"], "final", "{receipt}");
+    }
+    // Batch 2 is a different (honest) batch now.
+    let batch2 = net.rpc(&seq, "stint_getBatch", json!([2])).await;
+    assert_ne!(batch2["hash"], json!(forged_hash));
+    assert_eq!(net.metric(&seq, "stint_sequencer_rollbacks_total").await, 1);
+
+    // Sequencer and verifiers agree on the final state, and on every balance.
+    let refs: Vec<&Node> = vs.iter().collect();
+    assert_agree(&net, &seq, &refs).await;
+    let want = expected_balances(&transfers, &failed);
+    for (i, balance) in want {
+        assert_eq!(
+            net.balance(&seq, i).await,
+            balance,
+            "user {i} on the sequencer"
+        );
+        for v in &vs {
+            assert_eq!(net.balance(v, i).await, balance, "user {i} on {}", v.url);
+        }
+    }
+    // Every verifier dropped the fraudulent batch 2 (it never took on its state) and verified
+    // the honest batch 2 the sequencer re-sealed in its place.
+    for v in &vs {
+        let theirs = net.rpc(v, "stint_getBatch", json!([2])).await;
+        assert_eq!(theirs["hash"], batch2["hash"], "verifier {}", v.url);
+        assert_eq!(
+            theirs["verified"],
+            json!(true),
+            "verifier {}: {theirs}",
+            v.url
+        );
+        let status = net.rpc(v, "stint_verifierStatus", json!([])).await;
+        assert!(
+            status["pendingFraud"].is_null(),
+            "verifier {}: {status}",
+            v.url
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_state_root_with_two_verifiers() {
+    fault_mode_is_challenged_and_rolled_back("bad-state-root", &["v1", "v2"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_checkpoint() {
+    fault_mode_is_challenged_and_rolled_back("bad-checkpoint", &["v1"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_signature() {
+    fault_mode_is_challenged_and_rolled_back("invalid-signature", &["v1"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdraft() {
+    fault_mode_is_challenged_and_rolled_back("overdraft", &["v1"]).await;
+}
+
+/// A well-formed challenge against an honest batch of the real sequencer, and a valid challenge
+/// anchored after the window closed, change nothing anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_late_challenges_change_nothing() {
+    let mut net = Net::start(&["v1"]).await;
+    // Batch 1 honest, batch 2 fraudulent, and nobody watching in time.
+    let seq = net.sequencer(Some(("bad-state-root", 2))).await;
+    let mut txids = Vec::new();
+    for i in 0..6u8 {
+        txids.push(net.transfer(&seq, i % USERS, (i + 1) % USERS, 10).await);
+    }
+    assert_eq!(net.seal(&seq).await, 1);
+    net.mine_until("batch 1 anchored", || async {
+        net.rpc(&seq, "stint_syncStatus", json!([])).await["anchored"]["number"] == 1
+    })
+    .await;
+    let honest = match net.anchored_batches().await.as_slice() {
+        [one] => one.clone(),
+        other => panic!("expected 1 anchored batch, found {}", other.len()),
+    };
+    let genesis_store = net.genesis_store();
+
+    // Forged: a well-formed proof against honest segment 1 of batch 1 (its pre-state is the
+    // genesis), inside its window; the judge finds no fraud.
+    let tree = stint_state::SparseMerkleTree::new(&genesis_store);
+    let proof = build_fraud_proof(&net.genesis, &tree, &honest, 1, AccountId([3; 32])).unwrap();
+    assert_eq!(
+        Judge::judge(&net.genesis, honest.header(), &proof).unwrap(),
+        Verdict::NoFraud
+    );
+    net.post_challenge(&proof).await;
+
+    for i in 0..5u8 {
+        txids.push(net.transfer(&seq, i, (i + 3) % USERS, 20).await);
+    }
+    assert_eq!(net.seal(&seq).await, 2);
+    net.mine_until("batch 2 final", || async {
+        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"] == 2
+    })
+    .await;
+    let forged = match net.anchored_batches().await.as_slice() {
+        [_, two] => two.clone(),
+        other => panic!("expected 2 anchored batches, found {}", other.len()),
+    };
+
+    // Late: a valid proof against batch 2, after its window closed.
+    let mut store = genesis_store.clone();
+    let ReplayVerdict::Honest(first) =
+        replay_batch(&net.genesis, &store, &honest, AccountId([3; 32])).unwrap()
+    else {
+        panic!("batch 1 is honest");
+    };
+    store.write(&first.update);
+    let ReplayVerdict::Fraud(fraud) =
+        replay_batch(&net.genesis, &store, &forged, AccountId([3; 32])).unwrap()
+    else {
+        panic!("batch 2 is fraudulent");
+    };
+    net.post_challenge(&fraud.proof).await;
+    net.mine(3).await;
+
+    // A verifier started now sees both challenges fail: it holds batch 2 as final but unverified
+    // (the fraud it finds can no longer be challenged), and posts nothing.
+    let v = net.verifier("v1", 0x51, true).await;
+    net.mine_until("the verifier to find the fraud", || async {
+        net.rpc(&v, "stint_verifierStatus", json!([])).await["pendingFraud"]["batch"] == 2
+    })
+    .await;
+    assert_eq!(verified(&net, &v).await.0, 1);
+    assert!(challenges(&net, &v).await.is_empty());
+    let batch2 = net.rpc(&v, "stint_getBatch", json!([2])).await;
+    assert_eq!(batch2["status"], "final");
+    assert_eq!(batch2["hash"], json!(hex::encode(forged.hash())));
+    assert_eq!(net.metric(&v, "stint_verifier_rollbacks_total").await, 0);
+    // The sequencer rolled nothing back: every tx is final in its original batch.
+    net.wait_final(&seq, &txids).await;
+    assert_eq!(net.metric(&seq, "stint_sequencer_rollbacks_total").await, 0);
+    let seq_batch2 = net.rpc(&seq, "stint_getBatch", json!([2])).await;
+    assert_eq!(seq_batch2["hash"], json!(hex::encode(forged.hash())));
+}
+
+/// A verifier started from scratch against a chain of hundreds of batches catches up and agrees
+/// with the sequencer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_catches_up_on_hundreds_of_batches() {
+    const BATCHES: u64 = 200;
+    let mut net = Net::start(&["v1"]).await;
+    let seq = net.sequencer(None).await;
+    let mut transfers = Vec::new();
+    let mut last = String::new();
+    for n in 1..=BATCHES {
+        let from = (n % u64::from(USERS)) as u8;
+        let to = ((n + 1) % u64::from(USERS)) as u8;
+        last = net.transfer(&seq, from, to, n).await;
+        transfers.push((from, to, n));
+        assert_eq!(net.seal(&seq).await, n);
+    }
+    net.wait_final(&seq, &[last]).await;
+    let v = net.verifier("v1", 0x51, true).await;
+    let (number, root) = assert_agree(&net, &seq, &[&v]).await;
+    assert_eq!(number, BATCHES);
+    assert_eq!(verified(&net, &v).await, (BATCHES, root));
+    for (i, balance) in expected_balances(&transfers, &[]) {
+        assert_eq!(
+            net.balance(&v, i).await,
+            balance,
+            "user {i} on the verifier"
+        );
+    }
+    assert!(challenges(&net, &v).await.is_empty());
+}
