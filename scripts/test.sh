@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints, and every test of the workspace (unit, property,
 # integration against a real bitcoind in regtest and real RocksDB, doc tests).
 #
-# Usage: scripts/test.sh            (from anywhere inside the clone)
+# Usage: scripts/test.sh            (from anywhere inside the clone; installs what it needs)
 # Env:   STINT_CACHE      cache folder (default ~/.cache/stint): Cargo target dir, bitcoind install
 #        STINT_BITCOIND   path to a bitcoind to use instead of discovery
 set -euo pipefail
@@ -15,6 +15,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STINT_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "system packages (clang for RocksDB's bindings, libzmq5 for bitcoind)"
+"$repo/scripts/system-deps.sh"
 
 step "making sure bitcoind is present"
 bindir="$("$repo/scripts/bitcoind.sh")"

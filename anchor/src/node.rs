@@ -254,6 +254,10 @@ impl RegtestNode {
             // "standard" means what it means on the Core network.
             cmd.arg("-corepolicy=1");
         }
+        // Its own process group: a Ctrl-C in the terminal reaches our process, which stops
+        // bitcoind in order (after the nodes using it), instead of reaching bitcoind directly.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(&self.config.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

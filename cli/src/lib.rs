@@ -3,6 +3,10 @@
 //! The `stint` command's library: everything the binary does that is worth testing on its own.
 //!
 //! ## Key components
+//! - [`Devnet`] / [`run_devnet`] (`stint devnet`): bitcoind in regtest, a sequencer and a
+//!   verifier in one process, funded demo accounts, a block every `--block-interval` seconds,
+//!   `devnet.json` and `env.sh` in the devnet folder; resumable. [`run_genesis`]
+//!   (`stint genesis`) prepares a network against a bitcoind that runs elsewhere.
 //! - [`WalletCommand`] and friends ([`TaskCommand`], [`StreamCommand`], [`KeyCommand`]): the
 //!   wallet and contract commands of DESIGN §5 as clap subcommands, run by [`run_wallet`]. They
 //!   check what can be checked before sending (address checksums, balances, roles on a task or
@@ -18,18 +22,25 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), stint::CliError> {
 //! use stint::{run_wallet, WalletCommand, WalletOpts};
-//! let opts = WalletOpts { rpc: "http://127.0.0.1:7545".into(), key: Some("alice.json".into()), json: true };
+//! let opts = WalletOpts { rpc: "http://127.0.0.1:7545".into(), key: Some("alice.json".into()), json: true, field: None };
 //! run_wallet(WalletCommand::Account { address: None }, &opts).await?;
 //! # Ok(()) }
 //! ```
 
 mod client;
+mod devnet;
 mod error;
 mod keys;
 mod payroll;
 mod wallet;
 
 pub use client::{RpcClient, DEFAULT_REQUEST_TIMEOUT};
+pub use devnet::{
+    run_devnet, run_genesis, DemoAccount, Devnet, DevnetArgs, DevnetError, GenesisArgs,
+    DEFAULT_BLOCK_INTERVAL_SECS, DEFAULT_DEVNET_DIR, DEFAULT_DEVNET_RPC_PORT,
+    DEFAULT_DEVNET_VERIFIER_RPC_PORT, DEMO_ACCOUNTS, DEMO_BALANCE, DEVNET_BATCH_INTERVAL_MS,
+    DEVNET_CHAIN_ID, DEVNET_POLL_INTERVAL_MS,
+};
 pub use error::CliError;
 pub use keys::{write_key_file, Key, KeyFile};
 pub use payroll::parse_payroll_csv;

@@ -7,7 +7,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stint::{run_wallet, WalletCommand, WalletOpts};
+use stint::{
+    run_devnet, run_genesis, run_wallet, DevnetArgs, GenesisArgs, WalletCommand, WalletOpts,
+};
 use stint_sequencer::SequencerArgs;
 use stint_verifier::VerifierArgs;
 
@@ -26,6 +28,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a whole network here: bitcoind (regtest), a sequencer, a verifier, funded accounts.
+    Devnet(DevnetArgs),
+    /// Prepare a network against a running regtest bitcoind: fund wallets, make keys, write the
+    /// genesis (used by docker-compose.yml).
+    Genesis(GenesisArgs),
     /// Run a sequencer (TOML config; `STINT_*` variables and flags override it).
     Sequencer(SequencerArgs),
     /// Run a verifier (watchtower) that reads Bitcoin only.
@@ -38,6 +45,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
         Command::Wallet(_) => "warn",
+        // The nodes' own progress (batches sealed, anchored, verified, final), without the
+        // lower layers' chatter.
+        Command::Devnet(_) => "info,anchor=warn,stint_rpc=warn",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -45,6 +55,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -59,6 +70,12 @@ fn main() -> ExitCode {
     };
     let result: anyhow::Result<()> = runtime.block_on(async {
         match cli.command {
+            Command::Devnet(args) => Ok(run_devnet(&args, shutdown_signal()).await?),
+            Command::Genesis(args) => {
+                let genesis = run_genesis(&args).await?;
+                println!("{}", genesis.to_json());
+                Ok(())
+            }
             Command::Sequencer(args) => Ok(stint_sequencer::run(&args).await?),
             Command::Verifier(args) => {
                 let config = args.resolve()?;

@@ -37,6 +37,10 @@ pub struct WalletOpts {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print only this field of the result, as plain text (for scripts:
+    /// `TASK=$(stint task create … --field task_id)`).
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "json")]
+    pub field: Option<String>,
 }
 
 /// Finality levels `--wait` can block for.
@@ -369,8 +373,7 @@ pub async fn run_wallet(command: WalletCommand, opts: &WalletOpts) -> Result<(),
             wallet.execute(other).await?
         }
     };
-    output.print(opts.json);
-    Ok(())
+    output.print(opts.json, opts.field.as_deref())
 }
 
 /// A key and a sequencer to send its transactions to.
@@ -974,16 +977,27 @@ impl Output {
         self
     }
 
-    fn print(&self, json: bool) {
-        if json {
+    fn print(&self, json: bool, field: Option<&str>) -> Result<(), CliError> {
+        let text = |value: &Value| match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let Some(field) = field {
+            let value = self.0.get(field).ok_or_else(|| {
+                let names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+                CliError::Usage(format!(
+                    "--field {field}: the result has no such field (it has: {})",
+                    names.join(", ")
+                ))
+            })?;
+            println!("{}", text(value));
+        } else if json {
             println!("{}", Value::Object(self.0.clone()));
-            return;
-        }
-        for (name, value) in &self.0 {
-            match value {
-                Value::String(s) => println!("{name}: {s}"),
-                other => println!("{name}: {other}"),
+        } else {
+            for (name, value) in &self.0 {
+                println!("{name}: {}", text(value));
             }
         }
+        Ok(())
     }
 }

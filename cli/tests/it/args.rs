@@ -1,5 +1,6 @@
 //! Argument and input errors: non-zero exits with clear reasons, before anything is sent.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn stint(args: &[&str]) -> Output {
@@ -148,5 +149,96 @@ fn bad_arguments_exit_non_zero_with_reasons() {
         ],
         1,
         "line 2",
+    );
+}
+
+#[test]
+fn devnet_and_genesis_refuse_bad_flags_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("net");
+    let d = d.to_str().unwrap();
+    fails_with(
+        &["devnet", "--dir", d, "--fault", "overdraft"],
+        2,
+        "--fault-batch",
+    );
+    fails_with(
+        &["devnet", "--dir", d, "--fault", "lying"],
+        2,
+        "bad-state-root",
+    );
+    fails_with(
+        &["devnet", "--dir", d, "--block-interval", "0"],
+        2,
+        "--block-interval",
+    );
+    fails_with(
+        &["devnet", "--dir", d, "--dispute-window", "0"],
+        2,
+        "--dispute-window",
+    );
+    fails_with(
+        &[
+            "devnet",
+            "--dir",
+            d,
+            "--rpc-port",
+            "7000",
+            "--verifier-rpc-port",
+            "7000",
+        ],
+        1,
+        "must differ",
+    );
+    fails_with(
+        &[
+            "genesis",
+            "--dir",
+            d,
+            "--bitcoind-rpc",
+            "http://127.0.0.1:1",
+        ],
+        1,
+        "--bitcoind-cookie",
+    );
+    fails_with(
+        &[
+            "genesis",
+            "--dir",
+            d,
+            "--bitcoind-rpc",
+            "http://127.0.0.1:1",
+            "--bitcoind-user",
+            "u",
+        ],
+        2,
+        "--bitcoind-password",
+    );
+    // Nothing was created.
+    assert!(!Path::new(d).exists());
+}
+
+#[test]
+fn field_prints_one_field_or_names_the_ones_there_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.json");
+    let k = key.to_str().unwrap();
+    assert!(stint(&["key", "new", "--out", k]).status.success());
+    let out = stint(&["key", "show", "--key", k, "--field", "address"]);
+    assert!(out.status.success());
+    let address = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        address.starts_with("stint1") && !address.contains(' '),
+        "{address}"
+    );
+    fails_with(
+        &["key", "show", "--key", k, "--field", "balance"],
+        1,
+        "it has: address",
+    );
+    fails_with(
+        &["key", "show", "--key", k, "--field", "address", "--json"],
+        2,
+        "--json",
     );
 }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{free_port, write_private};
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::Network;
 use k256::schnorr::SigningKey;
@@ -26,23 +27,6 @@ const KILLS: usize = 4;
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[i; 32]).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
 }
 
 /// One transfer a sender made: acknowledged (the RPC answered with the txid) or in doubt (the

@@ -2,5 +2,7 @@
 //! `STINT_BITCOIND` to the bitcoind to use.
 
 mod args;
+mod common;
 mod crash;
+mod tour;
 mod watchtower;

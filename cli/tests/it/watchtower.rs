@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{free_port, write_private};
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::{FeeRate, Network};
 use k256::schnorr::SigningKey;
@@ -40,23 +41,6 @@ fn user_key(i: u8) -> SigningKey {
 
 fn user(i: u8) -> AccountId {
     AccountId::from_signing_key(&user_key(i))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
 }
 
 /// A child `stint` process, killed when dropped (its log is printed on failure).

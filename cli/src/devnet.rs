@@ -1,0 +1,790 @@
+//! `stint devnet`: a whole Stint network on this machine in one command.
+//!
+//! It starts bitcoind in regtest (from `STINT_BITCOIND` or `PATH`, see
+//! [`stint_anchor::find_bitcoind`]), funds the sequencer's and the verifier's Bitcoin wallets,
+//! writes a genesis that funds the demo accounts, runs a sequencer and a verifier in this process
+//! (from the same TOML configs an operator would use, written into the devnet folder), mines a
+//! block every `--block-interval` seconds, and writes `DIR/devnet.json` once everything is up.
+//! Ctrl-C (or SIGTERM) stops the verifier, the sequencer and bitcoind, in that order.
+//!
+//! The folder holds everything, so `stint devnet --dir DIR` on an existing folder resumes the same
+//! chain with the same keys and state — also after a SIGKILL left an orphaned bitcoind behind
+//! (it is shut down and restarted on the same data directory).
+//!
+//! | path in `DIR` | what |
+//! | --- | --- |
+//! | `devnet.json` | endpoints and accounts (DESIGN §5); removed at start, written when up |
+//! | `env.sh` | `source` it: `stint` on `PATH`, `STINT_RPC`, `STINT_VERIFIER_RPC`, `$ALICE`, `$ALICE_KEY`, … |
+//! | `genesis.json` | the chain's genesis (written last when a folder is created) |
+//! | `keys/*.json` | key files (mode 0600): demo accounts, `anchor`, `verifier`, `fees` |
+//! | `sequencer.toml`, `verifier.toml` | the node configs (rewritten at every start) |
+//! | `admin.token` | the sequencer's admin bearer token (mode 0600) |
+//! | `bitcoind/`, `sequencer/`, `verifier/` | the nodes' data directories |
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::{BlockHash, Network, XOnlyPublicKey};
+use rand::RngCore;
+use serde_json::json;
+use stint_anchor::{BitcoindClient, RegtestConfig, RegtestNode};
+use stint_contracts::AccountId;
+use stint_protocol::{Genesis, GenesisAlloc, DEVNET_DISPUTE_WINDOW};
+use stint_sequencer::{FaultMode, Sequencer, SequencerConfig};
+use stint_verifier::{VerifierConfig, VerifierHandle};
+
+use crate::keys::Key;
+
+/// Default folder of `stint devnet`.
+pub const DEFAULT_DEVNET_DIR: &str = "devnet";
+/// Default seconds between mined blocks.
+pub const DEFAULT_BLOCK_INTERVAL_SECS: u64 = 2;
+/// Default sequencer JSON-RPC port.
+pub const DEFAULT_DEVNET_RPC_PORT: u16 = 7545;
+/// Default verifier JSON-RPC port.
+pub const DEFAULT_DEVNET_VERIFIER_RPC_PORT: u16 = 7546;
+/// Chain id of every devnet.
+pub const DEVNET_CHAIN_ID: u64 = 1337;
+/// The funded demo accounts, by name.
+pub const DEMO_ACCOUNTS: [&str; 4] = ["alice", "bob", "carol", "arbiter"];
+/// What each demo account starts with, in units.
+pub const DEMO_BALANCE: u64 = 1_000_000;
+/// Milliseconds between the sequencer's batches on a devnet.
+pub const DEVNET_BATCH_INTERVAL_MS: u64 = 1_000;
+/// How often the devnet's nodes poll bitcoind.
+pub const DEVNET_POLL_INTERVAL_MS: u64 = 250;
+/// The sequencer's Bitcoin wallet (funds anchors).
+const SEQUENCER_WALLET: &str = "stint";
+/// The (first) verifier's Bitcoin wallet (funds challenges); the others get `-2`, `-3`, ….
+const VERIFIER_WALLET: &str = "stint-verifier";
+/// Most verifiers `stint genesis` prepares.
+const MAX_VERIFIERS: u8 = 16;
+
+/// Name of the `i`-th verifier (0-based): its key file and wallet are named after it.
+fn verifier_name(i: usize) -> String {
+    match i {
+        0 => "verifier".to_owned(),
+        n => format!("verifier-{}", n.saturating_add(1)),
+    }
+}
+
+fn verifier_wallet_name(i: usize) -> String {
+    match i {
+        0 => VERIFIER_WALLET.to_owned(),
+        n => format!("{VERIFIER_WALLET}-{}", n.saturating_add(1)),
+    }
+}
+/// Blocks mined to the verifier's wallet when a devnet is created (matured by the ones after).
+const VERIFIER_FUNDING_BLOCKS: u64 = 5;
+/// Blocks mined to the sequencer's wallet when a devnet is created (coinbases mature after 100).
+const SEQUENCER_FUNDING_BLOCKS: u64 = 101;
+
+/// Flags of `stint devnet`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevnetArgs {
+    /// Folder holding the devnet (created if missing, resumed if it exists).
+    #[arg(long, default_value = DEFAULT_DEVNET_DIR, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Seconds between mined Bitcoin blocks.
+    #[arg(long, default_value_t = DEFAULT_BLOCK_INTERVAL_SECS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub block_interval: u64,
+    /// Dispute window in Bitcoin blocks (only when the devnet is created; default 6).
+    #[arg(long, value_name = "BLOCKS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub dispute_window: Option<u64>,
+    /// Sequencer JSON-RPC port on 127.0.0.1.
+    #[arg(long, default_value_t = DEFAULT_DEVNET_RPC_PORT, value_name = "P")]
+    pub rpc_port: u16,
+    /// Verifier JSON-RPC port on 127.0.0.1.
+    #[arg(long, default_value_t = DEFAULT_DEVNET_VERIFIER_RPC_PORT, value_name = "P")]
+    pub verifier_rpc_port: u16,
+    /// Make the sequencer misbehave on purpose (to watch the verifier catch it).
+    #[arg(long, value_enum, requires = "fault_batch", value_name = "MODE")]
+    pub fault: Option<FaultMode>,
+    /// The batch number to misbehave at.
+    #[arg(long, requires = "fault", value_name = "N")]
+    pub fault_batch: Option<u64>,
+}
+
+/// Flags of `stint genesis`: prepare a network against a bitcoind that runs elsewhere (what
+/// `docker-compose.yml` does before it starts the nodes).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenesisArgs {
+    /// Folder for the genesis, the keys and the nodes' data (created if missing). When it holds a
+    /// genesis already, nothing is changed and the genesis is printed.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// bitcoind JSON-RPC URL (regtest).
+    #[arg(long, value_name = "URL")]
+    pub bitcoind_rpc: String,
+    /// bitcoind cookie file (or give --bitcoind-user and --bitcoind-password).
+    #[arg(long, value_name = "FILE", conflicts_with = "bitcoind_user")]
+    pub bitcoind_cookie: Option<PathBuf>,
+    /// bitcoind RPC user.
+    #[arg(long, requires = "bitcoind_password")]
+    pub bitcoind_user: Option<String>,
+    /// bitcoind RPC password.
+    #[arg(long, requires = "bitcoind_user", hide_env_values = true)]
+    pub bitcoind_password: Option<String>,
+    /// How many verifiers to make keys and fund wallets for (`stint-verifier`, `stint-verifier-2`, …).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_VERIFIERS as i64))]
+    pub verifiers: u8,
+    /// Dispute window in Bitcoin blocks (default 6).
+    #[arg(long, value_name = "BLOCKS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub dispute_window: Option<u64>,
+}
+
+/// `stint genesis`: fund the wallets on a running regtest bitcoind, make the keys and write the
+/// genesis (once; a folder that has one is left as it is). Returns the genesis.
+pub async fn run_genesis(args: &GenesisArgs) -> Result<Genesis, DevnetError> {
+    let auth = match (
+        &args.bitcoind_cookie,
+        &args.bitcoind_user,
+        &args.bitcoind_password,
+    ) {
+        (Some(cookie), _, _) => stint_anchor::Auth::Cookie(cookie.clone()),
+        (None, Some(user), Some(password)) => stint_anchor::Auth::UserPass {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        _ => {
+            return Err(DevnetError::Invalid(
+                "give --bitcoind-cookie, or --bitcoind-user and --bitcoind-password".into(),
+            ))
+        }
+    };
+    std::fs::create_dir_all(args.dir.join("keys")).map_err(file_error(&args.dir))?;
+    let dir = args.dir.canonicalize().map_err(file_error(&args.dir))?;
+    let layout = Layout { dir };
+    let genesis_file = layout.path("genesis.json");
+    if genesis_file.exists() {
+        tracing::info!(target: "devnet", file = %genesis_file.display(), "the network exists already");
+        return load_genesis(&genesis_file);
+    }
+    let client = BitcoindClient::new(args.bitcoind_rpc.clone(), auth);
+    wait_for_bitcoind(&client).await?;
+    let sequencer_wallet = client.ensure_wallet(SEQUENCER_WALLET).await?;
+    let mut verifier_wallets = Vec::new();
+    for i in 0..usize::from(args.verifiers) {
+        verifier_wallets.push(client.ensure_wallet(&verifier_wallet_name(i)).await?);
+    }
+    create(
+        &layout,
+        &sequencer_wallet,
+        &verifier_wallets,
+        args.dispute_window,
+    )
+    .await
+}
+
+/// bitcoind may still be starting (in a container): retry for a while.
+async fn wait_for_bitcoind(client: &BitcoindClient) -> Result<(), DevnetError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match client.get_blockchain_info().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Why the devnet could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// The flags or the folder are not usable (the user's to fix).
+    #[error("{0}")]
+    Invalid(String),
+    /// bitcoind could not be started or stopped.
+    #[error("bitcoind: {0}")]
+    Bitcoind(#[from] stint_anchor::NodeError),
+    /// A bitcoind RPC call failed.
+    #[error("bitcoind RPC: {0}")]
+    BitcoindRpc(#[from] stint_anchor::RpcError),
+    /// The sequencer failed.
+    #[error("sequencer: {0}")]
+    Sequencer(#[from] stint_sequencer::SequencerError),
+    /// The verifier failed.
+    #[error("verifier: {0}")]
+    Verifier(#[from] stint_verifier::VerifierError),
+    /// A file of the devnet folder could not be read or written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn file_error(path: &Path) -> impl Fn(std::io::Error) -> DevnetError + '_ {
+    move |e| DevnetError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// A demo account of a devnet.
+#[derive(Debug, Clone)]
+pub struct DemoAccount {
+    /// Its name (`alice`, …).
+    pub name: &'static str,
+    /// Its account.
+    pub account: AccountId,
+    /// Its key file.
+    pub key_file: PathBuf,
+}
+
+/// The paths of a devnet folder.
+#[derive(Debug, Clone)]
+struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    fn key(&self, name: &str) -> PathBuf {
+        self.dir.join("keys").join(format!("{name}.json"))
+    }
+}
+
+/// Run a devnet until `shutdown` resolves (or a node fails), then stop it cleanly.
+pub async fn run_devnet(
+    args: &DevnetArgs,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DevnetError> {
+    let devnet = Devnet::start(args).await?;
+    devnet.print_banner(&args.dir);
+    let failed = tokio::select! {
+        () = shutdown => None,
+        reason = devnet.failure() => Some(reason),
+    };
+    tracing::info!(target: "devnet", "stopping the verifier, the sequencer and bitcoind");
+    devnet.stop().await?;
+    match failed {
+        Some(reason) => Err(DevnetError::Invalid(reason)),
+        None => Ok(()),
+    }
+}
+
+/// A running devnet.
+#[derive(Debug)]
+pub struct Devnet {
+    layout: Layout,
+    node: RegtestNode,
+    sequencer: Sequencer,
+    verifier: VerifierHandle,
+    miner: tokio::task::JoinHandle<()>,
+    accounts: Vec<DemoAccount>,
+    genesis: Genesis,
+}
+
+impl Devnet {
+    /// Start (or resume) the devnet in `args.dir` and write `devnet.json` once it is up.
+    pub async fn start(args: &DevnetArgs) -> Result<Self, DevnetError> {
+        if args.rpc_port == args.verifier_rpc_port {
+            return Err(DevnetError::Invalid(
+                "--rpc-port and --verifier-rpc-port must differ".into(),
+            ));
+        }
+        std::fs::create_dir_all(args.dir.join("keys")).map_err(file_error(&args.dir))?;
+        let dir = args.dir.canonicalize().map_err(file_error(&args.dir))?;
+        let layout = Layout { dir };
+        let info = layout.path("devnet.json");
+        match std::fs::remove_file(&info) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(file_error(&info)(e)),
+            _ => {}
+        }
+
+        let node = RegtestNode::start_with(RegtestConfig::new(layout.path("bitcoind"))).await?;
+        tracing::info!(target: "devnet", bitcoind = %node.bitcoind_path().display(), rpc = %node.rpc_url(), "bitcoind running");
+        let client = node.client().clone();
+        let sequencer_wallet = client.ensure_wallet(SEQUENCER_WALLET).await?;
+        let verifier_wallet = client.ensure_wallet(VERIFIER_WALLET).await?;
+
+        let genesis_file = layout.path("genesis.json");
+        let genesis = if genesis_file.exists() {
+            let genesis = load_genesis(&genesis_file)?;
+            check_resume(&genesis, &client, args).await?;
+            tracing::info!(target: "devnet", dir = %layout.dir.display(), "resuming the devnet");
+            genesis
+        } else {
+            create(
+                &layout,
+                &sequencer_wallet,
+                std::slice::from_ref(&verifier_wallet),
+                args.dispute_window,
+            )
+            .await?
+        };
+        let accounts = demo_accounts(&layout)?;
+
+        let admin_token = admin_token(&layout)?;
+        let sequencer_config = write_sequencer_config(&layout, &node, args, &admin_token)?;
+        let verifier_config = write_verifier_config(&layout, &node, args)?;
+        let sequencer = Sequencer::start(sequencer_config)
+            .await
+            .map_err(|e| port_hint(e.into(), args.rpc_port, "--rpc-port"))?;
+        let verifier = stint_verifier::start(verifier_config)
+            .await
+            .map_err(|e| port_hint(e.into(), args.verifier_rpc_port, "--verifier-rpc-port"))?;
+
+        let mining_address = sequencer_wallet.get_new_address(Network::Regtest).await?;
+        let miner = tokio::spawn(mine_every(
+            sequencer_wallet.clone(),
+            mining_address,
+            Duration::from_secs(args.block_interval),
+        ));
+
+        let devnet = Self {
+            layout,
+            node,
+            sequencer,
+            verifier,
+            miner,
+            accounts,
+            genesis,
+        };
+        devnet.write_env()?;
+        devnet.write_info()?;
+        Ok(devnet)
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The demo accounts.
+    pub fn accounts(&self) -> &[DemoAccount] {
+        &self.accounts
+    }
+
+    /// The sequencer's JSON-RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.sequencer.rpc_addr())
+    }
+
+    /// The verifier's JSON-RPC URL.
+    pub fn verifier_rpc_url(&self) -> String {
+        format!("http://{}", self.verifier.rpc_addr())
+    }
+
+    /// Resolves when a part of the devnet stopped on its own (bitcoind exited, the verifier's
+    /// loop ended), with the reason.
+    async fn failure(&self) -> String {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if self.verifier.is_finished() {
+                return "the verifier stopped on its own (see its log above)".into();
+            }
+            if self.miner.is_finished() {
+                return "the block miner stopped".into();
+            }
+            if self.node.client().get_block_count().await.is_err()
+                && self.node.client().get_block_count().await.is_err()
+            {
+                return "bitcoind stopped answering".into();
+            }
+        }
+    }
+
+    /// Stop the miner, the verifier, the sequencer and bitcoind, in that order.
+    pub async fn stop(self) -> Result<(), DevnetError> {
+        let Self {
+            mut node,
+            sequencer,
+            verifier,
+            miner,
+            ..
+        } = self;
+        miner.abort();
+        let _ = miner.await;
+        let verifier_result = verifier.stop().await;
+        let sequencer_result = sequencer.shutdown().await;
+        node.stop().await?;
+        verifier_result?;
+        sequencer_result?;
+        tracing::info!(target: "devnet", "stopped");
+        Ok(())
+    }
+
+    fn write_info(&self) -> Result<(), DevnetError> {
+        let accounts: Vec<_> = self
+            .accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "name": a.name,
+                    "address": a.account.to_string(),
+                    "key_file": a.key_file.display().to_string(),
+                })
+            })
+            .collect();
+        let info = json!({
+            "chain_id": self.genesis.chain_id,
+            "rpc": self.rpc_url(),
+            "verifier_rpc": self.verifier_rpc_url(),
+            "bitcoind": {
+                "rpc": self.node.rpc_url(),
+                "cookie_file": self.node.cookie_file().display().to_string(),
+                "wallet": SEQUENCER_WALLET,
+            },
+            "accounts": accounts,
+            "dispute_window": self.genesis.dispute_window,
+            "genesis": self.layout.path("genesis.json").display().to_string(),
+            "admin_token_file": self.layout.path("admin.token").display().to_string(),
+            "env": self.layout.path("env.sh").display().to_string(),
+        });
+        let text = serde_json::to_string_pretty(&info).unwrap_or_default();
+        write_atomic(&self.layout.path("devnet.json"), text.as_bytes(), false)
+    }
+
+    fn write_env(&self) -> Result<(), DevnetError> {
+        let bin = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        let mut out = String::from(
+            "# Written by `stint devnet` at every start: `source` it to use this devnet from a shell.\n",
+        );
+        if let Some(bin) = bin {
+            out.push_str(&format!(
+                "export PATH={}:\"$PATH\"\n",
+                shell_quote(&bin.display().to_string())
+            ));
+        }
+        out.push_str(&format!(
+            "export STINT_RPC={}\nexport STINT_VERIFIER_RPC={}\n",
+            shell_quote(&self.rpc_url()),
+            shell_quote(&self.verifier_rpc_url())
+        ));
+        out.push_str(&format!(
+            "export STINT_DEVNET={}\n",
+            shell_quote(&self.layout.dir.display().to_string())
+        ));
+        for a in &self.accounts {
+            let upper = a.name.to_uppercase();
+            out.push_str(&format!(
+                "export {upper}={}\nexport {upper}_KEY={}\n",
+                shell_quote(&a.account.to_string()),
+                shell_quote(&a.key_file.display().to_string())
+            ));
+        }
+        write_atomic(&self.layout.path("env.sh"), out.as_bytes(), false)
+    }
+
+    fn print_banner(&self, shown_dir: &Path) {
+        let dir = shown_dir.display();
+        let mut out = String::new();
+        out.push_str("\nStint devnet is up.\n\n");
+        out.push_str(&format!("  sequencer JSON-RPC  {}\n", self.rpc_url()));
+        out.push_str(&format!(
+            "  verifier JSON-RPC   {}\n",
+            self.verifier_rpc_url()
+        ));
+        out.push_str(&format!(
+            "  bitcoind (regtest)  {}  cookie {}\n",
+            self.node.rpc_url(),
+            self.node.cookie_file().display()
+        ));
+        out.push_str(&format!(
+            "  chain id {}, dispute window {} blocks\n\n  accounts:\n",
+            self.genesis.chain_id, self.genesis.dispute_window
+        ));
+        for a in &self.accounts {
+            out.push_str(&format!(
+                "    {:<8} {}  {}\n",
+                a.name,
+                a.account,
+                a.key_file.display()
+            ));
+        }
+        out.push_str(&format!(
+            "\nIn another shell (from this folder):\n\n  source {dir}/env.sh\n  stint account \"$ALICE\"\n  stint --key \"$ALICE_KEY\" transfer --to \"$BOB\" --amount 1000 --wait final\n  stint status\n\nDetails in {dir}/devnet.json. Ctrl-C stops the devnet; `stint devnet --dir {dir}` resumes it.\n"
+        ));
+        println!("{out}");
+    }
+}
+
+/// Create a new devnet in `layout`: fund the wallets, make the keys, write the genesis (last).
+async fn create(
+    layout: &Layout,
+    sequencer_wallet: &BitcoindClient,
+    verifier_wallets: &[BitcoindClient],
+    dispute_window: Option<u64>,
+) -> Result<Genesis, DevnetError> {
+    tracing::info!(target: "devnet", dir = %layout.dir.display(), "creating a network");
+    for (i, wallet) in verifier_wallets.iter().enumerate() {
+        let to = wallet.get_new_address(Network::Regtest).await?;
+        wallet
+            .generate_to_address(VERIFIER_FUNDING_BLOCKS, &to)
+            .await?;
+        ensure_key(&layout.key(&verifier_name(i)))?;
+    }
+    let to = sequencer_wallet.get_new_address(Network::Regtest).await?;
+    sequencer_wallet
+        .generate_to_address(SEQUENCER_FUNDING_BLOCKS, &to)
+        .await?;
+    let info = sequencer_wallet.get_blockchain_info().await?;
+
+    let anchor = ensure_key(&layout.key("anchor"))?;
+    let fees = ensure_key(&layout.key("fees"))?;
+    let mut alloc = Vec::new();
+    for name in DEMO_ACCOUNTS {
+        alloc.push(GenesisAlloc {
+            account: ensure_key(&layout.key(name))?.account(),
+            balance: DEMO_BALANCE,
+        });
+    }
+    let anchor_key = XOnlyPublicKey::from_slice(&anchor.account().0)
+        .map_err(|e| DevnetError::Invalid(format!("anchor key: {e}")))?;
+    let mut genesis = Genesis::new(
+        DEVNET_CHAIN_ID,
+        anchor_key,
+        fees.account(),
+        alloc,
+        info.blocks,
+        info.bestblockhash,
+    );
+    genesis.dispute_window = dispute_window.unwrap_or(DEVNET_DISPUTE_WINDOW);
+    genesis
+        .validate()
+        .map_err(|e| DevnetError::Invalid(format!("genesis: {e}")))?;
+    write_atomic(
+        &layout.path("genesis.json"),
+        genesis.to_json().as_bytes(),
+        false,
+    )?;
+    Ok(genesis)
+}
+
+fn load_genesis(path: &Path) -> Result<Genesis, DevnetError> {
+    let text = std::fs::read_to_string(path).map_err(file_error(path))?;
+    Genesis::from_json(&text).map_err(|e| DevnetError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A resumed devnet must be the chain its folder describes.
+async fn check_resume(
+    genesis: &Genesis,
+    client: &BitcoindClient,
+    args: &DevnetArgs,
+) -> Result<(), DevnetError> {
+    if let Some(window) = args.dispute_window {
+        if window != genesis.dispute_window {
+            return Err(DevnetError::Invalid(format!(
+                "this devnet was created with a dispute window of {} blocks; the genesis cannot \
+                 change (drop --dispute-window, or use a new --dir)",
+                genesis.dispute_window
+            )));
+        }
+    }
+    let start: BlockHash = match client.get_block_hash(genesis.l1_start_height).await {
+        Ok(hash) => hash,
+        Err(_) => BlockHash::all_zeros(),
+    };
+    if start != genesis.l1_start_hash {
+        return Err(DevnetError::Invalid(format!(
+            "the bitcoind data in this devnet folder does not hold the genesis block {} at height \
+             {} (was bitcoind/ deleted?); use a new --dir",
+            genesis.l1_start_hash, genesis.l1_start_height
+        )));
+    }
+    Ok(())
+}
+
+fn demo_accounts(layout: &Layout) -> Result<Vec<DemoAccount>, DevnetError> {
+    DEMO_ACCOUNTS
+        .iter()
+        .map(|name| {
+            let key_file = layout.key(name);
+            let key = Key::load(&key_file).map_err(|e| DevnetError::Invalid(e.to_string()))?;
+            Ok(DemoAccount {
+                name,
+                account: key.account(),
+                key_file,
+            })
+        })
+        .collect()
+}
+
+/// The key in `path`, generated first if the file does not exist.
+fn ensure_key(path: &Path) -> Result<Key, DevnetError> {
+    if path.exists() {
+        Key::load(path)
+    } else {
+        Key::generate_to(path, false).map(|(key, _)| key)
+    }
+    .map_err(|e| DevnetError::Invalid(e.to_string()))
+}
+
+/// The sequencer's admin token (made once, kept in `admin.token` with mode 0600).
+fn admin_token(layout: &Layout) -> Result<String, DevnetError> {
+    let path = layout.path("admin.token");
+    if path.exists() {
+        let token = std::fs::read_to_string(&path).map_err(file_error(&path))?;
+        return Ok(token.trim().to_owned());
+    }
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    write_atomic(&path, token.as_bytes(), true)?;
+    Ok(token)
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Write `sequencer.toml` and load it the way `stint sequencer --config` does.
+fn write_sequencer_config(
+    layout: &Layout,
+    node: &RegtestNode,
+    args: &DevnetArgs,
+    admin_token: &str,
+) -> Result<SequencerConfig, DevnetError> {
+    let fault = match (args.fault, args.fault_batch) {
+        (Some(mode), Some(batch)) => {
+            let mode = clap::ValueEnum::to_possible_value(&mode)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            format!("\n[fault]\nmode = \"{mode}\"\nbatch = {batch}\n")
+        }
+        _ => String::new(),
+    };
+    let text = format!(
+        "# Written by `stint devnet` at every start; `stint sequencer --config` reads it as is.\n\
+         data_dir = \"sequencer\"\n\
+         genesis = \"genesis.json\"\n\
+         anchor_key = \"keys/anchor.json\"\n\
+         rpc_addr = \"{rpc}\"\n\
+         admin_token = \"{admin_token}\"\n\
+         batch_interval_ms = {DEVNET_BATCH_INTERVAL_MS}\n\
+         \n[bitcoind]\n\
+         rpc_url = \"{url}\"\n\
+         cookie_file = \"{cookie}\"\n\
+         wallet = \"{SEQUENCER_WALLET}\"\n\
+         network = \"regtest\"\n\
+         poll_interval_ms = {DEVNET_POLL_INTERVAL_MS}\n{fault}",
+        rpc = loopback(args.rpc_port),
+        url = node.rpc_url(),
+        cookie = toml_path(&node.cookie_file()),
+    );
+    let path = layout.path("sequencer.toml");
+    write_atomic(&path, text.as_bytes(), true)?;
+    let config =
+        SequencerConfig::from_file(&path).map_err(stint_sequencer::SequencerError::from)?;
+    config
+        .validate()
+        .map_err(stint_sequencer::SequencerError::from)?;
+    Ok(config)
+}
+
+/// Write `verifier.toml` and load it the way `stint verifier --config` does.
+fn write_verifier_config(
+    layout: &Layout,
+    node: &RegtestNode,
+    args: &DevnetArgs,
+) -> Result<VerifierConfig, DevnetError> {
+    let text = format!(
+        "# Written by `stint devnet` at every start; `stint verifier --config` reads it as is.\n\
+         data_dir = \"verifier\"\n\
+         genesis = \"genesis.json\"\n\
+         rpc_addr = \"{rpc}\"\n\
+         challenge_key_file = \"keys/verifier.json\"\n\
+         network = \"regtest\"\n\
+         poll_interval_ms = {DEVNET_POLL_INTERVAL_MS}\n\
+         \n[bitcoind]\n\
+         rpc_url = \"{url}\"\n\
+         cookie_file = \"{cookie}\"\n\
+         wallet = \"{VERIFIER_WALLET}\"\n",
+        rpc = loopback(args.verifier_rpc_port),
+        url = node.rpc_url(),
+        cookie = toml_path(&node.cookie_file()),
+    );
+    let path = layout.path("verifier.toml");
+    write_atomic(&path, text.as_bytes(), false)?;
+    VerifierConfig::load(&path).map_err(|e| DevnetError::Verifier(e.into()))
+}
+
+/// Add a hint to a failure to bind a port.
+fn port_hint(error: DevnetError, port: u16, flag: &str) -> DevnetError {
+    let text = error.to_string();
+    if text.contains("in use") || text.contains("AddrInUse") {
+        DevnetError::Invalid(format!(
+            "port {port} is in use (another devnet?): stop it or pass {flag} ({text})"
+        ))
+    } else {
+        error
+    }
+}
+
+/// Mine a block every `interval` until aborted.
+async fn mine_every(wallet: BitcoindClient, to: bitcoin::Address, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match wallet.generate_to_address(1, &to).await {
+            Ok(_) => tracing::debug!(target: "devnet", "mined a block"),
+            Err(e) => tracing::warn!(target: "devnet", error = %e, "cannot mine a block"),
+        }
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename (mode 0600 when `private`).
+fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), DevnetError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if private {
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(file_error(&tmp))?;
+    file.write_all(bytes).map_err(file_error(&tmp))?;
+    file.sync_all().map_err(file_error(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(file_error(path))
+}
+
+/// A path as a TOML basic string's contents.
+fn toml_path(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
+/// `text` single-quoted for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn toml_paths_are_escaped() {
+        assert_eq!(toml_path(Path::new("/a\"b")), "/a\\\"b");
+    }
+}

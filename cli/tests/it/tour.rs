@@ -1,0 +1,340 @@
+//! The README tour, word for word, against a real `stint devnet` (issue #6).
+//!
+//! The test starts `stint devnet` in a temporary folder, takes every ```sh block between
+//! `<!-- tour:begin -->` and `<!-- tour:end -->` in README.md, and runs them in order in one
+//! bash session from the folder that holds `devnet/` (as a reader would, from the clone). After
+//! each block it records every demo account's balance, then checks each step's effect on the
+//! balances. Then it stops the devnet with SIGINT (clean exit), resumes it, kills it with
+//! SIGKILL (leaving bitcoind behind), and resumes it again: same chain, same balances.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::free_port;
+use serde_json::Value;
+
+/// What every demo account starts with (`stint::DEMO_BALANCE`).
+const START: i64 = stint::DEMO_BALANCE as i64;
+/// The default fee of a wallet command (`stint::DEFAULT_FEE`).
+const FEE: i64 = stint::DEFAULT_FEE as i64;
+const NAMES: [&str; 4] = ["ALICE", "BOB", "CAROL", "ARBITER"];
+const UP_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The tour's shell blocks, in order.
+fn tour_blocks() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let begin = readme
+        .find("<!-- tour:begin -->")
+        .expect("tour:begin marker");
+    let end = readme.find("<!-- tour:end -->").expect("tour:end marker");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme[begin..end].lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```sh") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), text) => {
+                block.push_str(text);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "unterminated code block in the tour");
+    blocks
+}
+
+/// A `stint devnet` child process.
+struct Devnet {
+    child: Option<Child>,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Devnet {
+    fn start(dir: &Path, ports: (u16, u16), log: PathBuf) -> Devnet {
+        let _ = std::fs::remove_file(dir.join("devnet.json"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_stint"))
+            .args(["devnet", "--dir"])
+            .arg(dir)
+            .args(["--block-interval", "1", "--rpc-port"])
+            .arg(ports.0.to_string())
+            .arg("--verifier-rpc-port")
+            .arg(ports.1.to_string())
+            .env("RUST_LOG", "info")
+            .env_remove("STINT_RPC")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let mut devnet = Devnet {
+            child: Some(child),
+            dir: dir.to_owned(),
+            log,
+        };
+        devnet.wait_up();
+        devnet
+    }
+
+    fn wait_up(&mut self) {
+        let deadline = Instant::now() + UP_TIMEOUT;
+        while !self.dir.join("devnet.json").exists() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("stint devnet exited early ({status}):\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "devnet did not come up:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn info(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("devnet.json")).unwrap())
+            .unwrap()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "devnet did not exit on {signal}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGINT first so bitcoind is stopped too.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of the devnet log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Balances per step (`step → name → balance`) from the tour's checkpoint file.
+fn read_balances(path: &Path) -> BTreeMap<usize, BTreeMap<String, i64>> {
+    let mut out: BTreeMap<usize, BTreeMap<String, i64>> = BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [step, name, balance] = parts.as_slice() else {
+            panic!("bad checkpoint line {line:?}");
+        };
+        out.entry(step.parse().unwrap())
+            .or_default()
+            .insert((*name).to_owned(), balance.parse().unwrap());
+    }
+    out
+}
+
+/// The change in each account's balance a tour step must cause. Streams accrue by the second, so
+/// the stream step is checked by what is conserved instead.
+enum Effect {
+    Exact([i64; 4]),
+    /// Alice streams to Carol: together they lose exactly `fees`, and Carol gains something.
+    Stream {
+        fees: i64,
+    },
+}
+
+fn expected_effects() -> Vec<(&'static str, Effect)> {
+    vec![
+        ("first look", Effect::Exact([0, 0, 0, 0])),
+        ("transfer", Effect::Exact([-1_000 - FEE, 1_000, 0, 0])),
+        (
+            // create, approve, dispute | accept, submit ×2 | resolve; 300 approved, the disputed
+            // 700 split 50/50.
+            "task with milestones",
+            Effect::Exact([-1_000 - 3 * FEE + 350, 300 + 350 - 3 * FEE, 0, -FEE]),
+        ),
+        ("wage stream", Effect::Stream { fees: 3 * FEE }),
+        ("payroll", Effect::Exact([-150 - 250 - FEE, 150, 250, 0])),
+        (
+            "soft → anchored → final",
+            Effect::Exact([0, -5 - FEE, 5, 0]),
+        ),
+        ("status and reads", Effect::Exact([0, 0, 0, 0])),
+    ]
+}
+
+#[test]
+fn the_readme_tour_works_word_for_word() {
+    let blocks = tour_blocks();
+    let effects = expected_effects();
+    assert_eq!(
+        blocks.len(),
+        effects.len(),
+        "the README tour has {} blocks; this test checks {} steps ({:?})",
+        blocks.len(),
+        effects.len(),
+        effects.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let ports = (free_port(), free_port());
+    let log = tmp.path().join("devnet.log");
+    let mut devnet = Devnet::start(&dir, ports, log.clone());
+    let info = devnet.info();
+    assert_eq!(info["rpc"], format!("http://127.0.0.1:{}", ports.0));
+    assert_eq!(
+        info["verifier_rpc"],
+        format!("http://127.0.0.1:{}", ports.1)
+    );
+    assert_eq!(info["accounts"].as_array().unwrap().len(), 4);
+    for account in info["accounts"].as_array().unwrap() {
+        let key = Path::new(account["key_file"].as_str().unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        devnet.log_text().contains("source "),
+        "the banner shows how to start"
+    );
+
+    // The tour, in one shell, with a balance checkpoint after each block.
+    let balances = tmp.path().join("balances.txt");
+    let mut script = String::from("set -euo pipefail\n");
+    script.push_str(&format!(
+        "__tour_checkpoint() {{ for who in {}; do echo \"$1 $who $(stint account \"${{!who}}\" --field balance)\" >> {}; done; }}\n",
+        NAMES.join(" "),
+        balances.display()
+    ));
+    for (i, block) in blocks.iter().enumerate() {
+        script.push_str(&format!("echo '==> tour step {i}' >&2\n"));
+        script.push_str(block);
+        script.push_str(&format!("__tour_checkpoint {i}\n"));
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(tmp.path())
+        .env_remove("STINT_RPC")
+        .env_remove("STINT_KEY")
+        .env_remove("STINT_VERIFIER_RPC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the tour failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    // `--wait final` shows the tx's progress (on a Knots devnet a batch is often anchored
+    // before the first poll sees it `soft`).
+    assert!(stderr.contains("→ anchored"), "{stderr}");
+    assert!(stderr.contains("anchored → final"), "{stderr}");
+
+    let seen = read_balances(&balances);
+    let mut before: BTreeMap<String, i64> =
+        NAMES.iter().map(|n| ((*n).to_owned(), START)).collect();
+    for (i, (name, effect)) in effects.iter().enumerate() {
+        let after = seen
+            .get(&i)
+            .unwrap_or_else(|| panic!("no checkpoint for step {i}"));
+        let delta = |who: &str| after[who] - before[who];
+        match effect {
+            Effect::Exact(want) => {
+                for (who, want) in NAMES.iter().zip(want) {
+                    assert_eq!(delta(who), *want, "step {i} ({name}): {who}\n{stdout}");
+                }
+            }
+            Effect::Stream { fees } => {
+                assert_eq!(delta("ALICE") + delta("CAROL"), -fees, "step {i} ({name})");
+                assert!(
+                    delta("CAROL") > -FEE,
+                    "step {i} ({name}): Carol earned nothing"
+                );
+                assert_eq!(delta("BOB"), 0);
+                assert_eq!(delta("ARBITER"), 0);
+            }
+        }
+        before = after.clone();
+    }
+
+    // Ctrl-C stops everything cleanly.
+    let status = devnet.signal("-INT");
+    assert!(
+        status.success(),
+        "devnet exit on SIGINT: {status}\n{}",
+        devnet.log_text()
+    );
+    let final_balances = before;
+
+    // Resume: same chain, same balances; then SIGKILL (bitcoind is orphaned) and resume again.
+    for round in ["after Ctrl-C", "after SIGKILL"] {
+        let mut devnet = Devnet::start(&dir, ports, log.clone());
+        assert_eq!(devnet.info()["chain_id"], info["chain_id"]);
+        for account in devnet.info()["accounts"].as_array().unwrap() {
+            let name = account["name"].as_str().unwrap().to_uppercase();
+            let out = Command::new(env!("CARGO_BIN_EXE_stint"))
+                .args([
+                    "account",
+                    account["address"].as_str().unwrap(),
+                    "--field",
+                    "balance",
+                ])
+                .env("STINT_RPC", format!("http://127.0.0.1:{}", ports.0))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let balance: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            assert_eq!(balance, final_balances[&name], "{name} {round}");
+        }
+        if round == "after Ctrl-C" {
+            devnet.signal("-KILL");
+        }
+    }
+}
