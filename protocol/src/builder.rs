@@ -14,7 +14,10 @@
 
 use std::collections::VecDeque;
 
-use stint_contracts::{execute_segment, ExecError, InvalidTxReason, Receipt, SignedTx, Txid};
+use stint_contracts::{
+    execute_segment, execute_verified_segment, ExecError, InvalidTxReason, Receipt, SignedTx, Txid,
+    VerifiedTxs,
+};
 use stint_state::{
     Hash, MemoryNodeStore, Node, NodeStore, SparseMerkleTree, StateError, TreeUpdate,
 };
@@ -139,6 +142,7 @@ pub struct Replay<'a, S> {
 #[derive(Clone, Copy, Debug)]
 pub struct BatchBuilder<'g> {
     genesis: &'g Genesis,
+    signatures_checked: bool,
 }
 
 fn encoded_tx_len(tx: &SignedTx) -> usize {
@@ -146,9 +150,22 @@ fn encoded_tx_len(tx: &SignedTx) -> usize {
 }
 
 impl<'g> BatchBuilder<'g> {
-    /// A builder for `genesis`.
+    /// A builder for `genesis`. [`build`](Self::build) checks every candidate's signature.
     pub fn new(genesis: &'g Genesis) -> Self {
-        Self { genesis }
+        Self {
+            genesis,
+            signatures_checked: false,
+        }
+    }
+
+    /// Trust the candidates' signatures instead of checking them again: for a sequencer whose
+    /// mempool verified every signature at admission (checking twice would halve its throughput).
+    /// A candidate with a bad signature would then be sealed into an invalid, fraud-provable
+    /// batch, so only hand such a builder txs whose signatures were verified. Replay
+    /// ([`replay`](Self::replay)) always checks signatures.
+    pub fn with_prechecked_signatures(mut self) -> Self {
+        self.signatures_checked = true;
+        self
     }
 
     fn k(&self) -> usize {
@@ -224,7 +241,13 @@ impl<'g> BatchBuilder<'g> {
                 .take(take)
                 .map(|(_, tx)| tx.clone())
                 .collect();
-            match execute_segment(tree.view(root), &context, &segment) {
+            let executed = if self.signatures_checked {
+                let verified = VerifiedTxs::assume_valid(&segment);
+                execute_verified_segment(tree.view(root), &context, &verified)
+            } else {
+                execute_segment(tree.view(root), &context, &segment)
+            };
+            match executed {
                 Ok(outcome) => {
                     let update = tree.apply(&root, &outcome.changes)?;
                     tree.store_mut().write(&update);

@@ -166,7 +166,9 @@ fn build_and_commit(
         timestamp,
         l1_origin,
     };
-    let builder = BatchBuilder::new(limits);
+    // Every candidate's signature was verified at admission (or when the log was recovered, or
+    // a rollback re-queued it).
+    let builder = BatchBuilder::new(limits).with_prechecked_signatures();
     let mut sealed = builder
         .build(shared.store.state(), &params, txs)
         .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;

@@ -182,6 +182,10 @@ fn txid_filter(params: Option<&Value>) -> Result<EventFilter, RpcError> {
     }
 }
 
+/// How many full batches of `txStatus` events a subscriber may fall behind before it is
+/// disconnected as a slow consumer.
+const TX_STATUS_CAPACITY_BATCHES: usize = 4;
+
 /// Build the method table.
 pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, SequencerError> {
     let mut m = RpcModule::from_arc(Arc::clone(&shared));
@@ -199,7 +203,11 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .map_err(reg)?,
         tx_status: hub
             .register_topic(
+                // One event per tx of a batch is published at once: room for several full
+                // batches, or every subscriber (filtered ones too) would fall behind and be
+                // disconnected whenever a batch holds more txs than the default capacity.
                 TopicSpec::new("txStatus")
+                    .capacity(TX_STATUS_CAPACITY_BATCHES.saturating_mul(shared.max_batch_txs()))
                     .summary("Finality changes of transactions: {txid, finality, batch}; optional filter {txid}")
                     .params_schema(json!({"type": "object", "properties": {"txid": {"type": "string"}}}))
                     .result_schema(json!({"type": "object"}))

@@ -1,9 +1,10 @@
 use std::collections::BTreeSet;
 
-use stint_contracts::{account_entry, account_key, Account, InvalidTxReason};
+use bitcoin::hashes::Hash as _;
+use stint_contracts::{account_entry, account_key, Account, InvalidTxReason, SignedTx};
 use stint_protocol::{
-    build_fraud_proof, BatchBuilder, Fraud, FraudProof, Genesis, Judge, JudgeError, ParentFacts,
-    Verdict, MAX_FRAUD_PROOF_BYTES,
+    build_fraud_proof, BatchBuilder, BuildParams, Fraud, FraudProof, Genesis, Judge, JudgeError,
+    L1Origin, ParentFacts, Verdict, MAX_FRAUD_PROOF_BYTES,
 };
 use stint_state::{ChangeSet, MemoryNodeStore, SparseMerkleTree};
 
@@ -270,6 +271,55 @@ fn builder_drops_invalid_txs_and_refills_segments() {
             .unwrap()
             .fraud_segment,
         None
+    );
+}
+
+#[test]
+fn prechecked_signatures_build_the_same_batch_and_trust_what_they_are_given() {
+    let g = genesis_with(&start_block(), 2, 6);
+    let (store, root) = genesis_store(&g);
+    let params = BuildParams {
+        parent: ParentFacts::genesis(&g, root),
+        timestamp: T0,
+        l1_origin: L1Origin {
+            height: 0,
+            hash: start_block().block_hash().to_byte_array(),
+        },
+    };
+    let txs: Vec<SignedTx> = (0..5).map(|n| transfer(ALICE, BOB, n, 1)).collect();
+    let checked = BatchBuilder::new(&g)
+        .build(&store, &params, txs.clone())
+        .unwrap();
+    let trusted = BatchBuilder::new(&g)
+        .with_prechecked_signatures()
+        .build(&store, &params, txs.clone())
+        .unwrap();
+    assert_eq!(checked.batch, trusted.batch);
+    assert_eq!(checked.receipts, trusted.receipts);
+
+    // A bad signature on the last tx: the checking builder drops it, the trusting one seals it,
+    // and replay finds the fraud in its segment (the third, with K = 2).
+    let mut forged = txs;
+    forged[4].sig[63] ^= 1;
+    let checked = BatchBuilder::new(&g)
+        .build(&store, &params, forged.clone())
+        .unwrap();
+    assert_eq!(checked.rejected.len(), 1);
+    assert!(matches!(
+        checked.rejected[0].reason,
+        InvalidTxReason::BadSignature
+    ));
+    let trusted = BatchBuilder::new(&g)
+        .with_prechecked_signatures()
+        .build(&store, &params, forged)
+        .unwrap();
+    assert_eq!(trusted.batch.txs().len(), 5);
+    assert_eq!(
+        BatchBuilder::new(&g)
+            .replay(&store, &trusted.batch)
+            .unwrap()
+            .fraud_segment,
+        Some(3)
     );
 }
 
