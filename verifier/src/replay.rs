@@ -2,7 +2,9 @@
 //!
 //! [`replay_batch`] is the verifier's hot path. Over a [`NodeStore`] holding the batch's
 //! `prev_state_root` it
-//! 1. checks every signature of the batch at once on the rayon pool ([`VerifiedTxs::verify`]);
+//! 1. checks every signature of the batch at once on the rayon pool ([`VerifiedTxs::verify`]),
+//!    overlapped with steps 2 and 3 run as if every signature were valid (the optimistic result
+//!    is kept only when they all are);
 //! 2. executes the segments with [`execute_verified_batch_parallel`]: txs of a segment whose access
 //!    sets are disjoint run in parallel, falling back to sequential execution when a group strays
 //!    outside its declared keys;
@@ -103,21 +105,47 @@ fn checkpoint_interval(genesis: &Genesis) -> usize {
 
 /// Replay `batch` over `store` (which must hold its `prev_state_root`) in parallel on the current
 /// rayon pool. See the module docs.
-pub fn replay_batch<S: NodeStore + Sync, B>(
+///
+/// Checking the signatures is most of the work, so it runs on the pool *while* the batch is
+/// executed and merkleized as if every signature were valid; that optimistic verdict stands when
+/// they all are (the common case), and otherwise the batch is replayed again with the bad
+/// signatures known, which makes it fraud at the first of them.
+pub fn replay_batch<S: NodeStore + Sync, B: Sync>(
     genesis: &Genesis,
     store: &S,
     batch: &Batch<B>,
     challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
+    let txs = batch.txs();
+    let (verified, optimistic) = rayon::join(
+        || VerifiedTxs::verify(txs),
+        || {
+            let assumed = VerifiedTxs::assume_valid(txs);
+            replay_verified(genesis, store, batch, challenger, &assumed)
+        },
+    );
+    if verified.first_bad_signature().is_none() {
+        return optimistic;
+    }
+    replay_verified(genesis, store, batch, challenger, &verified)
+}
+
+/// [`replay_batch`] with the signature checks done.
+fn replay_verified<S: NodeStore + Sync, B>(
+    genesis: &Genesis,
+    store: &S,
+    batch: &Batch<B>,
+    challenger: AccountId,
+    verified: &VerifiedTxs<'_>,
+) -> Result<ReplayVerdict, ReplayError> {
     let header = batch.header();
     let k = checkpoint_interval(genesis);
     let context = block_context(genesis, header);
     let txs = batch.txs();
-    let verified = VerifiedTxs::verify(txs);
     let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(store));
     let prev_root = header.prev_state_root;
 
-    let executed = execute_verified_batch_parallel(tree.view(prev_root), &context, &verified, k);
+    let executed = execute_verified_batch_parallel(tree.view(prev_root), &context, verified, k);
     let (segments, invalid_at) = match executed {
         Ok(outcome) => (outcome.segments, None),
         Err(ExecError::Invalid { index, .. }) => {
