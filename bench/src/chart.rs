@@ -1,4 +1,5 @@
-//! The replay-throughput-versus-threads chart (SVG, drawn with `plotters`).
+//! Throughput charts (SVG, drawn with `plotters`): replay versus threads, sequencer versus
+//! concurrent clients.
 
 use std::path::Path;
 
@@ -21,8 +22,8 @@ const COLORS: [RGBColor; 4] = [
     RGBColor(0x94, 0x67, 0xbd),
 ];
 
-/// Draw `series` (throughput per thread count) into an SVG file at `path`.
-pub fn draw_threads_chart(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
+/// Draw `series` (throughput per thread or client count, `x_desc`) into an SVG file at `path`.
+pub fn draw_chart(path: &Path, title: &str, x_desc: &str, series: &[Series]) -> anyhow::Result<()> {
     let max_threads = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -45,7 +46,7 @@ pub fn draw_threads_chart(path: &Path, title: &str, series: &[Series]) -> anyhow
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
-        .x_desc("threads")
+        .x_desc(x_desc)
         .y_desc("per second")
         .x_labels(max_threads + 1)
         .x_label_formatter(&|x| {

@@ -1,6 +1,6 @@
 //! Benchmark 5: data-availability bytes per tx written to Bitcoin.
 //!
-//! Real batches are built with [`BatchBuilder`] on the genesis state (one after the other, each
+//! Real batches are built with [`record_batches`] (the honest `BatchBuilder`) on the genesis state (one after the other, each
 //! extending the previous, until every candidate is included), each is wrapped in a batch
 //! [`Envelope`] under the genesis anchor key, and the size of the envelope's tapscript leaf (the
 //! zstd-compressed batch in ≤ 520-byte pushes, the bytes a reveal transaction carries) is divided
@@ -9,13 +9,10 @@
 
 use anyhow::Context;
 use stint_contracts::SignedTx;
-use stint_protocol::{
-    BatchBuilder, BuildParams, Envelope, EnvelopeKind, Genesis, L1Origin, ParentFacts,
-};
-use stint_state::MemoryNodeStore;
+use stint_protocol::{Envelope, EnvelopeKind, Genesis};
 
 use crate::report::{Measure, Row, Target};
-use crate::workload::TIMESTAMP;
+use crate::workload::record_batches;
 
 /// A simple transfer may cost at most this many DA bytes.
 pub const TRANSFER_TARGET_BYTES: f64 = 110.0;
@@ -44,53 +41,21 @@ pub fn measure(
     candidates: Vec<SignedTx>,
     per_unit: Option<(&'static str, usize)>,
 ) -> anyhow::Result<DaFigures> {
-    let update = genesis.state_update().context("genesis state")?;
-    let mut parent = ParentFacts::genesis(genesis, update.root);
-    let mut store = MemoryNodeStore::new();
-    store.write_owned(update);
-    let builder = BatchBuilder::new(genesis);
-    let total = candidates.len();
-    let mut pending = candidates;
-    let (mut txs, mut batches, mut leaf_bytes, mut raw_bytes) = (0, 0, 0, 0);
-    while !pending.is_empty() {
-        let params = BuildParams {
-            parent,
-            timestamp: TIMESTAMP,
-            l1_origin: L1Origin {
-                height: genesis.l1_start_height,
-                hash: [0; 32],
-            },
-        };
-        let sealed = builder.build(&store, &params, pending)?;
-        anyhow::ensure!(
-            sealed.rejected.is_empty(),
-            "{workload}: the builder rejected {} txs (first: {:?})",
-            sealed.rejected.len(),
-            sealed.rejected.first()
-        );
-        anyhow::ensure!(
-            !sealed.batch.txs().is_empty(),
-            "{workload}: a batch took no tx"
-        );
-        for update in sealed.updates {
-            store.write_owned(update);
-        }
-        let payload = sealed.batch.encode();
+    let recorded = record_batches(workload, genesis, candidates)?;
+    let (mut txs, mut leaf_bytes, mut raw_bytes) = (0, 0, 0);
+    for batch in &recorded.batches {
+        let payload = batch.encode();
         raw_bytes += payload.len();
         let script = Envelope::new(EnvelopeKind::Batch, genesis.anchor_key, payload)
             .leaf_script()
             .context("building the envelope")?;
         leaf_bytes += script.len();
-        txs += sealed.batch.txs().len();
-        batches += 1;
-        parent = ParentFacts::of(sealed.batch.header());
-        pending = sealed.leftover;
+        txs += batch.txs().len();
     }
-    anyhow::ensure!(txs == total, "{workload}: {txs} of {total} txs included");
     Ok(DaFigures {
         workload: workload.to_string(),
         txs,
-        batches,
+        batches: recorded.batches.len(),
         leaf_bytes,
         raw_bytes,
         per_unit,

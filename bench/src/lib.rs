@@ -10,18 +10,17 @@
 //!   all threads.
 //! - [`replay`] (benchmark 3): verifier replay — signatures in parallel, execution by conflict
 //!   groups, checkpoint Merkle updates — on 1 and on all threads, checked bit-identical to the
-//!   sequential reference, against the signature ceiling.
+//!   sequential reference, against the signature ceiling; and the verifier's own
+//!   `stint_verifier::replay_batch` on recorded full batches (where the targets are judged).
 //! - [`state_tree`] (benchmark 4): state tree updates/s and proof sizes against Penumbra's
 //!   `jmt` on the same keys with the same hash.
 //! - [`da`] (benchmark 5): DA bytes per tx of real batch envelopes.
 //! - [`rocks`] (benchmark 6): RocksDB commit throughput of tree updates against raw RocksDB.
+//! - [`sequencer`] (benchmark 2): a real sequencer under `N` JSON-RPC clients (batch requests):
+//!   sustained tx/s to `soft` against the signature ceiling, and p50/p99 latency to `soft`.
 //! - [`report`], [`chart`], [`machine`], [`timing`]: the table, the SVG chart, machine facts,
 //!   and measurement helpers. [`run`] runs a whole [`Config`] and returns a [`Report`];
 //!   [`Report::to_markdown`] is what `bench/RESULTS.md` holds.
-//!
-//! Benchmark 2 of the issue (sequencer throughput over JSON-RPC) is not part of the suite yet:
-//! it needs the sequencer. It will be one more module returning [`report::Row`]s, added to
-//! [`run`] like the others.
 //!
 //! ## Usage
 //! ```text
@@ -41,6 +40,7 @@ pub mod machine;
 pub mod replay;
 pub mod report;
 pub mod rocks;
+pub mod sequencer;
 pub mod signatures;
 pub mod state_tree;
 pub mod timing;
@@ -55,6 +55,7 @@ use crate::machine::Machine;
 use crate::replay::{PreState, ReplayFigures};
 use crate::report::Table;
 use crate::rocks::RocksParams;
+use crate::sequencer::SequencerParams;
 use crate::state_tree::TreeParams;
 use crate::workload::{Accounts, MixWeights, MIX_PAYROLL_PAYMENTS};
 
@@ -77,6 +78,8 @@ pub struct Config {
     pub da_txs: usize,
     /// RocksDB benchmark sizes.
     pub rocks: RocksParams,
+    /// Sequencer benchmark sizes.
+    pub sequencer: SequencerParams,
     /// Repetitions of each timed measurement (the best run counts).
     pub reps: usize,
     /// Measure replay on every thread count from 1 to the maximum (for the chart).
@@ -105,6 +108,8 @@ pub const FULL_TREE_KEYS: usize = 100_000;
 pub const FULL_TREE_ROUNDS: usize = 50;
 /// Updates per tree version.
 pub const TREE_BATCH: usize = 1_000;
+/// Full mode: txs sent per sequencer measurement point.
+pub const FULL_SEQUENCER_TXS: usize = 20_000;
 /// Full mode: repetitions per measurement.
 pub const FULL_REPS: usize = 3;
 
@@ -128,6 +133,10 @@ impl Config {
                 base_keys: 50_000,
                 batch_sizes: vec![1_000, 10_000],
                 commits: 5,
+            },
+            sequencer: SequencerParams {
+                txs: 3_000,
+                clients: vec![4],
             },
             reps: 1,
             sweep: false,
@@ -154,6 +163,10 @@ impl Config {
                 batch_sizes: vec![1_000, 10_000],
                 commits: 20,
             },
+            sequencer: SequencerParams {
+                txs: FULL_SEQUENCER_TXS,
+                clients: vec![1, 2, 4, 8, 16],
+            },
             reps: FULL_REPS,
             sweep: true,
         }
@@ -179,6 +192,10 @@ impl Config {
                 batch_sizes: vec![100],
                 commits: 3,
             },
+            sequencer: SequencerParams {
+                txs: 256,
+                clients: vec![2],
+            },
             reps: 1,
             sweep: true,
         }
@@ -198,6 +215,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Replay throughput per thread count (and the signature ceiling), for the chart.
     pub sweep: Vec<Series>,
+    /// Sequencer throughput per client count, for the second chart.
+    pub concurrency: Vec<Series>,
     /// Where the run happened.
     pub machine: Machine,
     /// When the run started.
@@ -270,9 +289,39 @@ pub fn run(config: &Config, threads: usize) -> anyhow::Result<Report> {
             });
         }
         replays.push(figures);
+        progress(&format!(
+            "benchmark 3: stint-verifier replay_batch of {name}"
+        ));
+        let verifier = replay::measure_verifier(name, &genesis, txs, threads, config.reps)?;
+        table.extend(verifier.rows());
     }
-    drop(transfers);
-    drop(mix);
+    progress("benchmark 2: sequencer over JSON-RPC");
+    let points = sequencer::measure(
+        &config.sequencer,
+        &accounts,
+        &[("transfers", transfers), ("mix", mix)],
+    )?;
+    let mut concurrency: Vec<Series> = Vec::new();
+    for point in &points {
+        table.extend(point.rows(&ceiling));
+        let label = format!("sequencer {} (tx/s)", point.workload);
+        match concurrency.iter_mut().find(|s| s.label == label) {
+            Some(series) => series.points.push((point.clients, point.tx_per_sec)),
+            None => concurrency.push(Series {
+                label,
+                points: vec![(point.clients, point.tx_per_sec)],
+            }),
+        }
+    }
+    if concurrency.iter().all(|s| s.points.len() < 2) {
+        concurrency.clear();
+    } else {
+        let clients: Vec<usize> = concurrency[0].points.iter().map(|p| p.0).collect();
+        concurrency.push(Series {
+            label: format!("signature ceiling, {threads} threads (sig/s)"),
+            points: clients.iter().map(|&c| (c, ceiling.all)).collect(),
+        });
+    }
 
     progress("benchmark 4: state tree vs jmt");
     let tree = state_tree::measure(&config.tree, threads)?;
@@ -311,6 +360,7 @@ pub fn run(config: &Config, threads: usize) -> anyhow::Result<Report> {
         table,
         notes,
         sweep,
+        concurrency,
         machine,
         date,
         seconds: started.elapsed().as_secs_f64(),
@@ -318,8 +368,8 @@ pub fn run(config: &Config, threads: usize) -> anyhow::Result<Report> {
 }
 
 impl Report {
-    /// The results file: table, machine, date, notes and a link to the chart `chart_file`.
-    pub fn to_markdown(&self, chart_file: Option<&str>) -> String {
+    /// The results file: table, machine, date, notes and links to the `charts` (title, file).
+    pub fn to_markdown(&self, charts: &[(&str, &str)]) -> String {
         let m = &self.machine;
         let mut out = String::new();
         let _ = writeln!(out, "# Stint benchmark results\n");
@@ -354,33 +404,35 @@ impl Report {
                 let _ = writeln!(out, "- {note}");
             }
         }
-        if let Some(file) = chart_file {
-            let _ = writeln!(
-                out,
-                "\n## Replay throughput versus threads\n\n![replay throughput versus threads]({file})"
-            );
+        for (title, file) in charts {
+            let _ = writeln!(out, "\n## {title}\n\n![{title}]({file})");
         }
-        out.push_str(
-            "\nNot measured yet: benchmark 2 (sequencer throughput over JSON-RPC) needs the \
-             sequencer's RPC server.\n",
-        );
         out
     }
 
-    /// Write `RESULTS.md` and the chart (if there is a sweep) into `dir`.
+    /// Write `RESULTS.md` and the charts (where there is a sweep) into `dir`.
     pub fn write_results(&self, dir: &Path) -> anyhow::Result<()> {
-        let chart_file = "replay-threads.svg";
-        let chart = if self.sweep.is_empty() {
-            None
-        } else {
-            chart::draw_threads_chart(
-                &dir.join(chart_file),
+        let mut charts = Vec::new();
+        for (title, file, x, series) in [
+            (
                 "Replay throughput versus threads",
+                "replay-threads.svg",
+                "threads",
                 &self.sweep,
-            )?;
-            Some(chart_file)
-        };
-        std::fs::write(dir.join("RESULTS.md"), self.to_markdown(chart))?;
+            ),
+            (
+                "Sequencer throughput versus concurrent clients",
+                "sequencer-clients.svg",
+                "concurrent JSON-RPC clients",
+                &self.concurrency,
+            ),
+        ] {
+            if !series.is_empty() {
+                chart::draw_chart(&dir.join(file), title, x, series)?;
+                charts.push((title, file));
+            }
+        }
+        std::fs::write(dir.join("RESULTS.md"), self.to_markdown(&charts))?;
         Ok(())
     }
 }

@@ -58,7 +58,6 @@ fn main() -> anyhow::Result<()> {
     for note in &report.notes {
         println!("note: {note}");
     }
-    println!("benchmark 2 (sequencer throughput over JSON-RPC): not measured, needs the sequencer");
     println!("took {:.1} s", report.seconds);
     if config.mode == "full" && !args.no_write {
         report.write_results(&args.results_dir)?;

@@ -426,3 +426,64 @@ mod tests {
         assert_eq!(mix(&accounts, 200).unwrap(), mix(&accounts, 200).unwrap());
     }
 }
+
+/// Batches recorded from a tx stream, and a node store holding every state they pass through.
+#[derive(Debug)]
+pub struct RecordedBatches {
+    /// The batches, each extending the previous (the first extends the genesis).
+    pub batches: Vec<stint_protocol::Batch>,
+    /// Nodes of the genesis state and of every checkpoint state of the batches.
+    pub store: stint_state::MemoryNodeStore,
+}
+
+/// Seal `candidates` into full batches with the honest builder, one after the other, as a
+/// sequencer would; fails if the builder rejects a tx (the generated streams are all valid).
+pub fn record_batches(
+    workload: &str,
+    genesis: &Genesis,
+    candidates: Vec<SignedTx>,
+) -> anyhow::Result<RecordedBatches> {
+    use stint_protocol::{BatchBuilder, BuildParams, L1Origin, ParentFacts};
+    let update = genesis.state_update().context("genesis state")?;
+    let mut parent = ParentFacts::genesis(genesis, update.root);
+    let mut store = stint_state::MemoryNodeStore::new();
+    store.write_owned(update);
+    let builder = BatchBuilder::new(genesis);
+    let total = candidates.len();
+    let mut pending = candidates;
+    let mut batches = Vec::new();
+    let mut included = 0;
+    while !pending.is_empty() {
+        let params = BuildParams {
+            parent,
+            timestamp: TIMESTAMP,
+            l1_origin: L1Origin {
+                height: genesis.l1_start_height,
+                hash: [0; 32],
+            },
+        };
+        let sealed = builder.build(&store, &params, pending)?;
+        anyhow::ensure!(
+            sealed.rejected.is_empty(),
+            "{workload}: the builder rejected {} txs (first: {:?})",
+            sealed.rejected.len(),
+            sealed.rejected.first()
+        );
+        anyhow::ensure!(
+            !sealed.batch.txs().is_empty(),
+            "{workload}: a batch took no tx"
+        );
+        for update in sealed.updates {
+            store.write_owned(update);
+        }
+        included += sealed.batch.txs().len();
+        parent = ParentFacts::of(sealed.batch.header());
+        pending = sealed.leftover;
+        batches.push(sealed.batch);
+    }
+    anyhow::ensure!(
+        included == total,
+        "{workload}: {included} of {total} txs included"
+    );
+    Ok(RecordedBatches { batches, store })
+}
