@@ -88,7 +88,7 @@ pub use overlay::Overlay;
 pub use proof::{MultiProof, ProofNode, SparseMerkleProof, MAX_MULTIPROOF_NODES, MAX_PROOF_DEPTH};
 pub use recording::RecordingView;
 #[cfg(feature = "rocksdb")]
-pub use rocks::RocksNodeStore;
+pub use rocks::{RocksNodeStore, DEFAULT_NODE_CACHE_ITEMS};
 pub use store::{DigestHasher, DigestMap, MemoryNodeStore, NodeStore};
 pub use tree::{SparseMerkleTree, TreeUpdate, TreeView, DEFAULT_PARALLEL_THRESHOLD};
 pub use view::{ChangeSet, StateView};

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | `smt_nodes` | node hash | `written_at: u64 BE ‖ node` where node is `0x00 ‖ left ‖ right` (internal) or `0x01 ‖ key ‖ value_hash ‖ value` (leaf) |
 //! | `smt_roots` | version `u64 BE` | root hash |
-//! | `smt_stale` | `stale_since: u64 BE ‖ node hash` | empty |
+//! | `smt_stale` | `stale_since: u64 BE` | the hashes (32 bytes each) of the nodes stale since that version |
 //! | `smt_meta` | `b"pruned_below"` | `u64 BE` |
 //!
 //! # Versions and pruning
@@ -19,18 +19,27 @@
 //! [`RocksNodeStore::truncate_above`] first).
 //!
 //! Pruning uses a stale-node index: a tree update reports exactly which nodes of its base tree the
-//! new tree no longer uses, and the commit of version `v` records each as *stale since `v`*. Each
-//! node record also carries `written_at`, the version that last wrote it. Because nodes are
+//! new tree no longer uses, and the commit of version `v` records them (one list) as *stale since
+//! `v`*. Each node record also carries `written_at`, the version that last wrote it. Because nodes are
 //! content-addressed, a node that went stale can come back later (same key and value again); that
 //! later commit rewrites it and bumps `written_at`. [`RocksNodeStore::prune_below`]`(p)` keeps
-//! versions `>= p`: for each stale entry `(s, h)` with `s <= p` it deletes `h` unless
+//! versions `>= p`: for each node `h` listed stale since `s <= p` it deletes `h` unless
 //! `written_at(h) >= s` (the node was written again after it went stale, so a newer version may
 //! use it), then drops the entry and the roots below `p`. Rollbacks (`truncate_above`) drop the
 //! later roots and their stale entries; the nodes only the dropped versions wrote are not
 //! reclaimed (rollbacks are rare and those nodes are bounded by the dropped batches' size).
+//!
+//! # Node cache
+//!
+//! Reads go through a bounded in-memory cache of node records ([`DEFAULT_NODE_CACHE_ITEMS`]
+//! entries, S3-FIFO eviction by `quick_cache`), filled on reads and by every commit. Nodes are
+//! content-addressed, so a cached record can never disagree with the database; pruning removes
+//! the records it deletes. Without it every tree read is a RocksDB point lookup, and memtable
+//! searches were the sequencer's largest cost under load (see `docs/decisions.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
@@ -111,10 +120,46 @@ fn encode_record(written_at: u64, node: &Node, value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Tree nodes with versioned roots in RocksDB. See the module docs for layout and pruning.
-#[derive(Debug)]
+/// Entries of the node cache of a [`RocksNodeStore`] (each one node, with its value for a leaf).
+pub const DEFAULT_NODE_CACHE_ITEMS: usize = 1 << 18;
+
+/// A node record in the cache.
+#[derive(Clone)]
+enum CachedNode {
+    Internal(InternalNode),
+    Leaf(LeafNode, Arc<[u8]>),
+}
+
+impl CachedNode {
+    fn new(node: &Node, value: &[u8]) -> Self {
+        match node {
+            Node::Internal(n) => Self::Internal(*n),
+            Node::Leaf(leaf) => Self::Leaf(*leaf, Arc::from(value)),
+        }
+    }
+
+    fn node(&self) -> Node {
+        match self {
+            Self::Internal(n) => Node::Internal(*n),
+            Self::Leaf(leaf, _) => Node::Leaf(*leaf),
+        }
+    }
+}
+
+/// Tree nodes with versioned roots in RocksDB. See the module docs for layout, pruning and the
+/// node cache.
 pub struct RocksNodeStore {
     db: DB,
+    cache: quick_cache::sync::Cache<Hash, CachedNode>,
+}
+
+impl std::fmt::Debug for RocksNodeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksNodeStore")
+            .field("path", &self.db.path())
+            .field("cached_nodes", &self.cache.len())
+            .finish()
+    }
 }
 
 impl RocksNodeStore {
@@ -145,7 +190,29 @@ impl RocksNodeStore {
             .chain(extra.iter().copied())
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(db_error)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            cache: quick_cache::sync::Cache::new(DEFAULT_NODE_CACHE_ITEMS),
+        })
+    }
+
+    /// The cached record of `hash`, read from the database (and cached) on a miss.
+    fn cached(&self, hash: &Hash) -> Result<Option<CachedNode>, StateError> {
+        if let Some(hit) = self.cache.get(hash) {
+            return Ok(Some(hit));
+        }
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_NODES)?, hash)
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let (_, node, value) = decode_record(&bytes)
+            .ok_or_else(|| internal(format!("corrupt node record {}", hex::encode(hash))))?;
+        let record = CachedNode::new(&node, value);
+        self.cache.insert(*hash, record.clone());
+        Ok(Some(record))
     }
 
     /// The underlying database (for the caller's own column families; the `smt_*` ones belong
@@ -251,6 +318,12 @@ impl RocksNodeStore {
         };
         let nodes = self.cf(CF_NODES)?;
         let stale = self.cf(CF_STALE)?;
+        // The version's net effect: a node one update creates and a later one retires is neither
+        // written nor listed as stale (intermediate states of a version are not kept). Puts go in
+        // key order: RocksDB's skip-list memtable takes a sorted run of keys far faster than the
+        // same keys in hash order.
+        let mut created: BTreeMap<&Hash, (&Node, &[u8])> = BTreeMap::new();
+        let mut retired: BTreeSet<&Hash> = BTreeSet::new();
         for update in updates {
             if update.base_root != expected_base {
                 return Err(internal(if expected_base == EMPTY_HASH {
@@ -260,6 +333,11 @@ impl RocksNodeStore {
                 }));
             }
             expected_base = update.root;
+            for hash in &update.stale_nodes {
+                if created.remove(hash).is_none() {
+                    retired.insert(hash);
+                }
+            }
             let values: BTreeMap<&Hash, &Vec<u8>> =
                 update.new_values.iter().map(|(h, v)| (h, v)).collect();
             for (hash, node) in &update.new_nodes {
@@ -269,17 +347,23 @@ impl RocksNodeStore {
                     })?,
                     Node::Internal(_) => &[],
                 };
-                batch.put_cf(nodes, hash, encode_record(version, node, value));
+                created.insert(hash, (node, value));
             }
-            // A node one update of this version creates and a later one retires is recorded as
-            // stale since this version with `written_at == version`, so pruning keeps it (never
-            // wrong, at worst a node kept until a later rewrite).
-            for hash in &update.stale_nodes {
-                let mut key = Vec::with_capacity(40);
-                key.extend_from_slice(&version.to_be_bytes());
-                key.extend_from_slice(hash);
-                batch.put_cf(stale, key, b"");
+        }
+        for (hash, (node, value)) in created {
+            batch.put_cf(nodes, hash, encode_record(version, node, value));
+            // Content-addressed: caching before the write lands is harmless (only someone holding
+            // this version's root can ask for the node).
+            self.cache.insert(*hash, CachedNode::new(node, value));
+        }
+        // One stale entry per version, not one per node. A retired node this version writes again
+        // (same content) is kept by pruning: its `written_at` is this version.
+        if !retired.is_empty() {
+            let mut list = Vec::with_capacity(retired.len().saturating_mul(32));
+            for hash in retired {
+                list.extend_from_slice(hash);
             }
+            batch.put_cf(stale, version.to_be_bytes(), list);
         }
         batch.put_cf(self.cf(CF_ROOTS)?, version.to_be_bytes(), last.root);
         Ok(())
@@ -338,19 +422,22 @@ impl RocksNodeStore {
         let mut batch = WriteBatch::default();
         let mut deleted = 0usize;
         for item in self.db.iterator_cf(stale, IteratorMode::Start) {
-            let (k, _) = item.map_err(db_error)?;
+            let (k, list) = item.map_err(db_error)?;
             let since = read_u64(&k).ok_or_else(|| internal("corrupt stale entry"))?;
             if since > version {
                 break;
             }
-            let hash = k
-                .get(8..)
-                .and_then(read_hash)
-                .ok_or_else(|| internal("corrupt stale entry"))?;
-            if let Some((written_at, _, _)) = self.record(&hash)? {
-                if written_at < since {
-                    batch.delete_cf(nodes, hash);
-                    deleted = deleted.saturating_add(1);
+            if list.len() % 32 != 0 {
+                return Err(internal(format!("corrupt stale list of version {since}")));
+            }
+            for chunk in list.chunks_exact(32) {
+                let hash = read_hash(chunk).ok_or_else(|| internal("corrupt stale entry"))?;
+                if let Some((written_at, _, _)) = self.record(&hash)? {
+                    if written_at < since {
+                        batch.delete_cf(nodes, hash);
+                        self.cache.remove(&hash);
+                        deleted = deleted.saturating_add(1);
+                    }
                 }
             }
             batch.delete_cf(stale, k);
@@ -382,24 +469,13 @@ impl RocksNodeStore {
 
 impl NodeStore for RocksNodeStore {
     fn get_node(&self, hash: &Hash) -> Result<Option<Node>, StateError> {
-        let Some(bytes) = self
-            .db
-            .get_pinned_cf(self.cf(CF_NODES)?, hash)
-            .map_err(db_error)?
-        else {
-            return Ok(None);
-        };
-        let (_, node, _) = decode_record(&bytes)
-            .ok_or_else(|| internal(format!("corrupt node record {}", hex::encode(hash))))?;
-        Ok(Some(node))
+        Ok(self.cached(hash)?.map(|record| record.node()))
     }
 
     fn get_value(&self, leaf_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
-        match self.record(leaf_hash)? {
-            Some((_, Node::Leaf(_), value)) => Ok(Some(value)),
-            Some((_, Node::Internal(_), _)) => {
-                Err(internal("value requested for an internal node"))
-            }
+        match self.cached(leaf_hash)? {
+            Some(CachedNode::Leaf(_, value)) => Ok(Some(value.to_vec())),
+            Some(CachedNode::Internal(_)) => Err(internal("value requested for an internal node")),
             None => Ok(None),
         }
     }

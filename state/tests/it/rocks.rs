@@ -173,6 +173,18 @@ fn staged_multi_update_version_commits_with_the_callers_records() {
         };
         assert_eq!(view.view(second.root).get(&key(i)).unwrap(), Some(want));
     }
+    // Only the version's net effect is written: nodes `first` created and `second` retired (the
+    // intermediate state) are not stored.
+    let intermediate: Vec<Hash> = first
+        .new_nodes
+        .iter()
+        .map(|(hash, _)| *hash)
+        .filter(|hash| second.stale_nodes.contains(hash))
+        .collect();
+    assert!(!intermediate.is_empty());
+    for hash in &intermediate {
+        assert_eq!(store.get_node(hash).unwrap(), None);
+    }
     // The next version must start from the committed root.
     let mut batch = rocksdb::WriteBatch::default();
     assert!(store.stage_commit(&mut batch, 2, &[first]).is_err());
