@@ -59,9 +59,26 @@ use crate::sequencer::SequencerParams;
 use crate::state_tree::TreeParams;
 use crate::workload::{Accounts, MixWeights, MIX_PAYROLL_PAYMENTS};
 
+/// The benchmarks of the suite that can be selected (`--only`); the signature ceiling always runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Suite {
+    /// Benchmark 3: replay.
+    Replay,
+    /// Benchmark 2: the sequencer over JSON-RPC.
+    Sequencer,
+    /// Benchmark 4: the state tree against jmt.
+    Tree,
+    /// Benchmark 5: DA bytes.
+    Da,
+    /// Benchmark 6: RocksDB commits.
+    Rocks,
+}
+
 /// Sizes of one run of the whole suite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Run only these benchmarks (and the signature ceiling); `None`: all.
+    pub only: Option<std::collections::BTreeSet<Suite>>,
     /// Name of the mode (`quick`, `full`, ...), printed with the results.
     pub mode: &'static str,
     /// Funded accounts of the replay workloads.
@@ -114,10 +131,16 @@ pub const FULL_SEQUENCER_TXS: usize = 20_000;
 pub const FULL_REPS: usize = 3;
 
 impl Config {
+    /// Whether `suite` is part of this run.
+    pub fn runs(&self, suite: Suite) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(&suite))
+    }
+
     /// Everything in under a minute on 2 cores (release build).
     pub fn quick() -> Self {
         Self {
             mode: "quick",
+            only: None,
             accounts: QUICK_ACCOUNTS,
             transfers: QUICK_TRANSFERS,
             mix_txs: QUICK_MIX_TXS,
@@ -147,6 +170,7 @@ impl Config {
     pub fn full() -> Self {
         Self {
             mode: "full",
+            only: None,
             accounts: FULL_ACCOUNTS,
             transfers: FULL_TRANSFERS,
             mix_txs: FULL_MIX_TXS,
@@ -176,6 +200,7 @@ impl Config {
     pub fn tiny() -> Self {
         Self {
             mode: "tiny",
+            only: None,
             accounts: 64,
             transfers: 256,
             mix_txs: 600,
@@ -271,7 +296,12 @@ pub fn run(config: &Config, threads: usize) -> anyhow::Result<Report> {
     }
 
     let mut replays: Vec<ReplayFigures> = Vec::new();
-    for (name, txs) in [("transfers", &transfers), ("mix", &mix)] {
+    let replay_workloads = if config.runs(Suite::Replay) {
+        vec![("transfers", &transfers), ("mix", &mix)]
+    } else {
+        Vec::new()
+    };
+    for (name, txs) in replay_workloads {
         progress(&format!("benchmark 3: replay of {} {name}", txs.len()));
         let figures = replay::measure(name, &pre, &ctx, txs, threads, config.reps, &sweep_threads)?;
         table.extend(figures.rows(&ceiling));
@@ -295,15 +325,20 @@ pub fn run(config: &Config, threads: usize) -> anyhow::Result<Report> {
         let verifier = replay::measure_verifier(name, &genesis, txs, threads, config.reps)?;
         table.extend(verifier.rows());
     }
-    progress("benchmark 2: sequencer over JSON-RPC");
-    let points = sequencer::measure(
-        &config.sequencer,
-        &accounts,
-        &[("transfers", transfers), ("mix", mix)],
-    )?;
+    let points = if config.runs(Suite::Sequencer) {
+        progress("benchmark 2: sequencer over JSON-RPC");
+        sequencer::measure(
+            &config.sequencer,
+            &accounts,
+            &[("transfers", transfers), ("mix", mix)],
+        )?
+    } else {
+        Vec::new()
+    };
     let mut concurrency: Vec<Series> = Vec::new();
     for point in &points {
         table.extend(point.rows(&ceiling));
+        notes.push(point.note());
         let label = format!("sequencer {} (tx/s)", point.workload);
         match concurrency.iter_mut().find(|s| s.label == label) {
             Some(series) => series.points.push((point.clients, point.tx_per_sec)),
@@ -323,34 +358,40 @@ pub fn run(config: &Config, threads: usize) -> anyhow::Result<Report> {
         });
     }
 
-    progress("benchmark 4: state tree vs jmt");
-    let tree = state_tree::measure(&config.tree, threads)?;
-    table.extend(tree.rows());
-
-    progress("benchmark 5: DA bytes per tx");
-    let da_accounts = &accounts;
-    let payroll = workload::mix_with(da_accounts, config.da_txs / 8, &MixWeights::PAYROLL)?;
-    let payments = payroll.len() * MIX_PAYROLL_PAYMENTS;
-    for (name, txs, unit) in [
-        (
-            "transfers",
-            workload::transfers(da_accounts, config.da_txs)?,
-            None,
-        ),
-        ("payroll", payroll, Some(("payment", payments))),
-        (
-            "task-flow",
-            workload::mix_with(da_accounts, config.da_txs, &MixWeights::TASK_FLOW)?,
-            None,
-        ),
-    ] {
-        let figures = da::measure(name, &genesis, txs, unit)?;
-        table.extend(figures.rows());
+    if config.runs(Suite::Tree) {
+        progress("benchmark 4: state tree vs jmt");
+        let tree = state_tree::measure(&config.tree, threads)?;
+        table.extend(tree.rows());
     }
 
-    progress("benchmark 6: RocksDB commits");
-    for figures in rocks::measure(&config.rocks)? {
-        table.extend(figures.rows(config.rocks.base_keys));
+    if config.runs(Suite::Da) {
+        progress("benchmark 5: DA bytes per tx");
+        let da_accounts = &accounts;
+        let payroll = workload::mix_with(da_accounts, config.da_txs / 8, &MixWeights::PAYROLL)?;
+        let payments = payroll.len() * MIX_PAYROLL_PAYMENTS;
+        for (name, txs, unit) in [
+            (
+                "transfers",
+                workload::transfers(da_accounts, config.da_txs)?,
+                None,
+            ),
+            ("payroll", payroll, Some(("payment", payments))),
+            (
+                "task-flow",
+                workload::mix_with(da_accounts, config.da_txs, &MixWeights::TASK_FLOW)?,
+                None,
+            ),
+        ] {
+            let figures = da::measure(name, &genesis, txs, unit)?;
+            table.extend(figures.rows());
+        }
+    }
+
+    if config.runs(Suite::Rocks) {
+        progress("benchmark 6: RocksDB commits");
+        for figures in rocks::measure(&config.rocks)? {
+            table.extend(figures.rows(config.rocks.base_keys));
+        }
     }
     progress("done");
 

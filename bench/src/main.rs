@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use stint_bench::{run, Config};
+use stint_bench::{run, Config, Suite};
 
 /// Where the full mode writes its results by default: this crate's folder.
 const DEFAULT_RESULTS_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -30,15 +30,22 @@ struct Args {
     /// Do not write RESULTS.md even in full mode.
     #[arg(long)]
     no_write: bool,
+    /// Run only these benchmarks (comma-separated) besides the signature ceiling; never writes
+    /// RESULTS.md.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Suite>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = if args.quick {
+    let mut config = if args.quick {
         Config::quick()
     } else {
         Config::full()
     };
+    if !args.only.is_empty() {
+        config.only = Some(args.only.iter().copied().collect());
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -59,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         println!("note: {note}");
     }
     println!("took {:.1} s", report.seconds);
-    if config.mode == "full" && !args.no_write {
+    if config.mode == "full" && !args.no_write && config.only.is_none() {
         report.write_results(&args.results_dir)?;
         println!("wrote {}", args.results_dir.join("RESULTS.md").display());
     }

@@ -83,9 +83,36 @@ pub struct LoadPoint {
     pub samples: usize,
     /// Batches the sequencer sealed.
     pub batches: u64,
+    /// Seconds the sequencer spent sealing (from its metrics; the sealer is one thread).
+    pub seal_secs: f64,
+    /// … of which executing and merkleizing.
+    pub build_secs: f64,
+    /// … of which the synced database write.
+    pub commit_secs: f64,
+    /// Seconds the admission log writer spent in synced group writes (one thread).
+    pub log_secs: f64,
 }
 
 impl LoadPoint {
+    /// Where the sequencer's two serial stages spent the run (a stage busy ~100 % of the run is
+    /// the bottleneck).
+    pub fn note(&self) -> String {
+        let pct = |secs: f64| 100.0 * secs / self.seconds.max(1e-9);
+        format!(
+            "sequencer {}, {} clients: sealing busy {:.0} % of the run ({:.0} % building, {:.0} % \
+             synced writes; {:.2} ms per batch of {:.0} txs on average), admission log writer busy \
+             {:.0} %",
+            self.workload,
+            self.clients,
+            pct(self.seal_secs),
+            pct(self.build_secs),
+            pct(self.commit_secs),
+            1e3 * self.seal_secs / self.batches.max(1) as f64,
+            self.txs as f64 / self.batches.max(1) as f64,
+            pct(self.log_secs),
+        )
+    }
+
     /// The table rows of this point, against the signature ceiling.
     pub fn rows(&self, ceiling: &SigCeiling) -> Vec<Row> {
         let id = format!("sequencer.{}.{}", self.workload, self.clients);
@@ -308,6 +335,15 @@ impl Bench {
             let elapsed = started.elapsed();
             let batches =
                 metric(&http, &url, "stint_sequencer_batches_sealed_total").await? - batches_before;
+            let mut busy = Vec::new();
+            for name in [
+                "stint_sequencer_seal_seconds_total",
+                "stint_sequencer_seal_build_seconds_total",
+                "stint_sequencer_seal_commit_seconds_total",
+                "stint_sequencer_admission_log_seconds_total",
+            ] {
+                busy.push(seconds(&http, &url, name).await?);
+            }
             latencies.sort();
             let percentile = |p: f64| -> f64 {
                 if latencies.is_empty() {
@@ -326,6 +362,10 @@ impl Bench {
                 p99_ms: percentile(0.99),
                 samples: latencies.len(),
                 batches,
+                seal_secs: busy[0],
+                build_secs: busy[1],
+                commit_secs: busy[2],
+                log_secs: busy[3],
             })
         })
     }
@@ -512,6 +552,11 @@ async fn wait_for_l1(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 
 /// A counter from the sequencer's `/metrics`.
 async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<u64> {
+    Ok(seconds(http, url, name).await? as u64)
+}
+
+/// A (possibly fractional) counter from the sequencer's `/metrics`.
+async fn seconds(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
     let text = http
         .get(format!("{url}/metrics"))
         .send()
@@ -519,6 +564,12 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result
         .text()
         .await?;
     text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .with_context(|| format!("no metric {name}"))
 }

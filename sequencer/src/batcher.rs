@@ -107,6 +107,18 @@ fn origin_and_time(shared: &Shared, head: &Head) -> Option<(L1Origin, u64)> {
 /// Seal one batch from the mempool's candidates. `None` when nothing is pending.
 pub(crate) fn seal_once(shared: &Shared) -> Result<Option<u64>, SequencerError> {
     let _guard = shared.seal_lock.lock();
+    let started = std::time::Instant::now();
+    let sealed = seal_locked(shared);
+    if matches!(sealed, Ok(Some(_))) {
+        shared
+            .metrics
+            .add_elapsed(&shared.metrics.seal_micros, started);
+    }
+    sealed
+}
+
+/// [`seal_once`] under the seal lock.
+fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
     let head = *shared.head.read();
     let limits = limits(shared);
     let candidates = {
@@ -169,9 +181,13 @@ fn build_and_commit(
     // Every candidate's signature was verified at admission (or when the log was recovered, or
     // a rollback re-queued it).
     let builder = BatchBuilder::new(limits).with_prechecked_signatures();
+    let build_started = std::time::Instant::now();
     let mut sealed = builder
         .build(shared.store.state(), &params, txs)
         .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;
+    shared
+        .metrics
+        .add_elapsed(&shared.metrics.seal_build_micros, build_started);
     let honest_root = sealed
         .updates
         .last()
@@ -263,6 +279,7 @@ fn build_and_commit(
         dropped.push(rejected.txid);
     }
     let included: Vec<Txid> = sealed.receipts.iter().map(|r| r.txid).collect();
+    let commit_started = std::time::Instant::now();
     shared.store.commit_seal(SealWrite {
         number,
         hash,
@@ -277,6 +294,9 @@ fn build_and_commit(
         task_index,
         fault_committed,
     })?;
+    shared
+        .metrics
+        .add_elapsed(&shared.metrics.seal_commit_micros, commit_started);
     if fault_committed {
         shared.fault_done.store(true, Ordering::SeqCst);
     }

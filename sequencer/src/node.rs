@@ -284,7 +284,11 @@ fn run_log_writer(
             .collect();
         let result = match shared.upgrade() {
             Some(shared) => {
+                let started = std::time::Instant::now();
                 let result = shared.store.append_log(&entries).map_err(|e| e.to_string());
+                shared
+                    .metrics
+                    .add_elapsed(&shared.metrics.log_write_micros, started);
                 shared.metrics.inc(&shared.metrics.group_commits);
                 shared
                     .metrics

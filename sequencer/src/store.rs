@@ -282,7 +282,10 @@ impl Store {
         batch.put_cf(self.cf(CF_BATCHES)?, be(seal.number), encode(&seal.batch)?);
         batch.put_cf(self.cf(CF_BATCH_HASH)?, seal.hash, be(seal.number));
         let receipts = self.cf(CF_RECEIPTS)?;
-        for (txid, receipt) in &seal.receipts {
+        // In key order: a sorted run goes into the memtable much faster (txids are hashes).
+        let mut sorted: Vec<&(Txid, StoredReceipt)> = seal.receipts.iter().collect();
+        sorted.sort_unstable_by_key(|(txid, _)| txid.0);
+        for (txid, receipt) in sorted {
             batch.put_cf(receipts, txid.0, encode(receipt)?);
         }
         let log = self.cf(CF_TXLOG)?;
