@@ -201,18 +201,12 @@ impl RocksNodeStore {
         if let Some(hit) = self.cache.get(hash) {
             return Ok(Some(hit));
         }
-        let Some(bytes) = self
-            .db
-            .get_pinned_cf(self.cf(CF_NODES)?, hash)
-            .map_err(db_error)?
-        else {
+        let Some((_, node, value)) = self.record(hash)? else {
             return Ok(None);
         };
-        let (_, node, value) = decode_record(&bytes)
-            .ok_or_else(|| internal(format!("corrupt node record {}", hex::encode(hash))))?;
-        let record = CachedNode::new(&node, value);
-        self.cache.insert(*hash, record.clone());
-        Ok(Some(record))
+        let cached = CachedNode::new(&node, &value);
+        self.cache.insert(*hash, cached.clone());
+        Ok(Some(cached))
     }
 
     /// The underlying database (for the caller's own column families; the `smt_*` ones belong
