@@ -80,7 +80,12 @@ pub fn find_bitcoind() -> Result<PathBuf, NodeError> {
     if let Some(path) = std::env::var_os("STINT_BITCOIND").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bitcoind.sh");
+    // Every workspace crate sits one folder below the root. Cargo names the crate's folder at
+    // run time too (tests, `cargo run`), which is right even when the binary was built from
+    // another checkout sharing the target folder.
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let script = crate_dir.join("../scripts/bitcoind.sh");
     let mut reasons = Vec::new();
     if script.exists() {
         match Command::new(&script).stderr(Stdio::inherit()).output() {

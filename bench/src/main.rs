@@ -9,8 +9,13 @@ use std::path::PathBuf;
 use clap::Parser;
 use stint_bench::{run, Config, Suite};
 
-/// Where the full mode writes its results by default: this crate's folder.
-const DEFAULT_RESULTS_DIR: &str = env!("CARGO_MANIFEST_DIR");
+/// Where the full mode writes its results by default: this crate's folder, as `cargo run` names
+/// it (a binary built in another checkout sharing the target folder writes to this one), else as
+/// it was when the binary was built.
+fn default_results_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "stint-bench", version, about = "Stint benchmarks (issue #7)")]
@@ -24,9 +29,9 @@ struct Args {
     /// Threads for the "all threads" figures (default: every available core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Folder for RESULTS.md and the chart in full mode.
-    #[arg(long, default_value = DEFAULT_RESULTS_DIR)]
-    results_dir: PathBuf,
+    /// Folder for RESULTS.md and the chart in full mode [default: the `bench/` folder].
+    #[arg(long)]
+    results_dir: Option<PathBuf>,
     /// Do not write RESULTS.md even in full mode.
     #[arg(long)]
     no_write: bool,
@@ -67,8 +72,9 @@ fn main() -> anyhow::Result<()> {
     }
     println!("took {:.1} s", report.seconds);
     if config.mode == "full" && !args.no_write && config.only.is_none() {
-        report.write_results(&args.results_dir)?;
-        println!("wrote {}", args.results_dir.join("RESULTS.md").display());
+        let dir = args.results_dir.unwrap_or_else(default_results_dir);
+        report.write_results(&dir)?;
+        println!("wrote {}", dir.join("RESULTS.md").display());
     }
     Ok(())
 }

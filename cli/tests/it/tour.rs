@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::free_port;
+use crate::common::{crate_dir, free_port};
 use serde_json::Value;
 
 /// What every demo account starts with (`stint::DEMO_BALANCE`).
@@ -24,9 +24,7 @@ const UP_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The tour's shell blocks, in order.
 fn tour_blocks() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .unwrap();
+    let readme = std::fs::read_to_string(crate_dir().join("../README.md")).unwrap();
     let begin = readme
         .find("<!-- tour:begin -->")
         .expect("tour:begin marker");
