@@ -134,6 +134,9 @@ pub struct Replay<'a, S> {
     pub fraud_segment: Option<u64>,
     /// Receipts of the txs executed before stopping.
     pub receipts: Vec<Receipt>,
+    /// The tree update of each honest checkpoint, in order (each starts from the previous
+    /// one's root); together they are the batch's state transition.
+    pub updates: Vec<TreeUpdate>,
     /// The base store plus every honest checkpoint state computed.
     pub store: LayeredNodeStore<'a, S>,
 }
@@ -308,6 +311,7 @@ impl<'g> BatchBuilder<'g> {
         let mut root = header.prev_state_root;
         let mut checkpoints = Vec::new();
         let mut receipts = Vec::new();
+        let mut updates = Vec::new();
         let mut fraud_segment = None;
         let k = self.k();
         let txs = batch.txs();
@@ -329,6 +333,7 @@ impl<'g> BatchBuilder<'g> {
                     root = update.root;
                     checkpoints.push(root);
                     receipts.extend(outcome.receipts);
+                    updates.push(update);
                 }
                 Err(ExecError::Invalid { .. }) => {
                     fraud_segment = Some(j);
@@ -342,6 +347,7 @@ impl<'g> BatchBuilder<'g> {
             checkpoints,
             fraud_segment,
             receipts,
+            updates,
             store: tree.into_store(),
         })
     }

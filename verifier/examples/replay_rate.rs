@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })?;
             let elapsed = started.elapsed().as_secs_f64();
             match verdict {
-                ReplayVerdict::Honest(h) if h.update.root == batch.header().state_root => {}
+                ReplayVerdict::Honest(h) if h.state_root() == Some(batch.header().state_root) => {}
                 _ => return Err("replay disagrees with the honest batch".into()),
             }
             best = best.min(elapsed);

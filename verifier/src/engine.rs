@@ -288,9 +288,10 @@ impl Engine {
                 let verified = VerifiedBatch {
                     number,
                     hash: record.hash,
-                    state_root: honest.update.root,
+                    // No update at all would mean no change.
+                    state_root: honest.state_root().unwrap_or(body.header().prev_state_root),
                 };
-                self.store.commit_verified(verified, &honest.update)?;
+                self.store.commit_verified(verified, &honest.updates)?;
                 tracing::info!(
                     target: "verifier::replay",
                     batch = number,

@@ -52,7 +52,7 @@
 //!
 //! # fn demo(genesis: &Genesis, store: &MemoryNodeStore, batch: &Batch) {
 //! match replay_batch(genesis, store, batch, stint_contracts::AccountId([0; 32])) {
-//!     Ok(ReplayVerdict::Honest(honest)) => println!("state root {:?}", honest.update.root),
+//!     Ok(ReplayVerdict::Honest(honest)) => println!("state root {:?}", honest.state_root()),
 //!     Ok(ReplayVerdict::Fraud(fraud)) => println!("fraud in segment {}", fraud.segment),
 //!     Err(e) => eprintln!("cannot replay: {e}"),
 //! }

@@ -45,8 +45,19 @@ pub struct HonestBatch {
     pub checkpoints: Vec<Hash>,
     /// One receipt per tx.
     pub receipts: Vec<Receipt>,
-    /// The tree update from `prev_state_root` to `state_root` (all segments merged).
-    pub update: TreeUpdate,
+    /// The tree update of each segment, in order: the first starts from `prev_state_root`, the
+    /// last ends at `state_root`. [`RocksNodeStore::stage_commit`] persists them as one version
+    /// (their net effect), so replay never merkleizes the batch a second time.
+    ///
+    /// [`RocksNodeStore::stage_commit`]: stint_state::RocksNodeStore::stage_commit
+    pub updates: Vec<TreeUpdate>,
+}
+
+impl HonestBatch {
+    /// The state root after the batch (the last checkpoint).
+    pub fn state_root(&self) -> Option<Hash> {
+        self.updates.last().map(|u| u.root)
+    }
 }
 
 /// A fraud found by replay, with its judged proof.
@@ -177,6 +188,7 @@ fn replay_verified<S: NodeStore + Sync, B>(
 
     let mut root = prev_root;
     let mut checkpoints = Vec::with_capacity(segments.len());
+    let mut updates = Vec::with_capacity(segments.len());
     let mut receipts = Vec::with_capacity(txs.len());
     let mut fraud_segment = None;
     for (i, segment) in segments.iter().enumerate() {
@@ -189,6 +201,7 @@ fn replay_verified<S: NodeStore + Sync, B>(
         tree.store_mut().write(&update);
         root = update.root;
         checkpoints.push(root);
+        updates.push(update);
         receipts.extend(segment.receipts.iter().copied());
     }
     if fraud_segment.is_none() {
@@ -198,26 +211,11 @@ fn replay_verified<S: NodeStore + Sync, B>(
     }
     match fraud_segment {
         Some(segment) => prove(genesis, &tree, batch, segment, challenger),
-        None => {
-            // The whole batch as one update over the base store, for the caller to persist.
-            let mut net = ChangeSet::new();
-            for segment in &segments {
-                net.extend(segment.changes.iter().map(|(k, v)| (*k, v.clone())));
-            }
-            let update = SparseMerkleTree::new(store).apply(&prev_root, &net)?;
-            if update.root != root {
-                return Err(ReplayError::Execution(format!(
-                    "merged update gives root {} but the segments give {}",
-                    hex::encode(update.root),
-                    hex::encode(root)
-                )));
-            }
-            Ok(ReplayVerdict::Honest(HonestBatch {
-                checkpoints,
-                receipts,
-                update,
-            }))
-        }
+        None => Ok(ReplayVerdict::Honest(HonestBatch {
+            checkpoints,
+            receipts,
+            updates,
+        })),
     }
 }
 
@@ -244,8 +242,8 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
                 checkpoint_interval(genesis),
             )
             .map_err(exec_failure)?;
-            let update = SparseMerkleTree::new(store).apply(&prev_root, &outcome.changes())?;
-            if update.root != final_root {
+            let merged = SparseMerkleTree::new(store).apply(&prev_root, &outcome.changes())?;
+            if merged.root != final_root {
                 return Err(ReplayError::Execution(
                     "sequential batch execution disagrees with segment replay".into(),
                 ));
@@ -253,7 +251,7 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
             Ok(ReplayVerdict::Honest(HonestBatch {
                 checkpoints: replay.checkpoints,
                 receipts: replay.receipts,
-                update,
+                updates: replay.updates,
             }))
         }
     }

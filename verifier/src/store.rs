@@ -240,9 +240,14 @@ impl VerifierStore {
     pub fn commit_verified(
         &self,
         batch: VerifiedBatch,
-        update: &TreeUpdate,
+        updates: &[TreeUpdate],
     ) -> Result<(), VerifierError> {
-        self.state.commit(batch.number, update)?;
+        let mut write = WriteBatch::default();
+        self.state.stage_commit(&mut write, batch.number, updates)?;
+        self.state
+            .db()
+            .write(write)
+            .map_err(|e| VerifierError::Storage(e.to_string()))?;
         let value = borsh::to_vec(&batch).map_err(|e| VerifierError::Storage(e.to_string()))?;
         self.meta
             .put(key(PREFIX_VERIFIED, &batch.number.to_be_bytes()), value)?;

@@ -214,7 +214,7 @@ proptest! {
             return Err(TestCaseError::fail("honest batch judged fraudulent"));
         };
         prop_assert_eq!(honest.checkpoints.as_slice(), batch.checkpoints());
-        prop_assert_eq!(honest.update.root, batch.header().state_root);
+        prop_assert_eq!(honest.state_root(), Some(batch.header().state_root));
         prop_assert_eq!(honest.receipts, sealed.receipts);
     }
 
@@ -248,7 +248,7 @@ fn empty_batch_is_honest_with_one_checkpoint() {
         panic!("empty batch judged fraudulent");
     };
     assert_eq!(honest.checkpoints, vec![f.root]);
-    assert_eq!(honest.update.root, f.root);
+    assert_eq!(honest.state_root(), Some(f.root));
 }
 
 #[test]

@@ -615,7 +615,9 @@ async fn forged_and_late_challenges_change_nothing() {
     else {
         panic!("batch 1 is honest");
     };
-    store.write(&first.update);
+    for update in &first.updates {
+        store.write(update);
+    }
     let ReplayVerdict::Fraud(fraud) =
         replay_batch(&net.genesis, &store, &forged, AccountId([3; 32])).unwrap()
     else {
