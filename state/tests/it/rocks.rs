@@ -190,6 +190,47 @@ fn staged_multi_update_version_commits_with_the_callers_records() {
     assert!(store.stage_commit(&mut batch, 2, &[first]).is_err());
 }
 
+#[test]
+fn nodes_a_version_retires_and_creates_again_survive_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksNodeStore::open(dir.path()).unwrap();
+    let r1 = commit(&store, 1, EMPTY_HASH, &changes(0..30, 1));
+    // Version 2 changes keys 0..10 and then changes them back: its net effect retires and
+    // re-creates the same nodes, so they must be rewritten, and pruning must keep them.
+    let tree = SparseMerkleTree::new(&store);
+    let away = tree.apply(&r1, &changes(0..10, 2)).unwrap();
+    let mut scratch = stint_state::MemoryNodeStore::new();
+    scratch.write(&away);
+    let back = SparseMerkleTree::new(Layer(&store, &scratch))
+        .apply(&away.root, &changes(0..10, 1))
+        .unwrap();
+    assert_eq!(back.root, r1);
+    let mut batch = rocksdb::WriteBatch::default();
+    store
+        .stage_commit(&mut batch, 2, &[away.clone(), back])
+        .unwrap();
+    store.db().write(batch).unwrap();
+    for (hash, _) in &away.new_nodes {
+        assert_eq!(
+            store.get_node(hash).unwrap(),
+            None,
+            "intermediate node kept"
+        );
+    }
+    store.prune_below(2).unwrap();
+    let tree = SparseMerkleTree::new(&store);
+    for i in 0..30 {
+        assert_eq!(tree.get(&r1, &key(i)).unwrap(), Some(vec![1, i as u8]));
+    }
+    // Pruned through a reopen too (no cache).
+    drop(store);
+    let store = RocksNodeStore::open(dir.path()).unwrap();
+    let tree = SparseMerkleTree::new(&store);
+    for i in 0..30 {
+        assert_eq!(tree.get(&r1, &key(i)).unwrap(), Some(vec![1, i as u8]));
+    }
+}
+
 /// Reads from a memory layer first, then the store.
 struct Layer<'a>(&'a RocksNodeStore, &'a stint_state::MemoryNodeStore);
 
