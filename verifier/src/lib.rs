@@ -9,10 +9,11 @@
 //! ## Key components
 //! - [`replay_batch`] (module `replay`, pure): rayon-parallel replay of one batch over a node
 //!   store — all signatures at once, non-conflicting txs of a segment in parallel (by access
-//!   sets), Merkle updates in parallel — returning [`ReplayVerdict::Honest`] with the tree update
-//!   to persist, or [`ReplayVerdict::Fraud`] with a [`FraudProof`](stint_protocol::FraudProof)
-//!   for the first wrong segment (or invalid tx) that the [`Judge`](stint_protocol::Judge) has
-//!   confirmed. [`replay_batch_sequential`] is the sequential reference it is bit-identical to.
+//!   sets), Merkle updates in parallel — returning [`ReplayVerdict::Honest`] with the
+//!   per-segment tree updates to persist, or [`ReplayVerdict::Fraud`] with a
+//!   [`FraudProof`](stint_protocol::FraudProof) for the first wrong segment (or invalid tx) that
+//!   the [`Judge`](stint_protocol::Judge) has confirmed. [`replay_batch_sequential`] is the
+//!   sequential reference it is bit-identical to.
 //! - [`Engine`] (module `engine`): a [`Derivation`](stint_protocol::Derivation) plus the verified
 //!   chain. Fed Bitcoin blocks (connect/disconnect), it keeps its verified chain a prefix of the
 //!   canonical chain: rolls its state back when batches leave it (reorgs, valid challenges) and

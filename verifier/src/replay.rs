@@ -17,8 +17,9 @@
 //! executor ([`BatchBuilder::replay`]); the two are bit-identical (property-tested), which is what
 //! makes the parallel replay safe to challenge with.
 //!
-//! Neither function writes to the store: an honest verdict carries the [`TreeUpdate`] that takes
-//! the state from `prev_state_root` to the batch's `state_root`, for the caller to persist.
+//! Neither function writes to the store: an honest verdict carries the [`TreeUpdate`] of each
+//! segment, which together take the state from `prev_state_root` to the batch's `state_root`, for
+//! the caller to persist (as one version: `RocksNodeStore::stage_commit`).
 
 use stint_contracts::{
     execute_verified_batch_parallel, AccountId, ExecError, Receipt, SegmentOutcome, VerifiedTxs,
