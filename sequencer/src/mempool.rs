@@ -181,24 +181,31 @@ impl Mempool {
                 seq
             }
         };
-        let queue = self.accounts.entry(from).or_default();
-        let replaced = queue.remove(&nonce).map(|old| {
-            self.by_txid.remove(&old.txid);
-            Box::new(old)
+        let replaced = self.take_entry(&from, nonce).map(Box::new);
+        self.put(PoolTx {
+            tx,
+            txid,
+            seq,
+            durable: false,
+            sealing: false,
+            replaced,
         });
-        queue.insert(
-            nonce,
-            PoolTx {
-                tx,
-                txid,
-                seq,
-                durable: false,
-                sealing: false,
-                replaced,
-            },
-        );
-        self.by_txid.insert(txid, (from, nonce));
         Ok(Admitted { seq })
+    }
+
+    /// Remove the entry of `from` at `nonce` from both indexes (the account's queue stays, even
+    /// if empty, for the [`put`](Self::put) that follows).
+    fn take_entry(&mut self, from: &AccountId, nonce: u64) -> Option<PoolTx> {
+        let old = self.accounts.get_mut(from)?.remove(&nonce)?;
+        self.by_txid.remove(&old.txid);
+        Some(old)
+    }
+
+    /// Index `entry` under its account and nonce, and by txid.
+    fn put(&mut self, entry: PoolTx) {
+        let (from, nonce, txid) = (entry.tx.tx.from, entry.tx.tx.nonce, entry.txid);
+        self.accounts.entry(from).or_default().insert(nonce, entry);
+        self.by_txid.insert(txid, (from, nonce));
     }
 
     /// Take back txs of rolled-back batches (already durable in the admission log at `seq`),
@@ -212,9 +219,7 @@ impl Mempool {
             }
             self.next_seq = self.next_seq.max(seq.saturating_add(1));
             let (from, nonce) = (tx.tx.from, tx.tx.nonce);
-            let queue = self.accounts.entry(from).or_default();
-            if let Some(old) = queue.remove(&nonce) {
-                self.by_txid.remove(&old.txid);
+            if let Some(old) = self.take_entry(&from, nonce) {
                 self.evicted.push(Evicted {
                     seq: old.seq,
                     txid: old.txid,
@@ -222,18 +227,14 @@ impl Mempool {
                     reason: format!("nonce {nonce} belongs to rolled-back transaction {txid}"),
                 });
             }
-            queue.insert(
-                nonce,
-                PoolTx {
-                    tx,
-                    txid,
-                    seq,
-                    durable: true,
-                    sealing: false,
-                    replaced: None,
-                },
-            );
-            self.by_txid.insert(txid, (from, nonce));
+            self.put(PoolTx {
+                tx,
+                txid,
+                seq,
+                durable: true,
+                sealing: false,
+                replaced: None,
+            });
         }
     }
 
