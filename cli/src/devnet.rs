@@ -156,9 +156,7 @@ pub async fn run_genesis(args: &GenesisArgs) -> Result<Genesis, DevnetError> {
             ))
         }
     };
-    std::fs::create_dir_all(args.dir.join("keys")).map_err(file_error(&args.dir))?;
-    let dir = args.dir.canonicalize().map_err(file_error(&args.dir))?;
-    let layout = Layout { dir };
+    let layout = Layout::create(&args.dir)?;
     let genesis_file = layout.path("genesis.json");
     if genesis_file.exists() {
         tracing::info!(target: "devnet", file = %genesis_file.display(), "the network exists already");
@@ -247,6 +245,13 @@ struct Layout {
 }
 
 impl Layout {
+    /// The devnet folder `dir` (created with its `keys/` folder if missing), by absolute path.
+    fn create(dir: &Path) -> Result<Self, DevnetError> {
+        std::fs::create_dir_all(dir.join("keys")).map_err(file_error(dir))?;
+        let dir = dir.canonicalize().map_err(file_error(dir))?;
+        Ok(Self { dir })
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -294,9 +299,7 @@ impl Devnet {
                 "--rpc-port and --verifier-rpc-port must differ".into(),
             ));
         }
-        std::fs::create_dir_all(args.dir.join("keys")).map_err(file_error(&args.dir))?;
-        let dir = args.dir.canonicalize().map_err(file_error(&args.dir))?;
-        let layout = Layout { dir };
+        let layout = Layout::create(&args.dir)?;
         let info = layout.path("devnet.json");
         match std::fs::remove_file(&info) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(file_error(&info)(e)),
