@@ -44,7 +44,7 @@ pub fn measure(
     let recorded = record_batches(workload, genesis, candidates)?;
     let (mut txs, mut leaf_bytes, mut raw_bytes) = (0, 0, 0);
     for batch in &recorded.batches {
-        let payload = batch.encode();
+        let payload = batch.encode()?;
         raw_bytes += payload.len();
         let script = Envelope::new(EnvelopeKind::Batch, genesis.anchor_key, payload)
             .leaf_script()

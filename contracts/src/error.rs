@@ -117,6 +117,9 @@ pub enum ExecError {
     /// The segment length `k` is zero.
     #[error("segment length must be at least 1")]
     ZeroSegmentLength,
+    /// A segment range lies outside the txs (or ends before it starts).
+    #[error("segment range outside the txs")]
+    SegmentOutOfRange,
     /// The state view failed (for example a witness that does not cover a key).
     #[error("state view failed: {0}")]
     Internal(#[from] StateError),

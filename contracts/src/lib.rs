@@ -121,20 +121,25 @@ mod tx;
 mod types;
 
 pub use error::{AddressError, BadSignature, DecodeError, ExecError, InvalidTxReason, SignError};
-pub use parallel::{access_set, execute_batch_parallel, execute_verified_batch_parallel};
+pub use parallel::{
+    access_set, execute_batch_parallel, execute_verified_batch_parallel,
+    execute_verified_segments_parallel,
+};
 pub use receipt::{FailureCode, Receipt, TxStatus};
 pub use records::{
     account_entry, account_key, apply_changes, read_account, read_stream, read_task, state_key,
     stream_key, task_key, total_value, Account, Dispute, KeyKind, Milestone, MilestoneStatus,
-    Record, Stream, StreamStatus, Task, TaskStatus, KEY_TAG, MAX_RECORD_SIZE,
+    Record, Stream, StreamStatus, Task, TaskStatus, ACCOUNT_RECORD_SIZE, KEY_TAG, MAX_RECORD_SIZE,
+    MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
 };
 pub use stf::{
     execute_batch, execute_segment, execute_verified_batch, execute_verified_segment,
-    verify_signatures, BatchOutcome, BlockContext, SegmentOutcome, VerifiedTxs,
+    execute_verified_segments, verify_signatures, BatchOutcome, BlockContext, SegmentOutcome,
+    VerifiedTxs,
 };
 pub use tx::{
-    stream_id, task_id, Call, Payment, SignedTx, Tx, BPS_DENOMINATOR, MAX_MILESTONES,
-    MAX_PAYROLL_PAYMENTS, MAX_SIGNED_TX_SIZE, MAX_TX_SIZE, STREAM_TAG, TASK_TAG, TX_TAG,
+    stream_id, task_id, Call, KeyBound, Payment, SignedTx, Tx, BPS_DENOMINATOR, MAX_MILESTONES,
+    MAX_PAYROLL_PAYMENTS, MAX_SIGNED_TX_SIZE, MAX_TX_SIZE, STREAM_TAG, TASK_TAG, TX_TAG, WTX_TAG,
 };
 pub use types::{AccountId, Address, StreamId, TaskId, Txid, ADDRESS_HRP};
 

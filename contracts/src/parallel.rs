@@ -19,8 +19,8 @@ use crate::error::{ExecError, InvalidTxReason};
 use crate::receipt::Receipt;
 use crate::records::{account_key, read_stream, read_task, stream_key, task_key};
 use crate::stf::{
-    apply_tx, credit_fees, exec_segment, run_segments, BatchOutcome, BlockContext, SegmentOutcome,
-    VerifiedTxs,
+    apply_tx, credit_fees, exec_segment, fixed_segments, run_segments, BatchOutcome, BlockContext,
+    SegmentOutcome, VerifiedTxs,
 };
 use crate::tx::{stream_id, task_id, Call, SignedTx};
 
@@ -95,7 +95,22 @@ pub fn execute_verified_batch_parallel<V: StateView + Sync>(
     txs: &VerifiedTxs<'_>,
     k: usize,
 ) -> Result<BatchOutcome, ExecError> {
-    run_segments(view, txs, k, |pre, range| {
+    let ranges = fixed_segments(txs.len(), k)?;
+    execute_verified_segments_parallel(view, ctx, txs, &ranges)
+}
+
+/// [`execute_verified_batch_parallel`] with the segments given as tx index ranges, in order
+/// (a protocol-v2 batch says where its segments end). Ranges outside `txs` are an error.
+pub fn execute_verified_segments_parallel<V: StateView + Sync>(
+    view: V,
+    ctx: &BlockContext,
+    txs: &VerifiedTxs<'_>,
+    ranges: &[Range<usize>],
+) -> Result<BatchOutcome, ExecError> {
+    if ranges.iter().any(|r| r.start > r.end || r.end > txs.len()) {
+        return Err(ExecError::SegmentOutOfRange);
+    }
+    run_segments(view, ranges, |pre, range| {
         exec_segment_parallel(pre, ctx, txs, range)
     })
 }

@@ -19,6 +19,13 @@ pub const KEY_TAG: &str = "stint/key";
 /// Largest encoding of a record (a task with [`MAX_MILESTONES`] submitted milestones is about
 /// 3.4 KB).
 pub const MAX_RECORD_SIZE: usize = 8192;
+/// Encoded size of an account record (tag + balance + nonce): every account record has it.
+pub const ACCOUNT_RECORD_SIZE: usize = 1 + 8 + 8;
+/// Encoded size of a stream record (tag, two ids, six `u64`s, `cancelable`, status): every
+/// stream record has it.
+pub const STREAM_RECORD_SIZE: usize = 1 + 32 + 32 + 8 + 8 + 8 + 1 + 1 + 8 + 8 + 8;
+/// Largest encoded task record (bounded by [`MAX_RECORD_SIZE`], which decoding enforces).
+pub const MAX_TASK_RECORD_SIZE: usize = MAX_RECORD_SIZE;
 
 /// The kinds of state keys (the first byte of the key preimage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

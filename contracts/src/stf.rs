@@ -322,34 +322,58 @@ pub fn execute_verified_batch<V: StateView>(
     txs: &VerifiedTxs<'_>,
     k: usize,
 ) -> Result<BatchOutcome, ExecError> {
-    run_segments(view, txs, k, |pre, range| {
+    let ranges = fixed_segments(txs.len(), k)?;
+    run_segments(view, &ranges, |pre, range| {
         exec_segment(pre, ctx, txs, range)
     })
 }
 
-/// Drive segments of `k` txs, each executed by `exec` over the state after the previous ones.
+/// [`execute_verified_batch`] with the segments given as tx index ranges, in order (a
+/// protocol-v2 batch says where its segments end). Ranges outside `txs` are an error.
+pub fn execute_verified_segments<V: StateView>(
+    view: V,
+    ctx: &BlockContext,
+    txs: &VerifiedTxs<'_>,
+    ranges: &[Range<usize>],
+) -> Result<BatchOutcome, ExecError> {
+    if ranges.iter().any(|r| r.start > r.end || r.end > txs.len()) {
+        return Err(ExecError::SegmentOutOfRange);
+    }
+    run_segments(view, ranges, |pre, range| {
+        exec_segment(pre, ctx, txs, range)
+    })
+}
+
+/// The ranges of `len` txs cut into segments of `k` (the last may be shorter).
+pub(crate) fn fixed_segments(len: usize, k: usize) -> Result<Vec<Range<usize>>, ExecError> {
+    if k == 0 {
+        return Err(ExecError::ZeroSegmentLength);
+    }
+    Ok((0..len.div_ceil(k))
+        .map(|i| {
+            let start = i.saturating_mul(k);
+            start..start.saturating_add(k).min(len)
+        })
+        .collect())
+}
+
+/// Drive the segments `ranges` (in order), each executed by `exec` over the state after the
+/// previous ones.
 pub(crate) fn run_segments<V, F>(
     view: V,
-    txs: &VerifiedTxs<'_>,
-    k: usize,
+    ranges: &[Range<usize>],
     mut exec: F,
 ) -> Result<BatchOutcome, ExecError>
 where
     V: StateView,
     F: FnMut(&Overlay<V>, Range<usize>) -> Result<SegmentOutcome, ExecError>,
 {
-    if k == 0 {
-        return Err(ExecError::ZeroSegmentLength);
-    }
     let mut st = Overlay::new(view);
-    let mut segments = Vec::new();
-    let mut start = 0usize;
-    while start < txs.len() {
-        let end = start.saturating_add(k).min(txs.len());
-        let outcome = exec(&st, start..end)?;
+    let mut segments = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let outcome = exec(&st, range.clone())?;
         st.extend(outcome.changes.clone());
         segments.push(outcome);
-        start = end;
     }
     Ok(BatchOutcome { segments })
 }

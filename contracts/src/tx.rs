@@ -11,17 +11,22 @@ use crate::types::{hex_bytes, AccountId, StreamId, TaskId, Txid};
 
 /// Tag of txids.
 pub const TX_TAG: &str = "stint/tx";
+/// Tag of the witness txid ([`SignedTx::wtxid`]): the hash of the whole signed tx.
+pub const WTX_TAG: &str = "stint/wtx";
 /// Tag of task ids.
 pub const TASK_TAG: &str = "stint/task";
 /// Tag of stream ids.
 pub const STREAM_TAG: &str = "stint/stream";
 
-/// Most payments one [`Call::Payroll`] may carry.
-pub const MAX_PAYROLL_PAYMENTS: usize = 1024;
+/// Most payments one [`Call::Payroll`] may carry. Protocol v2 lowered it from 1,024: a fraud
+/// proof must carry the pre-state of every account a tx pays, and the proof against a segment
+/// holding one maximal payroll must still fit one challenge (see `stint-protocol`'s segment
+/// budget). Larger payrolls are several txs (`stint payroll` refuses a longer CSV and says so).
+pub const MAX_PAYROLL_PAYMENTS: usize = 32;
 /// Most milestones one [`Call::TaskCreate`] may carry.
 pub const MAX_MILESTONES: usize = 64;
 /// Largest encoding of a [`Tx`]: header (56) + call tag (1) + the largest call, a full payroll
-/// (4-byte length + 1,024 × 40 bytes).
+/// (4-byte length + [`MAX_PAYROLL_PAYMENTS`] × 40 bytes).
 pub const MAX_TX_SIZE: usize = 56 + 1 + 4 + MAX_PAYROLL_PAYMENTS * 40;
 /// Largest encoding of a [`SignedTx`]: [`MAX_TX_SIZE`] plus the 64-byte signature.
 pub const MAX_SIGNED_TX_SIZE: usize = MAX_TX_SIZE + 64;
@@ -167,6 +172,65 @@ pub enum Call {
         /// The task.
         id: TaskId,
     },
+}
+
+/// Most state keys of each kind one tx may read or write, whatever the state: a function of
+/// the call alone (see [`Call::key_bound`]). It bounds the witness a fraud proof needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyBound {
+    /// Account records (the sender's included).
+    pub accounts: u64,
+    /// Task records.
+    pub tasks: u64,
+    /// Stream records.
+    pub streams: u64,
+}
+
+impl KeyBound {
+    /// The sum of two bounds (saturating: a bound can only grow).
+    pub fn saturating_add(self, other: Self) -> Self {
+        Self {
+            accounts: self.accounts.saturating_add(other.accounts),
+            tasks: self.tasks.saturating_add(other.tasks),
+            streams: self.streams.saturating_add(other.streams),
+        }
+    }
+}
+
+impl Call {
+    /// The most keys of each kind a tx with this call reads or writes, on any path (a failing
+    /// call still reads what it checked): the sender's account, the accounts the call may pay
+    /// or charge, and the task or stream it names or creates. Fees are credited at the end of a
+    /// segment, so the fee recipient is counted once per segment, not here.
+    ///
+    /// Counted conservatively from the call's variant (a task call may touch the sender, the
+    /// employer, the worker and the arbiter; a stream call the sender, the employer and the
+    /// worker), so it holds for every pre-state.
+    pub fn key_bound(&self) -> KeyBound {
+        let (accounts, tasks, streams) = match self {
+            Call::Transfer { .. } => (2, 0, 0),
+            Call::Payroll { payments } => ((payments.len() as u64).saturating_add(1), 0, 0),
+            Call::StreamOpen { .. } => (2, 0, 1),
+            Call::StreamWithdraw { .. }
+            | Call::StreamTopUp { .. }
+            | Call::StreamPause { .. }
+            | Call::StreamResume { .. }
+            | Call::StreamCancel { .. } => (3, 0, 1),
+            Call::TaskCreate { .. } => (3, 1, 0),
+            Call::TaskAccept { .. }
+            | Call::TaskSubmit { .. }
+            | Call::TaskApprove { .. }
+            | Call::TaskClaim { .. }
+            | Call::TaskDispute { .. }
+            | Call::TaskResolve { .. }
+            | Call::TaskCancel { .. } => (4, 1, 0),
+        };
+        KeyBound {
+            accounts,
+            tasks,
+            streams,
+        }
+    }
 }
 
 impl Call {
@@ -341,6 +405,14 @@ impl SignedTx {
     /// The txid of the inner tx.
     pub fn txid(&self) -> Txid {
         self.tx.txid()
+    }
+
+    /// `tagged_hash("stint/wtx", encode(signed tx))`: commits to the signature as well as the tx.
+    ///
+    /// Batches commit to their txs by wtxid (protocol v2): a txid does not cover the signature,
+    /// so a copy of an honest batch with one signature swapped would match a txid commitment.
+    pub fn wtxid(&self) -> Hash {
+        tagged_hash(WTX_TAG, &[&self.encode()])
     }
 
     /// Whether `sig` is a valid BIP340 signature of the txid by `tx.from`.

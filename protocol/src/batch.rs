@@ -3,18 +3,23 @@
 //! # Shape
 //! A [`Batch`] is a [`BatchHeader`], the list of checkpoints and the signed transactions. The
 //! header commits to the transactions (`tx_root`, the [Merkle root](crate::merkle_root) of the
-//! txids in order, and `tx_count`) and to the execution trace (`trace_root`, the Merkle root of
+//! wtxids in order: every byte of every signed tx, and `tx_count`) and to the execution trace (`trace_root`, the Merkle root of
 //! the checkpoints).
 //!
 //! # Checkpoints and segments
-//! The txs are cut into *segments* of `K = checkpoint_interval` txs (the last one may be shorter).
-//! Checkpoint `j` (1-based) is the state root after segment `j`; checkpoint 0 is the header's
-//! `prev_state_root` and is not stored in the list. So a batch of `n` txs has
-//! `max(1, ceil(n / K))` checkpoints and the last one equals `state_root`.
+//! The txs are cut into consecutive *segments* of 1 to `K = checkpoint_interval` txs, each within
+//! the [segment budget](crate::segment_cost) (protocol v2: so the fraud proof of any segment
+//! fits one challenge). Checkpoint `j` (1-based) is a [`Checkpoint`]: the state root after
+//! segment `j` and `tx_end`, the index one past its last tx, so the header commits to where
+//! every segment starts and ends. Checkpoint 0 is `(prev_state_root, 0)` and is not stored. The
+//! `tx_end`s strictly increase, the last one is `tx_count`, and the last state root equals
+//! `state_root`. The builder closes a segment at `K` txs or when the next tx would break the
+//! budget.
 //!
-//! **Empty batches** (`n = 0`) have exactly one, empty, segment and one checkpoint, equal to
-//! `state_root`. Executing an empty segment changes nothing, so an honest empty batch has
-//! `state_root == prev_state_root`; a dishonest one is fraud-provable like any other segment.
+//! **Empty batches** (`n = 0`) have exactly one, empty, segment and one checkpoint, with
+//! `tx_end = 0` and the root `state_root`. Executing an empty segment changes nothing, so an
+//! honest empty batch has `state_root == prev_state_root`; a dishonest one is fraud-provable like
+//! any other segment.
 //!
 //! # Encoding
 //! Borsh of `(header, checkpoints, txs)`; decoding is strict: at most [`MAX_BATCH_BYTES`] bytes,
@@ -29,18 +34,23 @@
 //! fraud proofs.
 
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use stint_contracts::SignedTx;
 use stint_state::{tagged_hash, Hash};
 
-use crate::{merkle_root, Genesis};
+use crate::{merkle_root, segment_cost, Genesis, SEGMENT_BUDGET};
 
-/// The protocol version every batch header carries.
-pub const BATCH_VERSION: u32 = 1;
+/// The protocol version every batch header carries (2: `tx_root` over wtxids, budgeted
+/// segments, authenticated anchors).
+pub const BATCH_VERSION: u32 = 2;
 
 /// Tag of the batch header hash.
 pub const BATCH_TAG: &str = "stint/batch";
+
+/// Tag of a checkpoint's leaf in `trace_root`.
+pub const CHECKPOINT_TAG: &str = "stint/checkpoint";
 
 /// Hard cap on an encoded batch, whatever the genesis says (genesis `max_batch_bytes` must not
 /// exceed it). A reveal transaction holds about 390 KB of envelope.
@@ -59,6 +69,40 @@ pub struct L1Origin {
     pub height: u64,
     /// Hash of the block, in Bitcoin's internal byte order (`BlockHash::to_byte_array`).
     pub hash: Hash,
+}
+
+/// A checkpoint: the state root after a segment, and where the segment ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Checkpoint {
+    /// State root after the segment.
+    pub state_root: Hash,
+    /// Index one past the segment's last tx (the next segment starts there).
+    pub tx_end: u32,
+}
+
+impl Checkpoint {
+    /// A checkpoint.
+    pub fn new(state_root: Hash, tx_end: u32) -> Self {
+        Self { state_root, tx_end }
+    }
+
+    /// Its item in `trace_root`: `tagged_hash("stint/checkpoint", state_root ‖ le32(tx_end))`.
+    pub fn leaf(&self) -> Hash {
+        tagged_hash(
+            CHECKPOINT_TAG,
+            &[&self.state_root, &self.tx_end.to_le_bytes()],
+        )
+    }
+}
+
+/// The `trace_root` of a list of checkpoints: the Merkle root of their leaves, in order.
+pub fn trace_root(checkpoints: &[Checkpoint]) -> Hash {
+    merkle_root(&trace_leaves(checkpoints))
+}
+
+/// The items of `trace_root`, in order.
+pub fn trace_leaves(checkpoints: &[Checkpoint]) -> Vec<Hash> {
+    checkpoints.iter().map(Checkpoint::leaf).collect()
 }
 
 /// The header of a batch; its hash identifies the batch.
@@ -80,43 +124,41 @@ pub struct BatchHeader {
     pub prev_state_root: Hash,
     /// Claimed state root after the batch (the last checkpoint).
     pub state_root: Hash,
-    /// Merkle root of the txids, in order.
+    /// Merkle root of the wtxids ([`SignedTx::wtxid`]), in order.
     pub tx_root: Hash,
-    /// Merkle root of the checkpoints, in order.
+    /// Merkle root of the checkpoints' leaves ([`Checkpoint::leaf`]), in order.
     pub trace_root: Hash,
     /// Number of txs in the batch.
     pub tx_count: u32,
 }
 
+/// Length of an encoded [`BatchHeader`]: every field has a fixed size.
+pub const BATCH_HEADER_LEN: usize = 4 + 8 + 8 + 32 + 8 + (8 + 32) + 32 + 32 + 32 + 32 + 4;
+
 impl BatchHeader {
-    /// The canonical encoding of the header.
+    /// The canonical encoding of the header (its borsh encoding, written field by field, so it
+    /// cannot fail: every field has a fixed size).
     pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(BATCH_HEADER_LEN);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.chain_id.to_le_bytes());
+        out.extend_from_slice(&self.number.to_le_bytes());
+        out.extend_from_slice(&self.parent);
+        out.extend_from_slice(&self.timestamp.to_le_bytes());
+        out.extend_from_slice(&self.l1_origin.height.to_le_bytes());
+        out.extend_from_slice(&self.l1_origin.hash);
+        out.extend_from_slice(&self.prev_state_root);
+        out.extend_from_slice(&self.state_root);
+        out.extend_from_slice(&self.tx_root);
+        out.extend_from_slice(&self.trace_root);
+        out.extend_from_slice(&self.tx_count.to_le_bytes());
+        out
     }
 
     /// The header hash: `tagged_hash("stint/batch", borsh(header))`.
     pub fn hash(&self) -> Hash {
         tagged_hash(BATCH_TAG, &[&self.encode()])
     }
-}
-
-/// Number of segments (and so of checkpoints) of a batch of `tx_count` txs with checkpoint
-/// interval `k`: `max(1, ceil(tx_count / k))`. `None` when `k == 0`.
-pub fn segment_count(tx_count: u64, k: u64) -> Option<u64> {
-    let full = tx_count.checked_div(k)?;
-    let partial = u64::from(tx_count.checked_rem(k)? != 0);
-    Some(full.checked_add(partial)?.max(1))
-}
-
-/// The half-open tx index range `[start, end)` of segment `j` (1-based), or `None` when `j` is not
-/// a segment of a batch of `tx_count` txs.
-pub fn segment_range(tx_count: u64, k: u64, j: u64) -> Option<(u64, u64)> {
-    if j == 0 || j > segment_count(tx_count, k)? {
-        return None;
-    }
-    let start = j.checked_sub(1)?.checked_mul(k)?;
-    let end = j.checked_mul(k)?.min(tx_count);
-    Some((start, end.max(start)))
 }
 
 /// Marker: a batch that has not been checked yet (decoded, or built locally).
@@ -131,7 +173,7 @@ pub struct Checked;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch<S = Unchecked> {
     header: BatchHeader,
-    checkpoints: Vec<Hash>,
+    checkpoints: Vec<Checkpoint>,
     txs: Vec<SignedTx>,
     _state: PhantomData<S>,
 }
@@ -139,15 +181,34 @@ pub struct Batch<S = Unchecked> {
 #[derive(BorshSerialize)]
 struct BatchWireRef<'a> {
     header: &'a BatchHeader,
-    checkpoints: &'a Vec<Hash>,
+    checkpoints: &'a Vec<Checkpoint>,
     txs: &'a Vec<SignedTx>,
 }
 
 #[derive(BorshDeserialize)]
 struct BatchWire {
     header: BatchHeader,
-    checkpoints: Vec<Hash>,
+    checkpoints: Vec<Checkpoint>,
     txs: Vec<SignedTx>,
+}
+
+/// Why a value could not be encoded (internal: only values no rule admits fail to encode).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode the {what}: {reason}")]
+pub struct EncodeError {
+    /// What was being encoded.
+    pub what: &'static str,
+    /// Why it failed.
+    pub reason: String,
+}
+
+impl EncodeError {
+    pub(crate) fn new(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            what,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// Why bytes are not a batch.
@@ -223,8 +284,10 @@ pub enum BatchError {
         /// Timestamp in the header.
         got: u64,
     },
-    /// The timestamp is too far from the L1 origin block's time.
-    #[error("timestamp {got} is more than {drift}s away from the L1 origin time {origin_time}")]
+    /// The timestamp is before the L1 origin block's time or more than the drift after it.
+    #[error(
+        "timestamp {got} is not within [{origin_time}, {origin_time} + {drift}s] of the L1 origin"
+    )]
     TimestampDrift {
         /// L1 origin block time.
         origin_time: u64,
@@ -266,13 +329,45 @@ pub enum BatchError {
     /// `tx_root` does not match the txs.
     #[error("tx_root does not match the txs")]
     TxRoot,
-    /// Wrong number of checkpoints for the tx count.
-    #[error("{got} checkpoints, expected {expected}")]
+    /// A batch has no checkpoint, or an empty batch more than one.
+    #[error("{got} checkpoints for {txs} txs")]
     CheckpointCount {
-        /// Expected count.
-        expected: u64,
+        /// Number of txs.
+        txs: u32,
         /// Count in the body.
         got: usize,
+    },
+    /// A checkpoint's `tx_end` does not follow the previous one, or the last is not `tx_count`.
+    #[error("segment {segment} ends at tx {tx_end}, after tx {start}: {reason}")]
+    SegmentBounds {
+        /// The segment (1-based).
+        segment: u64,
+        /// Where the previous segment ended.
+        start: u32,
+        /// Where this one ends.
+        tx_end: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A segment holds more than `K` txs.
+    #[error("segment {segment} holds {len} txs, more than the checkpoint interval {max}")]
+    SegmentTooLong {
+        /// The segment (1-based).
+        segment: u64,
+        /// Its txs.
+        len: u64,
+        /// `K`.
+        max: u32,
+    },
+    /// A segment's worst-case fraud proof would not fit one challenge.
+    #[error("segment {segment} costs {cost} proof bytes, more than the budget of {budget}")]
+    SegmentOverBudget {
+        /// The segment (1-based).
+        segment: u64,
+        /// Its [`segment_cost`](crate::segment_cost).
+        cost: u64,
+        /// [`SEGMENT_BUDGET`](crate::SEGMENT_BUDGET).
+        budget: u64,
     },
     /// `trace_root` does not match the checkpoints.
     #[error("trace_root does not match the checkpoints")]
@@ -361,9 +456,14 @@ impl<S> Batch<S> {
         &self.header
     }
 
-    /// The checkpoints (checkpoint 1 first; checkpoint 0 is `prev_state_root`).
-    pub fn checkpoints(&self) -> &[Hash] {
+    /// The checkpoints (checkpoint 1 first; checkpoint 0 is `(prev_state_root, 0)`).
+    pub fn checkpoints(&self) -> &[Checkpoint] {
         &self.checkpoints
+    }
+
+    /// The state roots of the checkpoints, checkpoint 1 first.
+    pub fn checkpoint_roots(&self) -> Vec<Hash> {
+        self.checkpoints.iter().map(|c| c.state_root).collect()
     }
 
     /// The txs, in order.
@@ -376,18 +476,49 @@ impl<S> Batch<S> {
         self.header.hash()
     }
 
-    /// Checkpoint `j`, counting `prev_state_root` as checkpoint 0.
+    /// The state root of checkpoint `j`, counting `prev_state_root` as checkpoint 0.
     pub fn checkpoint(&self, j: u64) -> Option<Hash> {
+        self.checkpoint_at(j).map(|c| c.state_root)
+    }
+
+    /// Checkpoint `j`, counting `(prev_state_root, 0)` as checkpoint 0.
+    pub fn checkpoint_at(&self, j: u64) -> Option<Checkpoint> {
         if j == 0 {
-            return Some(self.header.prev_state_root);
+            return Some(Checkpoint::new(self.header.prev_state_root, 0));
         }
         let index = usize::try_from(j.checked_sub(1)?).ok()?;
         self.checkpoints.get(index).copied()
     }
 
-    /// The canonical encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(&self.wire()).unwrap_or_default()
+    /// Number of segments (= checkpoints).
+    pub fn segment_count(&self) -> u64 {
+        self.checkpoints.len() as u64
+    }
+
+    /// The tx index range of segment `j` (1-based), as the checkpoints say.
+    pub fn segment_range(&self, j: u64) -> Option<Range<usize>> {
+        let start = usize::try_from(self.checkpoint_at(j.checked_sub(1)?)?.tx_end).ok()?;
+        let end = usize::try_from(self.checkpoint_at(j)?.tx_end).ok()?;
+        (start <= end && end <= self.txs.len()).then_some(start..end)
+    }
+
+    /// The tx index ranges of every segment, in order (for a batch that passed
+    /// [`Batch::check_body`], they cover the txs exactly).
+    pub fn segment_ranges(&self) -> Vec<Range<usize>> {
+        (1..=self.segment_count())
+            .map_while(|j| self.segment_range(j))
+            .collect()
+    }
+
+    /// The txs of segment `j` (1-based).
+    pub fn segment_txs(&self, j: u64) -> Option<&[SignedTx]> {
+        self.txs.get(self.segment_range(j)?)
+    }
+
+    /// The canonical encoding. Fails only for a batch no rule admits (a list longer than
+    /// `u32::MAX`); the error is never an empty encoding.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        borsh::to_vec(&self.wire()).map_err(|e| EncodeError::new("batch", e))
     }
 
     /// Length of the canonical encoding.
@@ -396,7 +527,7 @@ impl<S> Batch<S> {
     }
 
     /// Split into header, checkpoints and txs.
-    pub fn into_parts(self) -> (BatchHeader, Vec<Hash>, Vec<SignedTx>) {
+    pub fn into_parts(self) -> (BatchHeader, Vec<Checkpoint>, Vec<SignedTx>) {
         (self.header, self.checkpoints, self.txs)
     }
 
@@ -421,7 +552,7 @@ impl<S> Batch<S> {
 
 impl Batch<Unchecked> {
     /// A batch from its parts (nothing is checked).
-    pub fn new(header: BatchHeader, checkpoints: Vec<Hash>, txs: Vec<SignedTx>) -> Self {
+    pub fn new(header: BatchHeader, checkpoints: Vec<Checkpoint>, txs: Vec<SignedTx>) -> Self {
         Self {
             header,
             checkpoints,
@@ -461,7 +592,7 @@ impl Batch<Unchecked> {
                 .map_err(|e| DecodeError::Malformed(format!("tx {index}: {e}")))?;
         }
         let batch = Self::new(wire.header, wire.checkpoints, wire.txs);
-        if batch.encode() != bytes {
+        if batch.encode().ok().as_deref() != Some(bytes) {
             return Err(DecodeError::Malformed("non-canonical encoding".into()));
         }
         Ok(batch)
@@ -508,22 +639,68 @@ impl Batch<Unchecked> {
         if tx_root(&self.txs) != h.tx_root {
             return Err(BatchError::TxRoot);
         }
-        let expected = segment_count(
-            u64::from(h.tx_count),
-            u64::from(genesis.checkpoint_interval),
-        )
-        .unwrap_or(0);
-        if self.checkpoints.len() as u64 != expected {
-            return Err(BatchError::CheckpointCount {
-                expected,
-                got: self.checkpoints.len(),
-            });
-        }
-        if merkle_root(&self.checkpoints) != h.trace_root {
+        self.check_segments(genesis)?;
+        if trace_root(&self.checkpoints) != h.trace_root {
             return Err(BatchError::TraceRoot);
         }
-        if self.checkpoints.last() != Some(&h.state_root) {
+        if self.checkpoints.last().map(|c| c.state_root) != Some(h.state_root) {
             return Err(BatchError::LastCheckpoint);
+        }
+        Ok(())
+    }
+
+    /// The segment rules: one checkpoint per segment, `tx_end`s strictly increasing up to
+    /// `tx_count` (an empty batch has one empty segment), at most `K` txs and at most
+    /// [`SEGMENT_BUDGET`] of [`segment_cost`] per segment.
+    fn check_segments(&self, genesis: &Genesis) -> Result<(), BatchError> {
+        let tx_count = self.header.tx_count;
+        let got = self.checkpoints.len();
+        if got == 0 || (tx_count == 0 && got != 1) {
+            return Err(BatchError::CheckpointCount { txs: tx_count, got });
+        }
+        let k = genesis.checkpoint_interval;
+        let mut start: u32 = 0;
+        for (i, checkpoint) in self.checkpoints.iter().enumerate() {
+            let segment = (i as u64).saturating_add(1);
+            let tx_end = checkpoint.tx_end;
+            let bounds = |reason| BatchError::SegmentBounds {
+                segment,
+                start,
+                tx_end,
+                reason,
+            };
+            let is_last = i.saturating_add(1) == got;
+            if tx_end > tx_count {
+                return Err(bounds("past the last tx"));
+            }
+            if tx_count > 0 && tx_end <= start {
+                return Err(bounds("empty segment"));
+            }
+            if is_last && tx_end != tx_count {
+                return Err(bounds("the last segment must end at the last tx"));
+            }
+            let len = tx_end.saturating_sub(start);
+            if len > k {
+                return Err(BatchError::SegmentTooLong {
+                    segment,
+                    len: u64::from(len),
+                    max: k,
+                });
+            }
+            let txs = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(tx_end).ok())
+                .and_then(|(a, b)| self.txs.get(a..b))
+                .ok_or_else(|| bounds("past the last tx"))?;
+            let cost = segment_cost(txs);
+            if cost > SEGMENT_BUDGET {
+                return Err(BatchError::SegmentOverBudget {
+                    segment,
+                    cost,
+                    budget: SEGMENT_BUDGET,
+                });
+            }
+            start = tx_end;
         }
         Ok(())
     }
@@ -581,7 +758,7 @@ impl Batch<Unchecked> {
                 height: origin.height,
             })?;
         let drift = genesis.max_timestamp_drift_secs;
-        if h.timestamp.abs_diff(block.time) > drift {
+        if h.timestamp < block.time || h.timestamp.saturating_sub(block.time) > drift {
             return Err(BatchError::TimestampDrift {
                 origin_time: block.time,
                 got: h.timestamp,
@@ -598,14 +775,16 @@ impl Batch<Unchecked> {
     }
 }
 
-/// The `tx_root` of a list of txs: the Merkle root of their txids, in order.
+/// The `tx_root` of a list of txs: the Merkle root of their wtxids ([`SignedTx::wtxid`]), in
+/// order. It commits to every byte of every signed tx, signatures included, so every tx a fraud
+/// proof carries is the one the sequencer wrote (protocol v2).
 pub fn tx_root(txs: &[SignedTx]) -> Hash {
-    let ids: Vec<Hash> = txs.iter().map(txid_of).collect();
-    merkle_root(&ids)
+    merkle_root(&tx_leaves(txs))
 }
 
-pub(crate) fn txid_of(tx: &SignedTx) -> Hash {
-    tx.txid().0
+/// The leaves of `tx_root`: one wtxid per tx, in order.
+pub fn tx_leaves(txs: &[SignedTx]) -> Vec<Hash> {
+    txs.iter().map(SignedTx::wtxid).collect()
 }
 
 #[cfg(test)]
@@ -675,33 +854,108 @@ mod tests {
             prev_state_root: [1; 32],
             state_root: [1; 32],
             tx_root: merkle_root(&[]),
-            trace_root: merkle_root(&[[1; 32]]),
+            trace_root: trace_root(&[cp(1, 0)]),
             tx_count: 0,
         };
         (g, parent, chain, header)
     }
 
-    fn check(header: BatchHeader, checkpoints: Vec<Hash>) -> Result<Batch<Checked>, BatchError> {
+    fn check(
+        header: BatchHeader,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<Batch<Checked>, BatchError> {
         let (g, parent, chain, _) = fixture();
         Batch::new(header, checkpoints, vec![]).check(&g, &parent, &chain)
     }
 
+    fn cp(root: u8, tx_end: u32) -> Checkpoint {
+        Checkpoint::new([root; 32], tx_end)
+    }
+
+    /// A batch of `n` minimal txs cut at `ends`, its header sealed to match (roots all `[1; 32]`).
+    fn cut(n: usize, ends: &[u32]) -> (Genesis, Batch) {
+        let (g, _, _, h) = fixture();
+        let tx = SignedTx {
+            tx: stint_contracts::Tx {
+                chain_id: 7,
+                from: AccountId([4; 32]),
+                nonce: 0,
+                fee: 0,
+                call: stint_contracts::Call::Transfer {
+                    to: AccountId([5; 32]),
+                    amount: 1,
+                },
+            },
+            sig: [0; 64],
+        };
+        let txs = vec![tx; n];
+        let checkpoints: Vec<Checkpoint> = ends.iter().map(|e| cp(1, *e)).collect();
+        let header = BatchHeader {
+            tx_count: n as u32,
+            tx_root: tx_root(&txs),
+            trace_root: trace_root(&checkpoints),
+            ..h
+        };
+        (g, Batch::new(header, checkpoints, txs))
+    }
+
     #[test]
-    fn segments() {
-        assert_eq!(segment_count(0, 4), Some(1));
-        assert_eq!(segment_count(4, 4), Some(1));
-        assert_eq!(segment_count(5, 4), Some(2));
-        assert_eq!(segment_count(5, 0), None);
-        assert_eq!(segment_range(0, 4, 1), Some((0, 0)));
-        assert_eq!(segment_range(10, 4, 3), Some((8, 10)));
-        assert_eq!(segment_range(10, 4, 4), None);
-        assert_eq!(segment_range(10, 4, 0), None);
+    fn segments_are_what_the_checkpoints_say() {
+        let (g, batch) = cut(10, &[4, 8, 10]);
+        assert_eq!(batch.check_body(&g), Ok(()));
+        assert_eq!(batch.segment_ranges(), vec![0..4, 4..8, 8..10]);
+        assert_eq!(batch.segment_range(0), None);
+        assert_eq!(batch.segment_range(4), None);
+        assert_eq!(batch.checkpoint_at(0), Some(cp(1, 0)));
+        // Uneven cuts are fine as long as each segment is within K and the budget.
+        assert_eq!(cut(10, &[1, 5, 9, 10]).1.check_body(&g), Ok(()));
+    }
+
+    #[test]
+    fn segment_bounds_are_enforced() {
+        let (g, _) = cut(0, &[0]);
+        let reason = |ends: &[u32]| match cut(10, ends).1.check_body(&g) {
+            Err(BatchError::SegmentBounds { reason, .. }) => reason,
+            other => panic!("{ends:?}: {other:?}"),
+        };
+        assert_eq!(reason(&[4, 4, 10]), "empty segment");
+        assert_eq!(reason(&[4, 3, 10]), "empty segment");
+        assert_eq!(reason(&[4, 8, 11]), "past the last tx");
+        assert_eq!(reason(&[4, 8]), "the last segment must end at the last tx");
+        assert!(matches!(
+            cut(10, &[5, 10]).1.check_body(&g),
+            Err(BatchError::SegmentTooLong {
+                segment: 1,
+                len: 5,
+                max: 4
+            })
+        ));
+        assert!(matches!(
+            cut(10, &[]).1.check_body(&g),
+            Err(BatchError::CheckpointCount { txs: 10, got: 0 })
+        ));
+        assert_eq!(cut(0, &[0]).1.check_body(&g), Ok(()));
+        assert!(matches!(
+            cut(0, &[1]).1.check_body(&g),
+            Err(BatchError::SegmentBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn the_header_encoding_is_its_borsh_encoding() {
+        let (_, _, _, mut header) = fixture();
+        header.tx_count = 0x0102_0304;
+        header.l1_origin.height = u64::MAX - 7;
+        let encoded = header.encode();
+        assert_eq!(encoded.len(), BATCH_HEADER_LEN);
+        assert_eq!(encoded, borsh::to_vec(&header).unwrap());
+        assert_eq!(borsh::from_slice::<BatchHeader>(&encoded).unwrap(), header);
     }
 
     #[test]
     fn an_honest_empty_batch_passes() {
         let (_, _, _, header) = fixture();
-        let checked = check(header.clone(), vec![[1; 32]]).unwrap();
+        let checked = check(header.clone(), vec![cp(1, 0)]).unwrap();
         assert_eq!(checked.hash(), header.hash());
         assert_eq!(checked.checkpoint(0), Some([1; 32]));
         assert_eq!(checked.checkpoint(1), Some([1; 32]));
@@ -711,15 +965,15 @@ mod tests {
     #[test]
     fn every_rule_is_enforced_with_its_reason() {
         let (_, _, _, h) = fixture();
-        let cp = vec![[1u8; 32]];
-        type Case = (BatchHeader, Vec<Hash>, fn(&BatchError) -> bool);
+        let one = vec![cp(1, 0)];
+        type Case = (BatchHeader, Vec<Checkpoint>, fn(&BatchError) -> bool);
         let cases: Vec<Case> = vec![
             (
                 BatchHeader {
-                    version: 2,
+                    version: 1, // a v1 header is refused
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::Version { .. }),
             ),
             (
@@ -727,7 +981,7 @@ mod tests {
                     chain_id: 8,
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::ChainId { .. }),
             ),
             (
@@ -735,7 +989,7 @@ mod tests {
                     number: 2,
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| {
                     matches!(
                         e,
@@ -751,7 +1005,7 @@ mod tests {
                     parent: [0; 32],
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::Parent { .. }),
             ),
             (
@@ -759,7 +1013,7 @@ mod tests {
                     prev_state_root: [2; 32],
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::PrevStateRoot),
             ),
             (
@@ -767,7 +1021,25 @@ mod tests {
                     timestamp: 1000 + 600 + 7201,
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
+                |e| matches!(e, BatchError::TimestampDrift { .. }),
+            ),
+            (
+                // One second before the origin block (v1 allowed 2 h either side).
+                BatchHeader {
+                    timestamp: 1000 + 600 - 1,
+                    ..h.clone()
+                },
+                one.clone(),
+                |e| matches!(e, BatchError::TimestampDrift { .. }),
+            ),
+            (
+                // One second past origin + drift (30 min by default).
+                BatchHeader {
+                    timestamp: 1000 + 600 + 1801,
+                    ..h.clone()
+                },
+                one.clone(),
                 |e| matches!(e, BatchError::TimestampDrift { .. }),
             ),
             (
@@ -778,7 +1050,7 @@ mod tests {
                     },
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::L1OriginNotBeforeAnchor { .. }),
             ),
             (
@@ -789,7 +1061,7 @@ mod tests {
                     },
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::L1OriginNotAncestor { height: 2 }),
             ),
             (
@@ -797,7 +1069,7 @@ mod tests {
                     tx_count: 1,
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::TxCount { .. }),
             ),
             (
@@ -805,19 +1077,13 @@ mod tests {
                     tx_root: [0; 32],
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::TxRoot),
             ),
-            (h.clone(), vec![[1; 32], [1; 32]], |e| {
-                matches!(
-                    e,
-                    BatchError::CheckpointCount {
-                        expected: 1,
-                        got: 2
-                    }
-                )
+            (h.clone(), vec![cp(1, 0), cp(1, 0)], |e| {
+                matches!(e, BatchError::CheckpointCount { txs: 0, got: 2 })
             }),
-            (h.clone(), vec![[2; 32]], |e| {
+            (h.clone(), vec![cp(2, 0)], |e| {
                 matches!(e, BatchError::TraceRoot)
             }),
             (
@@ -825,7 +1091,7 @@ mod tests {
                     state_root: [2; 32],
                     ..h.clone()
                 },
-                cp.clone(),
+                one.clone(),
                 |e| matches!(e, BatchError::LastCheckpoint),
             ),
         ];
@@ -850,7 +1116,7 @@ mod tests {
             parent: [5; 32],
             ..h
         };
-        let err = Batch::new(next.clone(), vec![[1; 32]], vec![])
+        let err = Batch::new(next.clone(), vec![cp(1, 0)], vec![])
             .check(&g, &parent, &chain)
             .unwrap_err();
         assert_eq!(
@@ -864,7 +1130,7 @@ mod tests {
             timestamp: 1800,
             ..next
         };
-        let err = Batch::new(later, vec![[1; 32]], vec![])
+        let err = Batch::new(later, vec![cp(1, 0)], vec![])
             .check(&g, &parent, &chain)
             .unwrap_err();
         assert_eq!(err, BatchError::L1OriginBeforeParent { parent: 2, got: 1 });
@@ -875,7 +1141,7 @@ mod tests {
         let (mut g, parent, chain, h) = fixture();
         g.max_batch_txs = 1;
         g.max_batch_bytes = 100;
-        let err = Batch::new(h, vec![[1; 32]], vec![])
+        let err = Batch::new(h, vec![cp(1, 0)], vec![])
             .check(&g, &parent, &chain)
             .unwrap_err();
         assert!(

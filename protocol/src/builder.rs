@@ -5,7 +5,8 @@
 //! prefix of the candidates that fits `max_batch_txs`/`max_batch_bytes`, executes it segment by
 //! segment with [`execute_segment`], drops every *invalid* tx it meets (re-executing the segment
 //! without it and refilling it from the following candidates), records one checkpoint per segment
-//! and seals the header (`tx_root`, `trace_root`, `state_root`, `tx_count`). The new tree nodes of
+//! and seals the header (`tx_root`, `trace_root`, `state_root`, `tx_count`). A segment closes at
+//! `K` txs or when the next tx would take it over the [segment budget](crate::segment_cost). The new tree nodes of
 //! every segment are returned as [`TreeUpdate`]s, so the caller can persist all checkpoint states.
 //!
 //! [`BatchBuilder::replay`] re-executes a batch honestly and reports the first segment whose
@@ -23,8 +24,8 @@ use stint_state::{
 };
 
 use crate::{
-    block_context, merkle_root, segment_count, tx_root, Batch, BatchHeader, Genesis, L1Origin,
-    ParentFacts, BATCH_VERSION,
+    block_context, trace_root, tx_cost, tx_root, Batch, BatchHeader, Checkpoint, Genesis, L1Origin,
+    ParentFacts, BATCH_HEADER_LEN, BATCH_VERSION, PROOF_FIXED_BYTES, SEGMENT_BUDGET,
 };
 
 /// A node store that reads new nodes from memory first, then from a base store it never writes.
@@ -129,7 +130,7 @@ pub enum BuildError {
 #[derive(Debug)]
 pub struct Replay<'a, S> {
     /// The honest checkpoints computed so far (all of them when no fraud was found).
-    pub checkpoints: Vec<Hash>,
+    pub checkpoints: Vec<Checkpoint>,
     /// The first fraudulent segment (1-based), if any.
     pub fraud_segment: Option<u64>,
     /// Receipts of the txs executed before stopping.
@@ -150,6 +151,22 @@ pub struct BatchBuilder<'g> {
 
 fn encoded_tx_len(tx: &SignedTx) -> usize {
     borsh::object_length(tx).unwrap_or(usize::MAX)
+}
+
+/// Greedy segmentation: how many of `txs` (from the front) the next segment takes, closing at
+/// `k` txs or before the first tx that would take it over [`SEGMENT_BUDGET`]. At least one tx
+/// when there is one (every tx fits an empty segment: see the budget's tests).
+pub fn next_segment_len<'t>(txs: impl IntoIterator<Item = &'t SignedTx>, k: usize) -> usize {
+    let mut cost = PROOF_FIXED_BYTES;
+    let mut len = 0usize;
+    for tx in txs.into_iter().take(k) {
+        cost = cost.saturating_add(tx_cost(tx));
+        if cost > SEGMENT_BUDGET && len > 0 {
+            break;
+        }
+        len = len.saturating_add(1);
+    }
+    len
 }
 
 impl<'g> BatchBuilder<'g> {
@@ -176,26 +193,41 @@ impl<'g> BatchBuilder<'g> {
     }
 
     /// Split `candidates` into the prefix that fits the batch limits and the rest.
+    ///
+    /// Counts one checkpoint per segment of the greedy segmentation of the prefix; dropping
+    /// invalid txs later never needs more segments (greedy is optimal for these monotone limits,
+    /// and a subsequence of a feasible cut stays feasible), so the sealed batch fits too.
     fn select(&self, candidates: Vec<SignedTx>) -> (Vec<SignedTx>, Vec<SignedTx>) {
         let max_txs = self.genesis.max_batch_txs as usize;
         let max_bytes = self.genesis.max_batch_bytes as usize;
-        let k = self.genesis.checkpoint_interval as u64;
+        let k = self.k();
         // header + checkpoint list length + tx list length
-        let fixed = borsh::object_length(&BatchHeader::default())
-            .unwrap_or(usize::MAX)
-            .saturating_add(8);
+        let fixed = BATCH_HEADER_LEN.saturating_add(8);
+        let checkpoint_bytes = borsh::object_length(&Checkpoint::default()).unwrap_or(usize::MAX);
         let mut tx_bytes: usize = 0;
         let mut count = 0usize;
+        let mut segments = 0usize;
+        let (mut segment_len, mut segment_cost) = (0usize, PROOF_FIXED_BYTES);
         for tx in &candidates {
             let next = count.saturating_add(1);
-            let checkpoints = segment_count(next as u64, k).unwrap_or(u64::MAX) as usize;
+            let cost = tx_cost(tx);
+            let opens_segment = segment_len == 0
+                || segment_len >= k
+                || segment_cost.saturating_add(cost) > SEGMENT_BUDGET;
+            let next_segments = segments.saturating_add(usize::from(opens_segment));
             let bytes = tx_bytes.saturating_add(encoded_tx_len(tx));
             let total = fixed
-                .saturating_add(checkpoints.saturating_mul(32))
+                .saturating_add(next_segments.max(1).saturating_mul(checkpoint_bytes))
                 .saturating_add(bytes);
             if next > max_txs || total > max_bytes {
                 break;
             }
+            if opens_segment {
+                (segment_len, segment_cost) = (0, PROOF_FIXED_BYTES);
+            }
+            segment_len = segment_len.saturating_add(1);
+            segment_cost = segment_cost.saturating_add(cost);
+            segments = next_segments;
             tx_bytes = bytes;
             count = next;
         }
@@ -235,7 +267,7 @@ impl<'g> BatchBuilder<'g> {
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;
         loop {
-            let take = k.min(pending.len());
+            let take = next_segment_len(pending.iter().map(|(_, tx)| tx), k);
             if take == 0 && !checkpoints.is_empty() {
                 break;
             }
@@ -255,11 +287,13 @@ impl<'g> BatchBuilder<'g> {
                     let update = tree.apply(&root, &outcome.changes)?;
                     tree.store_mut().write(&update);
                     root = update.root;
-                    checkpoints.push(root);
                     updates.push(update);
                     receipts.extend(outcome.receipts);
                     fees = fees.saturating_add(outcome.fees);
                     included.extend(segment);
+                    let tx_end = u32::try_from(included.len())
+                        .map_err(|_| BuildError::Execution("too many txs".into()))?;
+                    checkpoints.push(Checkpoint::new(root, tx_end));
                     pending.drain(..take);
                     if pending.is_empty() {
                         break;
@@ -282,8 +316,9 @@ impl<'g> BatchBuilder<'g> {
         let sealed = BatchHeader {
             state_root: root,
             tx_root: tx_root(&included),
-            trace_root: merkle_root(&checkpoints),
-            tx_count: u32::try_from(included.len()).unwrap_or(u32::MAX),
+            trace_root: trace_root(&checkpoints),
+            tx_count: u32::try_from(included.len())
+                .map_err(|_| BuildError::Execution("too many txs".into()))?,
             ..header
         };
         Ok(SealedBatch {
@@ -313,25 +348,22 @@ impl<'g> BatchBuilder<'g> {
         let mut receipts = Vec::new();
         let mut updates = Vec::new();
         let mut fraud_segment = None;
-        let k = self.k();
-        let txs = batch.txs();
-        let segments: Vec<&[SignedTx]> = if txs.is_empty() {
-            vec![txs]
-        } else {
-            txs.chunks(k).collect()
-        };
-        for (i, segment) in segments.into_iter().enumerate() {
-            let j = (i as u64).saturating_add(1);
+        for j in 1..=batch.segment_count() {
+            let Some((segment, claimed)) = batch.segment_txs(j).zip(batch.checkpoint_at(j)) else {
+                // The checkpoints do not describe the txs: the batch was never checked.
+                fraud_segment = Some(j);
+                break;
+            };
             match execute_segment(tree.view(root), &context, segment) {
                 Ok(outcome) => {
                     let update = tree.apply(&root, &outcome.changes)?;
                     tree.store_mut().write(&update);
-                    if batch.checkpoint(j) != Some(update.root) {
+                    if claimed.state_root != update.root {
                         fraud_segment = Some(j);
                         break;
                     }
                     root = update.root;
-                    checkpoints.push(root);
+                    checkpoints.push(claimed);
                     receipts.extend(outcome.receipts);
                     updates.push(update);
                 }

@@ -41,8 +41,8 @@ use stint_contracts::AccountId;
 use stint_state::Hash;
 
 use crate::{
-    find_block_envelopes, Batch, BatchHeader, Checked, EnvelopeKind, FraudProof, Genesis, Judge,
-    L1BlockInfo, L1Chain, ParentFacts, Verdict,
+    find_block_envelopes, Batch, BatchHeader, Checked, Checkpoint, EnvelopeKind, FraudProof,
+    Genesis, Judge, L1BlockInfo, L1Chain, ParentFacts, Verdict,
 };
 
 /// Where a batch is anchored on Bitcoin.
@@ -64,7 +64,7 @@ pub struct BatchRecord {
     /// The header hash.
     pub hash: Hash,
     /// The checkpoints (checkpoint 1 first).
-    pub checkpoints: Vec<Hash>,
+    pub checkpoints: Vec<Checkpoint>,
     /// Where it is anchored.
     pub anchor: Anchor,
 }

@@ -2,10 +2,13 @@
 //!
 //! A [`FraudProof`] points at one segment `j` of an anchored batch and brings everything needed
 //! to re-execute that segment with no database:
-//! - checkpoints `j - 1` and `j` with their [Merkle proofs](MerkleProof) to the header's
-//!   `trace_root` (checkpoint 0 is the header's `prev_state_root`; for `j = 1` the pre-checkpoint
-//!   proof must be empty);
-//! - the segment's txs with their Merkle proofs to `tx_root` (exactly the txs
+//! - the number of segments, and checkpoints `j - 1` and `j` ([`Checkpoint`]: state root and
+//!   segment end) with their [Merkle proofs](MerkleProof) to the header's `trace_root`
+//!   (checkpoint 0 is `(prev_state_root, 0)`; for `j = 1` the pre-checkpoint proof must be empty).
+//!   The segment is the txs `[pre.tx_end, post.tx_end)`; `trace_root` binds the count, so a proof
+//!   verifies for one `(index, count)` only;
+//! - the segment's signed txs with their Merkle proofs to `tx_root` (by wtxid, so signatures are
+//!   committed too; exactly the txs
 //!   `[(j-1)·K, min(j·K, n))`, in order);
 //! - a [`StateWitness`] of the pre-state (checkpoint `j - 1`) covering every key the segment reads
 //!   or writes;
@@ -21,7 +24,8 @@
 //! [`build_fraud_proof`] is the prover side: it executes the segment over the full pre-state
 //! through a [`RecordingView`] to learn which keys it touches and builds the witness for them.
 //!
-//! Encoding: borsh, at most [`MAX_FRAUD_PROOF_BYTES`] (checked before any decoding work), no
+//! Encoding: borsh, at most [`MAX_FRAUD_PROOF_BYTES`] (checked before any decoding work; every
+//! segment a valid batch can hold has a proof within it, see [`crate::segment_cost`]), no
 //! trailing bytes, canonical (re-encodes to the same bytes).
 
 use std::collections::BTreeSet;
@@ -36,13 +40,9 @@ use stint_state::{
 };
 
 use crate::{
-    segment_count, segment_range, txid_of, Batch, BatchHeader, Genesis, MerkleProof,
-    MAX_CHECKPOINT_INTERVAL, MAX_MERKLE_DEPTH,
+    trace_leaves, tx_leaves, Batch, BatchHeader, Checkpoint, EncodeError, Genesis, MerkleProof,
+    MAX_CHECKPOINT_INTERVAL, MAX_FRAUD_PROOF_BYTES, MAX_MERKLE_DEPTH,
 };
-
-/// Largest encoded fraud proof the judge looks at. (To be posted, a proof must also fit one
-/// reveal transaction after compression, see [`crate::MAX_ENVELOPE_BODY`].)
-pub const MAX_FRAUD_PROOF_BYTES: usize = 1 << 20;
 
 /// A one-round fraud proof against segment `segment` of batch `batch_number` (see module docs).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -53,12 +53,14 @@ pub struct FraudProof {
     pub batch_hash: Hash,
     /// The challenged segment, 1-based.
     pub segment: u64,
-    /// Checkpoint `segment - 1` (the header's `prev_state_root` for segment 1).
-    pub pre_checkpoint: Hash,
+    /// Number of segments (checkpoints) of the batch.
+    pub segments: u64,
+    /// Checkpoint `segment - 1` (`(prev_state_root, 0)` for segment 1).
+    pub pre_checkpoint: Checkpoint,
     /// Its proof to `trace_root` (empty for segment 1).
     pub pre_proof: MerkleProof,
     /// Checkpoint `segment` as the batch claims it.
-    pub post_checkpoint: Hash,
+    pub post_checkpoint: Checkpoint,
     /// Its proof to `trace_root`.
     pub post_proof: MerkleProof,
     /// The segment's txs, in order.
@@ -143,6 +145,17 @@ pub enum JudgeError {
         /// `"pre"` or `"post"`.
         which: &'static str,
     },
+    /// The checkpoints verify but do not delimit a segment of the batch's txs (a batch that
+    /// passed derivation never has such checkpoints).
+    #[error("checkpoints give the tx range [{start}, {end}), not a segment of {tx_count} txs")]
+    BadSegmentRange {
+        /// `pre.tx_end`.
+        start: u32,
+        /// `post.tx_end`.
+        end: u32,
+        /// The header's `tx_count`.
+        tx_count: u32,
+    },
     /// The number of txs (or tx proofs) is not the segment's length.
     #[error("segment has {expected} txs but the proof carries {txs} txs and {proofs} proofs")]
     WrongTxCount {
@@ -196,9 +209,11 @@ pub enum ProveError {
 }
 
 impl FraudProof {
-    /// The canonical encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
+    /// The canonical encoding. Fails (never with empty bytes) when the proof breaks an
+    /// encoding bound, e.g. a witness of more than [`stint_state::MAX_MULTIPROOF_NODES`] nodes:
+    /// such a proof could not be posted or judged.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        borsh::to_vec(self).map_err(|e| EncodeError::new("fraud proof", e))
     }
 
     /// Strictly decode a proof: size first, then borsh with no trailing bytes, canonical
@@ -233,7 +248,7 @@ impl FraudProof {
                 .check_bounds()
                 .map_err(|e| JudgeError::Malformed(format!("tx {index}: {e}")))?;
         }
-        if proof.encode() != bytes {
+        if proof.encode().ok().as_deref() != Some(bytes) {
             return Err(JudgeError::Malformed("non-canonical encoding".into()));
         }
         Ok(proof)
@@ -275,41 +290,45 @@ impl Judge {
                 batch_number: header.number,
             });
         }
-        let k = u64::from(genesis.checkpoint_interval);
         let n = u64::from(header.tx_count);
-        let segments = segment_count(n, k).unwrap_or(0);
+        let segments = proof.segments;
         let j = proof.segment;
-        let (start, end) = segment_range(n, k, j).ok_or(JudgeError::WrongSegment {
-            segment: j,
-            segments,
-        })?;
+        if j == 0 || j > segments {
+            return Err(JudgeError::WrongSegment {
+                segment: j,
+                segments,
+            });
+        }
 
-        // Checkpoints j-1 and j.
+        // Checkpoints j-1 and j (the root binds `segments`, so a wrong count fails here).
+        let pre = proof.pre_checkpoint;
         let pre_ok = match j.checked_sub(2) {
             None => {
-                proof.pre_checkpoint == header.prev_state_root
+                pre == Checkpoint::new(header.prev_state_root, 0)
                     && proof.pre_proof.siblings.is_empty()
             }
-            Some(index) => {
-                proof
-                    .pre_proof
-                    .verify(&header.trace_root, &proof.pre_checkpoint, index, segments)
-            }
+            Some(index) => proof
+                .pre_proof
+                .verify(&header.trace_root, &pre.leaf(), index, segments),
         };
         if !pre_ok {
             return Err(JudgeError::BadCheckpoint { which: "pre" });
         }
-        let post_index = j.checked_sub(1).ok_or(JudgeError::WrongSegment {
-            segment: j,
-            segments,
-        })?;
-        if !proof.post_proof.verify(
-            &header.trace_root,
-            &proof.post_checkpoint,
-            post_index,
-            segments,
-        ) {
+        let post = proof.post_checkpoint;
+        let post_index = j.saturating_sub(1);
+        if !proof
+            .post_proof
+            .verify(&header.trace_root, &post.leaf(), post_index, segments)
+        {
             return Err(JudgeError::BadCheckpoint { which: "post" });
+        }
+        let (start, end) = (u64::from(pre.tx_end), u64::from(post.tx_end));
+        if start > end || end > n || (start == end && n != 0) {
+            return Err(JudgeError::BadSegmentRange {
+                start: pre.tx_end,
+                end: post.tx_end,
+                tx_count: header.tx_count,
+            });
         }
 
         // The segment's txs.
@@ -325,13 +344,13 @@ impl Judge {
             let position = start
                 .checked_add(i as u64)
                 .ok_or(JudgeError::BadTxProof { index: i })?;
-            if !tx_proof.verify(&header.tx_root, &txid_of(tx), position, n) {
+            if !tx_proof.verify(&header.tx_root, &tx.wtxid(), position, n) {
                 return Err(JudgeError::BadTxProof { index: i });
             }
         }
 
         // Stateless execution on the witness.
-        let view = WitnessView::new(proof.pre_checkpoint, &proof.witness)
+        let view = WitnessView::new(pre.state_root, &proof.witness)
             .map_err(|e| JudgeError::BadWitness(e.to_string()))?;
         let context = block_context(genesis, header);
         let outcome = match execute_segment(&view, &context, &proof.txs) {
@@ -343,10 +362,10 @@ impl Judge {
             Err(e) => return Err(exec_failure(e)),
         };
         let computed = view.root_after(&outcome.changes).map_err(state_failure)?;
-        if computed != proof.post_checkpoint {
+        if computed != post.state_root {
             return Ok(Verdict::Fraud(Fraud::WrongCheckpoint {
                 segment: j,
-                claimed: proof.post_checkpoint,
+                claimed: post.state_root,
                 computed,
             }));
         }
@@ -387,39 +406,42 @@ pub fn build_fraud_proof<S: NodeStore, B>(
     challenger: AccountId,
 ) -> Result<FraudProof, ProveError> {
     let header = batch.header();
-    let k = u64::from(genesis.checkpoint_interval);
-    let n = u64::from(header.tx_count);
-    let segments = segment_count(n, k).unwrap_or(0);
-    let (start, end) =
-        segment_range(n, k, segment).ok_or(ProveError::WrongSegment { segment, segments })?;
-    let pre_index = segment.checked_sub(1).ok_or(ProveError::Inconsistent)?;
+    let segments = batch.segment_count();
+    if segment == 0 || segment > segments {
+        return Err(ProveError::WrongSegment { segment, segments });
+    }
+    let pre_index = segment.saturating_sub(1);
     let pre_checkpoint = batch
-        .checkpoint(pre_index)
+        .checkpoint_at(pre_index)
         .ok_or(ProveError::Inconsistent)?;
-    let post_checkpoint = batch.checkpoint(segment).ok_or(ProveError::Inconsistent)?;
-    let checkpoints = batch.checkpoints();
+    let post_checkpoint = batch
+        .checkpoint_at(segment)
+        .ok_or(ProveError::Inconsistent)?;
+    let leaves = trace_leaves(batch.checkpoints());
     let pre_proof = match segment.checked_sub(2) {
         None => MerkleProof::default(),
         Some(index) => {
-            MerkleProof::build(checkpoints, to_usize(index)?).ok_or(ProveError::Inconsistent)?
+            MerkleProof::build(&leaves, to_usize(index)?).ok_or(ProveError::Inconsistent)?
         }
     };
     let post_proof =
-        MerkleProof::build(checkpoints, to_usize(pre_index)?).ok_or(ProveError::Inconsistent)?;
+        MerkleProof::build(&leaves, to_usize(pre_index)?).ok_or(ProveError::Inconsistent)?;
 
+    let range = batch
+        .segment_range(segment)
+        .ok_or(ProveError::Inconsistent)?;
     let txs = batch
         .txs()
-        .get(to_usize(start)?..to_usize(end)?)
+        .get(range.clone())
         .ok_or(ProveError::Inconsistent)?;
-    let txids: Vec<Hash> = batch.txs().iter().map(txid_of).collect();
+    let tx_leaves = tx_leaves(batch.txs());
     let mut tx_proofs = Vec::with_capacity(txs.len());
-    for position in start..end {
-        tx_proofs
-            .push(MerkleProof::build(&txids, to_usize(position)?).ok_or(ProveError::Inconsistent)?);
+    for position in range {
+        tx_proofs.push(MerkleProof::build(&tx_leaves, position).ok_or(ProveError::Inconsistent)?);
     }
 
     // Learn the keys the segment touches by running it over the full pre-state.
-    let recording = RecordingView::new(tree.view(pre_checkpoint));
+    let recording = RecordingView::new(tree.view(pre_checkpoint.state_root));
     let written: BTreeSet<Key> =
         match execute_segment(&recording, &block_context(genesis, header), txs) {
             Ok(outcome) => outcome.changes.keys().copied().collect(),
@@ -429,12 +451,13 @@ pub fn build_fraud_proof<S: NodeStore, B>(
         };
     let (_, mut keys) = recording.into_parts();
     keys.extend(written);
-    let witness = tree.witness(&pre_checkpoint, &keys)?;
+    let witness = tree.witness(&pre_checkpoint.state_root, &keys)?;
 
     Ok(FraudProof {
         batch_number: header.number,
         batch_hash: header.hash(),
         segment,
+        segments,
         pre_checkpoint,
         pre_proof,
         post_checkpoint,

@@ -29,7 +29,6 @@ use std::collections::BTreeSet;
 use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::BlockHash;
-use borsh::BorshSerialize;
 use serde::{Deserialize, Serialize};
 use stint_contracts::{account_entry, Account, AccountId};
 use stint_state::{
@@ -55,8 +54,11 @@ pub const DEFAULT_MAX_BATCH_TXS: u32 = 4096;
 pub const DEFAULT_MAX_BATCH_BYTES: u32 = 380_000;
 /// Smallest allowed `max_batch_bytes`: a header, a checkpoint and the largest possible tx fit.
 pub const MIN_MAX_BATCH_BYTES: u32 = 64 * 1024;
-/// Default `max_timestamp_drift_secs`: two hours, like Bitcoin's own future-time limit.
-pub const DEFAULT_MAX_TIMESTAMP_DRIFT_SECS: u64 = 7200;
+/// Default `max_timestamp_drift_secs`: a batch's time is at most 30 minutes after its L1 origin
+/// block's time (and never before it).
+pub const DEFAULT_MAX_TIMESTAMP_DRIFT_SECS: u64 = 1800;
+/// Largest allowed `max_timestamp_drift_secs`: two hours, Bitcoin's own future-time limit.
+pub const MAX_TIMESTAMP_DRIFT_SECS: u64 = 7200;
 /// Largest number of genesis allocations.
 pub const MAX_ALLOC: usize = 100_000;
 
@@ -153,21 +155,6 @@ pub enum GenesisError {
     State(String),
 }
 
-#[derive(BorshSerialize)]
-struct GenesisWire<'a> {
-    chain_id: u64,
-    anchor_key: [u8; 32],
-    dispute_window: u64,
-    checkpoint_interval: u32,
-    max_batch_txs: u32,
-    max_batch_bytes: u32,
-    max_timestamp_drift_secs: u64,
-    fee_recipient: &'a AccountId,
-    alloc: Vec<(&'a AccountId, u64)>,
-    l1_start_height: u64,
-    l1_start_hash: [u8; 32],
-}
-
 fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
     GenesisError::Invalid {
         field,
@@ -239,6 +226,12 @@ impl Genesis {
                 format!("must be between {MIN_MAX_BATCH_BYTES} and {MAX_BATCH_BYTES}"),
             ));
         }
+        if self.max_timestamp_drift_secs > MAX_TIMESTAMP_DRIFT_SECS {
+            return Err(invalid(
+                "max_timestamp_drift_secs",
+                format!("at most {MAX_TIMESTAMP_DRIFT_SECS}"),
+            ));
+        }
         if self.alloc.len() > MAX_ALLOC {
             return Err(invalid("alloc", format!("at most {MAX_ALLOC} entries")));
         }
@@ -258,22 +251,28 @@ impl Genesis {
         Ok(())
     }
 
-    /// The canonical borsh encoding that the genesis hash commits to.
+    /// The canonical encoding that the genesis hash commits to: every field in declaration
+    /// order, integers little-endian, keys and hashes as 32 raw bytes, and the allocations as a
+    /// `u64` count followed by `(account, balance)` pairs. Written by hand, so it cannot fail.
     pub fn encode(&self) -> Vec<u8> {
-        let wire = GenesisWire {
-            chain_id: self.chain_id,
-            anchor_key: self.anchor_key.serialize(),
-            dispute_window: self.dispute_window,
-            checkpoint_interval: self.checkpoint_interval,
-            max_batch_txs: self.max_batch_txs,
-            max_batch_bytes: self.max_batch_bytes,
-            max_timestamp_drift_secs: self.max_timestamp_drift_secs,
-            fee_recipient: &self.fee_recipient,
-            alloc: self.alloc.iter().map(|a| (&a.account, a.balance)).collect(),
-            l1_start_height: self.l1_start_height,
-            l1_start_hash: self.l1_start_hash.to_byte_array(),
-        };
-        borsh::to_vec(&wire).unwrap_or_default()
+        let mut out =
+            Vec::with_capacity(128_usize.saturating_add(self.alloc.len().saturating_mul(40)));
+        out.extend_from_slice(&self.chain_id.to_le_bytes());
+        out.extend_from_slice(&self.anchor_key.serialize());
+        out.extend_from_slice(&self.dispute_window.to_le_bytes());
+        out.extend_from_slice(&self.checkpoint_interval.to_le_bytes());
+        out.extend_from_slice(&self.max_batch_txs.to_le_bytes());
+        out.extend_from_slice(&self.max_batch_bytes.to_le_bytes());
+        out.extend_from_slice(&self.max_timestamp_drift_secs.to_le_bytes());
+        out.extend_from_slice(&self.fee_recipient.0);
+        out.extend_from_slice(&(self.alloc.len() as u64).to_le_bytes());
+        for entry in &self.alloc {
+            out.extend_from_slice(&entry.account.0);
+            out.extend_from_slice(&entry.balance.to_le_bytes());
+        }
+        out.extend_from_slice(&self.l1_start_height.to_le_bytes());
+        out.extend_from_slice(&self.l1_start_hash.to_byte_array());
+        out
     }
 
     /// `tagged_hash("stint/genesis", encode())`: the parent hash of batch 1.

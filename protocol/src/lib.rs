@@ -13,6 +13,8 @@
 //! - [`BatchHeader`] / [`Batch`] (module `batch`): the batch, its checkpoints and segments, strict
 //!   encoding, and the typestate [`Batch<Unchecked>`] → [`Batch::check`] → [`Batch<Checked>`]
 //!   enforcing every rule that needs no execution ([`BatchError`]).
+//! - [`segment_cost`] / [`SEGMENT_BUDGET`] (module `budget`): the structural bound on the fraud
+//!   proof of a segment that makes every fraud provable within one challenge.
 //! - [`BatchBuilder`] (module `builder`): builds the honest [`SealedBatch`] from a pre-state and
 //!   candidate txs (dropping invalid ones), and [`BatchBuilder::replay`]s a batch to find its first
 //!   fraudulent segment.
@@ -42,7 +44,7 @@
 //!     l1_origin: L1Origin { height: genesis.l1_start_height, hash: [0; 32] },
 //! };
 //! let sealed = BatchBuilder::new(&genesis).build(&store, &params, Vec::new())?;
-//! let _payload = sealed.batch.encode(); // goes into an `Envelope` of kind `Batch`
+//! let _payload = sealed.batch.encode()?; // goes into an `Envelope` of kind `Batch`
 //!
 //! // Every node: derive the canonical chain from Bitcoin blocks.
 //! let mut derivation = Derivation::new(genesis, update.root);
@@ -65,6 +67,7 @@
 )]
 
 mod batch;
+mod budget;
 mod builder;
 mod derivation;
 mod envelope;
@@ -73,6 +76,7 @@ mod genesis;
 mod merkle;
 
 pub use batch::*;
+pub use budget::*;
 pub use builder::*;
 pub use derivation::*;
 pub use envelope::*;

@@ -11,8 +11,8 @@ use stint_contracts::{
     Txid,
 };
 use stint_protocol::{
-    block_context, merkle_root, tx_root, Batch, BatchBuilder, BuildParams, Genesis, L1Origin,
-    LayeredNodeStore, ParentFacts, SealedBatch,
+    block_context, trace_root, tx_root, Batch, BatchBuilder, BuildParams, Checkpoint, Genesis,
+    L1Origin, LayeredNodeStore, ParentFacts, SealedBatch,
 };
 use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree};
 use tokio::sync::watch;
@@ -90,12 +90,14 @@ fn origin_and_time(shared: &Shared, head: &Head) -> Option<(L1Origin, u64)> {
     drop(chain);
     let now = now_secs().max(head.timestamp);
     let Some(origin_time) = origin.1 else {
-        // Origin time unknown (bitcoind unreachable since startup): the wall clock is our best
-        // estimate; the origin block was recent when the parent was sealed.
-        return Some((origin.0, now));
+        // Origin time unknown (bitcoind unreachable since startup): no timestamp can be proven
+        // valid, and a guess from the wall clock may break the rule. Wait for Bitcoin.
+        tracing::warn!(target: "sequencer::batch", "the L1 origin's block time is unknown (bitcoind not reached yet); waiting for Bitcoin");
+        return None;
     };
     let drift = shared.genesis.max_timestamp_drift_secs;
-    let low = origin_time.saturating_sub(drift).max(head.timestamp);
+    // Protocol v2: origin time <= timestamp <= origin time + drift, and never before the parent.
+    let low = origin_time.max(head.timestamp);
     let high = origin_time.saturating_add(drift);
     if low > high {
         tracing::warn!(target: "sequencer::batch", "parent timestamp is beyond the drift allowed by the L1 origin; waiting for Bitcoin");
@@ -284,7 +286,9 @@ fn build_and_commit(
         number,
         hash,
         batch: StoredBatch {
-            encoded: batch.encode(),
+            encoded: batch
+                .encode()
+                .map_err(|e| SequencerError::Internal(e.to_string()))?,
             honest_root,
             original_sigs,
         },
@@ -386,31 +390,33 @@ fn apply_fault(
         FaultMode::BadStateRoot => {
             let fake = fake_root(&honest);
             if let Some(last) = checkpoints.last_mut() {
-                *last = fake;
+                last.state_root = fake;
             }
             header.state_root = fake;
-            header.trace_root = merkle_root(&checkpoints);
+            header.trace_root = trace_root(&checkpoints);
         }
         FaultMode::BadCheckpoint => {
             if checkpoints.len() < 2 {
                 return Ok(None);
             }
             if let Some(first) = checkpoints.first_mut() {
-                *first = fake_root(first);
+                first.state_root = fake_root(&first.state_root);
             }
-            header.trace_root = merkle_root(&checkpoints);
+            header.trace_root = trace_root(&checkpoints);
         }
         FaultMode::InvalidSignature => {
             let Some(first) = txs.first_mut() else {
                 return Ok(None);
             };
-            // The txid (and so tx_root) does not cover the signature.
+            // The batch commits to the bad signature (tx_root is over wtxids), as a real
+            // sequencer sealing it would.
             original_sigs.push((0, first.sig));
             let mut sig = first.sig;
             if let Some(byte) = sig.last_mut() {
                 *byte ^= 0x01;
             }
             first.sig = sig;
+            header.tx_root = tx_root(&txs);
         }
         FaultMode::Overdraft => return overdraft(shared, sealed, honest),
     }
@@ -446,20 +452,22 @@ fn overdraft(
     };
     let header = sealed.batch.header().clone();
     let txs = sealed.batch.txs().to_vec();
-    let k = (shared.genesis.checkpoint_interval as usize).max(1);
+    let segments = sealed.batch.checkpoints().to_vec();
     let ctx = block_context(&shared.genesis, &header);
     let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
     // Still the honest parent root: the claimed one is patched in after the fault.
     let mut root = header.prev_state_root;
     let mut checkpoints = Vec::new();
-    for (segment_index, segment) in txs.chunks(k).enumerate() {
+    let mut start = 0usize;
+    for honest_checkpoint in segments {
+        let end = honest_checkpoint.tx_end as usize;
+        let segment = txs.get(start..end).unwrap_or_default();
         let outcome = execute_segment(tree.view(root), &ctx, segment)
             .map_err(|e| SequencerError::Internal(format!("overdraft re-execution: {e}")))?;
         let update = tree.apply(&root, &outcome.changes)?;
         tree.store_mut().write(&update);
         root = update.root;
-        let start = segment_index * k;
-        if (start..start + segment.len()).contains(&victim) {
+        if (start..end).contains(&victim) {
             if let Some(Call::Transfer { to, amount }) = txs.get(victim).map(|t| &t.tx.call) {
                 let from = txs.get(victim).map(|t| t.tx.from).unwrap_or_default();
                 let view = tree.view(root);
@@ -479,12 +487,13 @@ fn overdraft(
                 root = update.root;
             }
         }
-        checkpoints.push(root);
+        checkpoints.push(Checkpoint::new(root, honest_checkpoint.tx_end));
+        start = end;
     }
     let new_header = stint_protocol::BatchHeader {
         state_root: root,
         tx_root: tx_root(&txs),
-        trace_root: merkle_root(&checkpoints),
+        trace_root: trace_root(&checkpoints),
         ..header
     };
     tracing::warn!(target: "sequencer::batch", number = new_header.number, "FAULT MODE: sealing a batch with an overdraft");

@@ -675,7 +675,11 @@ impl Loop {
         let envelope = Envelope::new(
             EnvelopeKind::Challenge,
             anchorer.key(),
-            fraud.detected.proof.encode(),
+            fraud
+                .detected
+                .proof
+                .encode()
+                .map_err(|e| VerifierError::Internal(e.to_string()))?,
         );
         let hint = IndexHint {
             kind: EnvelopeKind::Challenge,

@@ -5,7 +5,8 @@
 //! 1. checks every signature of the batch at once on the rayon pool ([`VerifiedTxs::verify`]),
 //!    overlapped with steps 2 and 3 run as if every signature were valid (the optimistic result
 //!    is kept only when they all are);
-//! 2. executes the segments with [`execute_verified_batch_parallel`]: txs of a segment whose access
+//! 2. executes the segments the batch's checkpoints delimit with
+//!    [`execute_verified_segments_parallel`]: txs of a segment whose access
 //!    sets are disjoint run in parallel, falling back to sequential execution when a group strays
 //!    outside its declared keys;
 //! 3. applies each segment's change set to the Merkle tree (the tree's `apply` hashes large change
@@ -21,12 +22,15 @@
 //! segment, which together take the state from `prev_state_root` to the batch's `state_root`, for
 //! the caller to persist (as one version: `RocksNodeStore::stage_commit`).
 
+use std::ops::Range;
+
 use stint_contracts::{
-    execute_verified_batch_parallel, AccountId, ExecError, Receipt, SegmentOutcome, VerifiedTxs,
+    execute_verified_segments, execute_verified_segments_parallel, AccountId, ExecError, Receipt,
+    SegmentOutcome, VerifiedTxs,
 };
 use stint_protocol::{
-    block_context, build_fraud_proof, Batch, BatchBuilder, BuildError, Fraud, FraudProof, Genesis,
-    Judge, LayeredNodeStore, ProveError, Verdict,
+    block_context, build_fraud_proof, Batch, BatchBuilder, BuildError, Checkpoint, Fraud,
+    FraudProof, Genesis, Judge, LayeredNodeStore, ProveError, Verdict,
 };
 use stint_state::{ChangeSet, Hash, NodeStore, SparseMerkleTree, StateError, TreeUpdate};
 
@@ -43,7 +47,7 @@ pub enum ReplayVerdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HonestBatch {
     /// The checkpoints computed (equal to the batch's).
-    pub checkpoints: Vec<Hash>,
+    pub checkpoints: Vec<Checkpoint>,
     /// One receipt per tx.
     pub receipts: Vec<Receipt>,
     /// The tree update of each segment, in order: the first starts from `prev_state_root`, the
@@ -111,10 +115,6 @@ fn exec_failure(error: ExecError) -> ReplayError {
     }
 }
 
-fn checkpoint_interval(genesis: &Genesis) -> usize {
-    (genesis.checkpoint_interval as usize).max(1)
-}
-
 /// Replay `batch` over `store` (which must hold its `prev_state_root`) in parallel on the current
 /// rayon pool. See the module docs.
 ///
@@ -151,25 +151,34 @@ fn replay_verified<S: NodeStore + Sync, B>(
     verified: &VerifiedTxs<'_>,
 ) -> Result<ReplayVerdict, ReplayError> {
     let header = batch.header();
-    let k = checkpoint_interval(genesis);
     let context = block_context(genesis, header);
     let txs = batch.txs();
     let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(store));
     let prev_root = header.prev_state_root;
+    // The segments the batch's checkpoints delimit (derivation checked they cover the txs).
+    let ranges: Vec<Range<usize>> = batch.segment_ranges();
+    // The segment (1-based) holding tx `index`.
+    let segment_of = |index: usize| {
+        ranges
+            .iter()
+            .position(|r| r.contains(&index))
+            .map_or(0, |i| (i as u64).saturating_add(1))
+    };
 
-    let executed = execute_verified_batch_parallel(tree.view(prev_root), &context, verified, k);
+    let executed =
+        execute_verified_segments_parallel(tree.view(prev_root), &context, verified, &ranges);
     let (segments, invalid_at) = match executed {
         Ok(outcome) => (outcome.segments, None),
         Err(ExecError::Invalid { index, .. }) => {
-            // Every tx before `index` is valid (signatures included), so the prefix of whole
-            // segments before the invalid tx can be re-executed as pre-verified.
-            let segment_start = index.checked_div(k).unwrap_or(0).saturating_mul(k);
-            let prefix = txs.get(..segment_start).unwrap_or_default();
-            let outcome = execute_verified_batch_parallel(
+            // Every tx before `index` is valid (signatures included), so the whole segments
+            // before the invalid tx can be re-executed as pre-verified.
+            let whole = segment_of(index).saturating_sub(1) as usize;
+            let prefix = ranges.get(..whole).unwrap_or_default();
+            let outcome = execute_verified_segments_parallel(
                 tree.view(prev_root),
                 &context,
-                &VerifiedTxs::assume_valid(prefix),
-                k,
+                &VerifiedTxs::assume_valid(txs),
+                prefix,
             )
             .map_err(exec_failure)?;
             (outcome.segments, Some(index))
@@ -195,19 +204,22 @@ fn replay_verified<S: NodeStore + Sync, B>(
     for (i, segment) in segments.iter().enumerate() {
         let j = (i as u64).saturating_add(1);
         let update = tree.apply(&root, &segment.changes)?;
-        if batch.checkpoint(j) != Some(update.root) {
+        let claimed = batch
+            .checkpoint_at(j)
+            .filter(|c| c.state_root == update.root);
+        let Some(claimed) = claimed else {
             fraud_segment = Some(j);
             break;
-        }
+        };
         tree.store_mut().write(&update);
         root = update.root;
-        checkpoints.push(root);
+        checkpoints.push(claimed);
         updates.push(update);
         receipts.extend(segment.receipts.iter().copied());
     }
     if fraud_segment.is_none() {
         if let Some(index) = invalid_at {
-            fraud_segment = Some((index.checked_div(k).unwrap_or(0) as u64).saturating_add(1));
+            fraud_segment = Some(segment_of(index));
         }
     }
     match fraud_segment {
@@ -234,13 +246,16 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
         Some(segment) => prove(genesis, &tree, batch, segment, challenger),
         None => {
             let prev_root = batch.header().prev_state_root;
-            let final_root = replay.checkpoints.last().copied().unwrap_or(prev_root);
+            let final_root = replay
+                .checkpoints
+                .last()
+                .map_or(prev_root, |c| c.state_root);
             // The merged update comes from sequential whole-batch execution.
-            let outcome = stint_contracts::execute_batch(
+            let outcome = execute_verified_segments(
                 SparseMerkleTree::new(store).view(prev_root),
                 &block_context(genesis, batch.header()),
-                batch.txs(),
-                checkpoint_interval(genesis),
+                &VerifiedTxs::verify(batch.txs()),
+                &batch.segment_ranges(),
             )
             .map_err(exec_failure)?;
             let merged = SparseMerkleTree::new(store).apply(&prev_root, &outcome.changes())?;

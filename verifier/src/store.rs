@@ -267,8 +267,12 @@ impl VerifierStore {
 
     /// Keep a batch body.
     pub fn put_body<B>(&self, batch: &Batch<B>) -> Result<(), VerifierError> {
-        self.meta
-            .put(key(PREFIX_BODY, &batch.hash()), batch.encode())?;
+        self.meta.put(
+            key(PREFIX_BODY, &batch.hash()),
+            batch
+                .encode()
+                .map_err(|e| VerifierError::Internal(e.to_string()))?,
+        )?;
         Ok(())
     }
 

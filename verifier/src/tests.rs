@@ -7,8 +7,8 @@ use k256::schnorr::SigningKey;
 use proptest::prelude::*;
 use stint_contracts::{execute_segment, AccountId, Call, Payment, SignedTx, Tx};
 use stint_protocol::{
-    block_context, merkle_root, tx_root, Batch, BatchBuilder, BatchHeader, BuildParams, Genesis,
-    GenesisAlloc, L1Origin, ParentFacts, BATCH_VERSION,
+    block_context, trace_root, tx_root, Batch, BatchBuilder, BatchHeader, BuildParams, Checkpoint,
+    Genesis, GenesisAlloc, L1Origin, ParentFacts, BATCH_VERSION,
 };
 use stint_state::{Hash, MemoryNodeStore, SparseMerkleTree};
 
@@ -156,7 +156,9 @@ fn forge(f: &Fixture, txs: Vec<SignedTx>, corrupt: Option<usize>) -> Batch {
     } else {
         txs.chunks(k).collect()
     };
+    let mut tx_end = 0u32;
     for (i, segment) in segments.iter().enumerate() {
+        tx_end += segment.len() as u32;
         if !broken {
             match execute_segment(tree.view(root), &context, segment) {
                 Ok(outcome) => {
@@ -168,16 +170,16 @@ fn forge(f: &Fixture, txs: Vec<SignedTx>, corrupt: Option<usize>) -> Batch {
             }
         }
         let claimed = if broken { [i as u8 + 1; 32] } else { root };
-        checkpoints.push(claimed);
+        checkpoints.push(Checkpoint::new(claimed, tx_end));
     }
     if let Some(j) = corrupt {
         let j = (j - 1) % checkpoints.len();
-        checkpoints[j][0] ^= 0x80;
+        checkpoints[j].state_root[0] ^= 0x80;
     }
     let header = BatchHeader {
-        state_root: *checkpoints.last().unwrap(),
+        state_root: checkpoints.last().unwrap().state_root,
         tx_root: tx_root(&txs),
-        trace_root: merkle_root(&checkpoints),
+        trace_root: trace_root(&checkpoints),
         tx_count: txs.len() as u32,
         ..header
     };
@@ -247,7 +249,7 @@ fn empty_batch_is_honest_with_one_checkpoint() {
     let ReplayVerdict::Honest(honest) = verdict else {
         panic!("empty batch judged fraudulent");
     };
-    assert_eq!(honest.checkpoints, vec![f.root]);
+    assert_eq!(honest.checkpoints, vec![Checkpoint::new(f.root, 0)]);
     assert_eq!(honest.state_root(), Some(f.root));
 }
 

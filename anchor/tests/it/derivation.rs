@@ -102,7 +102,7 @@ async fn derivation_follows_posted_batches_through_reorgs() {
         .build(&store, &params, vec![transfer])
         .unwrap();
     assert_eq!(sealed.batch.txs().len(), 1);
-    let payload = sealed.batch.encode();
+    let payload = sealed.batch.encode().unwrap();
     let hint = IndexHint {
         kind: EnvelopeKind::Batch,
         number: 1,

@@ -6,6 +6,7 @@
 //!
 //! [`Submission::MineDirectly`]: stint_anchor::Submission::MineDirectly
 
+mod budget;
 mod common;
 mod derivation;
 mod envelopes;

@@ -354,7 +354,11 @@ impl Net {
         let secret = SecretKey::from_slice(&[0x77; 32]).unwrap();
         let keypair = Keypair::from_secret_key(&Secp256k1::new(), &secret);
         let anchorer = Anchorer::new(self.wallet.clone(), keypair, Network::Regtest);
-        let envelope = Envelope::new(EnvelopeKind::Challenge, anchorer.key(), proof.encode());
+        let envelope = Envelope::new(
+            EnvelopeKind::Challenge,
+            anchorer.key(),
+            proof.encode().unwrap(),
+        );
         anchorer
             .post(&envelope, None, FeeRate::from_sat_per_vb_u32(2))
             .await

@@ -7,8 +7,8 @@ use stint_protocol::FraudProof;
 fuzz_target!(|data: &[u8]| {
     if let Ok(proof) = FraudProof::decode(data) {
         assert_eq!(
-            proof.encode(),
-            data,
+            proof.encode().ok().as_deref(),
+            Some(data),
             "accepted a non-canonical fraud proof encoding"
         );
     }

@@ -112,9 +112,9 @@ pub(crate) fn build(
 /// Replace checkpoint `index` (0-based in the list) and reseal the header's trace/state roots.
 pub(crate) fn forge_checkpoint(batch: &Batch, index: usize, value: Hash) -> Batch {
     let (mut header, mut checkpoints, txs) = batch.clone().into_parts();
-    checkpoints[index] = value;
-    header.trace_root = stint_protocol::merkle_root(&checkpoints);
-    header.state_root = *checkpoints.last().unwrap();
+    checkpoints[index].state_root = value;
+    header.trace_root = stint_protocol::trace_root(&checkpoints);
+    header.state_root = checkpoints.last().unwrap().state_root;
     Batch::new(header, checkpoints, txs)
 }
 

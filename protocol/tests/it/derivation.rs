@@ -1,7 +1,7 @@
 use bitcoin::{Block, BlockHash, Transaction};
 use stint_protocol::{
-    build_fraud_proof, Batch, BatchStatus, Derivation, DerivationEvent, EnvelopeKind, Genesis,
-    ParentFacts,
+    build_fraud_proof, Batch, BatchStatus, Checkpoint, Derivation, DerivationEvent, EnvelopeKind,
+    Genesis, ParentFacts,
 };
 use stint_state::{MemoryNodeStore, SparseMerkleTree};
 
@@ -80,7 +80,7 @@ impl Fixture {
 
     fn reveal_batch(&mut self, batch: &Batch, key: u8) -> Transaction {
         self.salt += 1;
-        reveal(EnvelopeKind::Batch, key, batch.encode(), self.salt)
+        reveal(EnvelopeKind::Batch, key, batch.encode().unwrap(), self.salt)
     }
 }
 
@@ -242,11 +242,14 @@ fn valid_challenge_invalidates_target_and_descendants_and_a_replacement_links() 
             prev_state_root: forged2.header().state_root,
             state_root: forged2.header().state_root,
             tx_root: stint_protocol::merkle_root(&[]),
-            trace_root: stint_protocol::merkle_root(&[forged2.header().state_root]),
+            trace_root: stint_protocol::trace_root(&[Checkpoint::new(
+                forged2.header().state_root,
+                0,
+            )]),
             tx_count: 0,
             ..forged2.header().clone()
         },
-        vec![forged2.header().state_root],
+        vec![Checkpoint::new(forged2.header().state_root, 0)],
         vec![],
     );
     let txs = vec![
@@ -262,7 +265,12 @@ fn valid_challenge_invalidates_target_and_descendants_and_a_replacement_links() 
     // The fraud proof against segment 1 of the forged batch 2.
     let proof = build_fraud_proof(&f.g, &tree, &forged2, 1, account(BOB)).unwrap();
     f.salt += 1;
-    let c0 = reveal(EnvelopeKind::Challenge, 3, honest_proof.encode(), f.salt);
+    let c0 = reveal(
+        EnvelopeKind::Challenge,
+        3,
+        honest_proof.encode().unwrap(),
+        f.salt,
+    );
     let events = f.mine(vec![c0]);
     assert!(
         matches!(&events[0], DerivationEvent::ChallengeRejected { .. }),
@@ -271,7 +279,7 @@ fn valid_challenge_invalidates_target_and_descendants_and_a_replacement_links() 
     assert_eq!(f.derivation.canonical().len(), 3);
 
     f.salt += 1;
-    let challenge = reveal(EnvelopeKind::Challenge, 3, proof.encode(), f.salt);
+    let challenge = reveal(EnvelopeKind::Challenge, 3, proof.encode().unwrap(), f.salt);
     let events = f.mine(vec![challenge.clone()]);
     assert!(events.contains(&DerivationEvent::BatchInvalidated {
         number: 2,
@@ -294,7 +302,7 @@ fn valid_challenge_invalidates_target_and_descendants_and_a_replacement_links() 
 
     // A second challenge against the now invalidated batch is rejected.
     f.salt += 1;
-    let again = reveal(EnvelopeKind::Challenge, 4, proof.encode(), f.salt);
+    let again = reveal(EnvelopeKind::Challenge, 4, proof.encode().unwrap(), f.salt);
     let events = f.mine(vec![again]);
     assert!(matches!(
         &events[0],
@@ -346,7 +354,7 @@ fn challenge_after_the_window_is_ignored() {
     )
     .unwrap();
     f.salt += 1;
-    let late = reveal(EnvelopeKind::Challenge, 3, proof.encode(), f.salt);
+    let late = reveal(EnvelopeKind::Challenge, 3, proof.encode().unwrap(), f.salt);
     let events = f.mine(vec![late]);
     assert!(
         events.iter().any(|e| matches!(e, DerivationEvent::ChallengeRejected { reason, .. } if reason.contains("window"))),
@@ -358,7 +366,7 @@ fn challenge_after_the_window_is_ignored() {
     f.unmine();
     f.unmine();
     f.salt += 1;
-    let in_time = reveal(EnvelopeKind::Challenge, 3, proof.encode(), f.salt);
+    let in_time = reveal(EnvelopeKind::Challenge, 3, proof.encode().unwrap(), f.salt);
     let events = f.mine(vec![in_time]);
     assert!(
         events

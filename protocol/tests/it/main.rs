@@ -1,5 +1,6 @@
 //! Integration tests of stint-protocol: genesis, batches, the judge and derivation.
 
+mod budget;
 mod common;
 mod derivation;
 mod genesis;

@@ -1,5 +1,5 @@
 use proptest::prelude::*;
-use stint_protocol::{merkle_root, Batch, BatchHeader, MerkleProof};
+use stint_protocol::{merkle_root, Batch, BatchHeader, Checkpoint, MerkleProof};
 
 use crate::common::*;
 
@@ -34,14 +34,15 @@ proptest! {
     #[test]
     fn batch_encoding_round_trips_and_is_strict(
         number in any::<u64>(),
-        checkpoints in prop::collection::vec(any::<[u8; 32]>(), 0..5),
+        checkpoints in prop::collection::vec(any::<([u8; 32], u32)>(), 0..5),
         ntx in 0u64..4,
         extra in any::<u8>(),
     ) {
         let txs: Vec<_> = (0..ntx).map(|n| transfer(ALICE, BOB, n, 1 + n)).collect();
         let header = BatchHeader { number, tx_count: ntx as u32, ..BatchHeader::default() };
+        let checkpoints = checkpoints.into_iter().map(|(r, e)| Checkpoint::new(r, e)).collect();
         let batch = Batch::new(header, checkpoints, txs);
-        let bytes = batch.encode();
+        let bytes = batch.encode().unwrap();
         prop_assert_eq!(bytes.len(), batch.encoded_len());
         prop_assert_eq!(&Batch::decode(&bytes).unwrap(), &batch);
         let mut longer = bytes.clone();
@@ -55,7 +56,7 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..400),
     ) {
         if let Ok(batch) = Batch::decode(&bytes) {
-            prop_assert_eq!(batch.encode(), bytes);
+            prop_assert_eq!(batch.encode().unwrap(), bytes);
         }
     }
 }

@@ -250,7 +250,11 @@ impl Rollup {
             number: batch.header().number,
             header_hash: batch.hash(),
         };
-        let envelope = Envelope::new(EnvelopeKind::Batch, self.anchorer.key(), batch.encode());
+        let envelope = Envelope::new(
+            EnvelopeKind::Batch,
+            self.anchorer.key(),
+            batch.encode().unwrap(),
+        );
         let posted = self
             .anchorer
             .post(&envelope, Some(hint), FeeRate::from_sat_per_vb_u32(2))
@@ -282,7 +286,11 @@ impl Rollup {
         proof: &FraudProof,
     ) -> PostedEnvelope {
         let anchorer = Anchorer::new(net.wallet.clone(), keypair, Network::Regtest);
-        let envelope = Envelope::new(EnvelopeKind::Challenge, anchorer.key(), proof.encode());
+        let envelope = Envelope::new(
+            EnvelopeKind::Challenge,
+            anchorer.key(),
+            proof.encode().unwrap(),
+        );
         anchorer
             .post(&envelope, None, FeeRate::from_sat_per_vb_u32(2))
             .await

@@ -2,15 +2,15 @@
 //! batch is structurally valid (derivation anchors it): only replay can tell.
 
 use stint_contracts::{account_entry, read_account, AccountId, Call};
-use stint_protocol::{merkle_root, Batch, BatchHeader, SealedBatch};
-use stint_state::{ChangeSet, Hash, MemoryNodeStore, SparseMerkleTree};
+use stint_protocol::{trace_root, tx_root, Batch, BatchHeader, Checkpoint, SealedBatch};
+use stint_state::{ChangeSet, MemoryNodeStore, SparseMerkleTree};
 
 /// Rebuild `sealed`'s batch with `checkpoints` (trace root and state root follow).
-fn with_checkpoints(sealed: &SealedBatch, checkpoints: Vec<Hash>) -> Batch {
+fn with_checkpoints(sealed: &SealedBatch, checkpoints: Vec<Checkpoint>) -> Batch {
     let (header, _, txs) = sealed.batch.clone().into_parts();
     let header = BatchHeader {
-        state_root: *checkpoints.last().unwrap(),
-        trace_root: merkle_root(&checkpoints),
+        state_root: checkpoints.last().unwrap().state_root,
+        trace_root: trace_root(&checkpoints),
         ..header
     };
     Batch::new(header, checkpoints, txs)
@@ -20,7 +20,7 @@ fn with_checkpoints(sealed: &SealedBatch, checkpoints: Vec<Hash>) -> Batch {
 /// is the state root).
 pub(crate) fn bad_state_root(sealed: &SealedBatch) -> Batch {
     let mut checkpoints = sealed.batch.checkpoints().to_vec();
-    checkpoints.last_mut().unwrap()[7] ^= 0x01;
+    checkpoints.last_mut().unwrap().state_root[7] ^= 0x01;
     with_checkpoints(sealed, checkpoints)
 }
 
@@ -28,15 +28,17 @@ pub(crate) fn bad_state_root(sealed: &SealedBatch) -> Batch {
 pub(crate) fn bad_checkpoint(sealed: &SealedBatch, segment: usize) -> Batch {
     let mut checkpoints = sealed.batch.checkpoints().to_vec();
     assert!(segment < checkpoints.len(), "needs a later segment");
-    checkpoints[segment - 1][0] ^= 0x80;
+    checkpoints[segment - 1].state_root[0] ^= 0x80;
     with_checkpoints(sealed, checkpoints)
 }
 
 /// invalid-signature: tx `index` carries a signature that does not verify; the batch executes it
-/// as if it did (the txid, hence `tx_root`, and the checkpoints are those of honest execution).
+/// as if it did (the checkpoints are those of honest execution) and commits to it (`tx_root` is
+/// over wtxids).
 pub(crate) fn invalid_signature(sealed: &SealedBatch, index: usize) -> Batch {
-    let (header, checkpoints, mut txs) = sealed.batch.clone().into_parts();
+    let (mut header, checkpoints, mut txs) = sealed.batch.clone().into_parts();
     txs[index].sig[10] ^= 0x01;
+    header.tx_root = tx_root(&txs);
     Batch::new(header, checkpoints, txs)
 }
 
@@ -70,6 +72,6 @@ pub(crate) fn overdraft(sealed: &SealedBatch, store: &MemoryNodeStore) -> Batch 
     }
     let forged_root = tree.apply(&honest_root, &changes).unwrap().root;
     let mut checkpoints = sealed.batch.checkpoints().to_vec();
-    *checkpoints.last_mut().unwrap() = forged_root;
+    checkpoints.last_mut().unwrap().state_root = forged_root;
     with_checkpoints(sealed, checkpoints)
 }
