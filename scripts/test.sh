@@ -13,6 +13,10 @@ cd "$repo"
 export STINT_CACHE="${STINT_CACHE:-$HOME/.cache/stint}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STINT_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# No incremental compilation: a one-shot run gains nothing from it, and a clippy (check) run
+# between two builds over the same incremental cache left a test binary that failed to link
+# ("undefined hidden symbol").
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

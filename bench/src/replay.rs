@@ -654,6 +654,13 @@ pub fn measure_verifier(
                         f.segment
                     )
                 }
+                stint_verifier::ReplayVerdict::Unprovable(u) => {
+                    anyhow::bail!(
+                        "{workload}: honest batch {} replayed as unprovable fraud in segment {}",
+                        batch.header().number,
+                        u.segment
+                    )
+                }
             }
         }
         Ok(())

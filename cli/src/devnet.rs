@@ -126,9 +126,9 @@ pub struct GenesisArgs {
     /// bitcoind RPC user.
     #[arg(long, requires = "bitcoind_password")]
     pub bitcoind_user: Option<String>,
-    /// bitcoind RPC password.
+    /// bitcoind RPC password (redacted in `Debug`).
     #[arg(long, requires = "bitcoind_user", hide_env_values = true)]
-    pub bitcoind_password: Option<String>,
+    pub bitcoind_password: Option<stint_verifier::Secret>,
     /// How many verifiers to make keys and fund wallets for (`stint-verifier`, `stint-verifier-2`, …).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_VERIFIERS as i64))]
     pub verifiers: u8,
@@ -148,7 +148,7 @@ pub async fn run_genesis(args: &GenesisArgs) -> Result<Genesis, DevnetError> {
         (Some(cookie), _, _) => stint_anchor::Auth::Cookie(cookie.clone()),
         (None, Some(user), Some(password)) => stint_anchor::Auth::UserPass {
             user: user.clone(),
-            password: password.clone(),
+            password: password.expose().to_owned(),
         },
         _ => {
             return Err(DevnetError::Invalid(
@@ -747,16 +747,30 @@ async fn mine_every(wallet: BitcoindClient, to: bitcoin::Address, interval: Dura
 }
 
 /// Write `bytes` to `path` through a temporary file and a rename (mode 0600 when `private`).
+///
+/// A stale temporary file (left by a killed devnet, possibly with a wider mode or owned by a
+/// symlink) is removed first and the new one is created with `create_new`, so a private file
+/// always ends up 0600 whatever was there before.
 fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), DevnetError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(file_error(&tmp)(e)),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     if private {
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(file_error(&tmp))?;
+    if private {
+        // `mode` is filtered by the umask; say it explicitly.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(file_error(&tmp))?;
+    }
     file.write_all(bytes).map_err(file_error(&tmp))?;
     file.sync_all().map_err(file_error(&tmp))?;
     drop(file);
@@ -789,5 +803,37 @@ mod tests {
     #[test]
     fn toml_paths_are_escaped() {
         assert_eq!(toml_path(Path::new("/a\"b")), "/a\\\"b");
+    }
+
+    #[test]
+    fn write_atomic_over_a_stale_wide_tmp_leaves_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        let tmp = path.with_extension("tmp");
+        // A killed devnet left a world-readable temporary file behind.
+        std::fs::write(&tmp, b"stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        write_atomic(&path, b"secret token", true).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "private file has mode {mode:o}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret token");
+        assert!(!tmp.exists());
+
+        // Over an existing wide file too (the rename replaces it).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&tmp, b"stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_atomic(&path, b"again", true).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "private file has mode {mode:o}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"again");
+
+        // A public file is written whatever the stale tmp was.
+        let public = dir.path().join("genesis.json");
+        std::fs::write(public.with_extension("tmp"), b"stale").unwrap();
+        write_atomic(&public, b"{}", false).unwrap();
+        assert_eq!(std::fs::read(&public).unwrap(), b"{}");
     }
 }

@@ -66,7 +66,8 @@ pub const DEFAULT_L1_ORIGIN_DEPTH: u64 = 3;
 /// Default number of admissions written and fsync'd together at most.
 pub const DEFAULT_MAX_GROUP_COMMIT: usize = 4_096;
 
-/// A secret string (password, token): its `Debug` output is redacted so it never reaches a log.
+/// A secret string (password, token): its `Debug` and `Display` output is redacted so it never
+/// reaches a log (and it is not `Serialize`).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -86,6 +87,20 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
     }
 }
 
@@ -401,7 +416,7 @@ pub struct SequencerArgs {
     pub bitcoind_user: Option<String>,
     /// bitcoind RPC password.
     #[arg(long, env = "STINT_BITCOIND_PASSWORD", hide_env_values = true)]
-    pub bitcoind_password: Option<String>,
+    pub bitcoind_password: Option<Secret>,
     /// bitcoind wallet funding the anchors.
     #[arg(long, env = "STINT_BITCOIND_WALLET")]
     pub bitcoind_wallet: Option<String>,
@@ -455,7 +470,7 @@ impl SequencerArgs {
             config.bitcoind.user = Some(v.clone());
         }
         if let Some(v) = &self.bitcoind_password {
-            config.bitcoind.password = Some(Secret::new(v.clone()));
+            config.bitcoind.password = Some(v.clone());
         }
         if let Some(v) = &self.bitcoind_wallet {
             config.bitcoind.wallet = v.clone();
@@ -529,6 +544,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("batch_interval_ms"));
+    }
+
+    #[test]
+    fn the_bitcoind_password_never_shows() {
+        let password = "hunter2-very-secret";
+        let args = SequencerArgs {
+            bitcoind_user: Some("u".into()),
+            bitcoind_password: Some(password.parse().unwrap()),
+            ..SequencerArgs::default()
+        };
+        let mut config = SequencerConfig::default();
+        args.apply(&mut config);
+        let secret = config.bitcoind.password.as_ref().unwrap();
+        assert_eq!(secret.expose(), password);
+        assert_eq!(format!("{secret}"), "<redacted>");
+        for shown in [
+            format!("{args:?}"),
+            format!("{config:?}"),
+            format!("{config:#?}"),
+        ] {
+            assert!(!shown.contains(password), "password leaked: {shown}");
+        }
     }
 
     #[test]

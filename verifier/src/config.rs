@@ -68,6 +68,54 @@ pub struct VerifierConfig {
     pub alert_blocks: u64,
 }
 
+/// A secret string (the bitcoind password): `Debug` and `Display` print `<redacted>`, and it
+/// serializes as `"<redacted>"`, so a config that is logged or serialized never shows it. Read
+/// it with [`Secret::expose`] to pass it on.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// What `Debug`, `Display` and serialization show instead of the secret.
+    pub const REDACTED: &'static str = "<redacted>";
+
+    /// Wrap a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself (pass it on; never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Self::REDACTED)
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Self::REDACTED)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(Self::REDACTED)
+    }
+}
+
 /// How to reach bitcoind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,8 +126,8 @@ pub struct BitcoindConfig {
     pub cookie_file: Option<PathBuf>,
     /// RPC user.
     pub user: Option<String>,
-    /// RPC password.
-    pub password: Option<String>,
+    /// RPC password (never printed or serialized in clear).
+    pub password: Option<Secret>,
     /// Wallet that funds challenges.
     pub wallet: String,
 }
@@ -234,7 +282,7 @@ pub struct VerifierArgs {
     pub bitcoind_user: Option<String>,
     /// bitcoind RPC password.
     #[arg(long, env = "STINT_BITCOIND_PASSWORD", hide_env_values = true)]
-    pub bitcoind_password: Option<String>,
+    pub bitcoind_password: Option<Secret>,
     /// bitcoind wallet that funds challenges.
     #[arg(long, env = "STINT_BITCOIND_WALLET")]
     pub bitcoind_wallet: Option<String>,
@@ -367,6 +415,46 @@ mod tests {
             config.bitcoind.cookie_file,
             Some(dir.path().join("regtest/.cookie"))
         );
+    }
+
+    #[test]
+    fn the_bitcoind_password_never_shows() {
+        let password = "hunter2-very-secret";
+        let config = VerifierConfig::from_toml(&format!(
+            "[bitcoind]\nuser = \"stint\"\npassword = \"{password}\"\n"
+        ))
+        .unwrap();
+        let secret = config.bitcoind.password.as_ref().unwrap();
+        assert_eq!(secret.expose(), password);
+        assert_eq!(format!("{secret}"), "<redacted>");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        for shown in [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{:?}", config.bitcoind),
+            serde_json::to_string(&config).unwrap(),
+            toml::to_string(&config).unwrap(),
+        ] {
+            assert!(!shown.contains(password), "password leaked: {shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+
+        // From a flag (or STINT_BITCOIND_PASSWORD): the parsed flags do not show it either.
+        let cli = Cli::try_parse_from([
+            "stint",
+            "--bitcoind-user",
+            "stint",
+            "--bitcoind-password",
+            password,
+        ])
+        .unwrap();
+        assert!(!format!("{:?}", cli.args).contains(password));
+        let config = cli.args.resolve().unwrap();
+        assert_eq!(
+            config.bitcoind.password.as_ref().unwrap().expose(),
+            password
+        );
+        assert!(!format!("{config:?}").contains(password));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!    common batch;
 //! 2. canonical batches beyond the verified tip are replayed in order ([`replay_batch`]) and
 //!    committed while honest; the first fraudulent one becomes the *pending fraud* (with its
-//!    judged proof) and replay stops there, since its descendants build on a wrong state.
+//!    judged proof bytes, or the reason no proof could be made) and replay stops there, since its
+//!    descendants build on a wrong state.
 //!
 //! Derivation keeps no snapshot, so on restart the engine re-derives from the genesis L1 start
 //! (reading blocks is cheap); batches it verified before are recognized by number and hash and
@@ -28,7 +29,7 @@ use stint_protocol::{
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::error::VerifierError;
-use crate::replay::{replay_batch, DetectedFraud, ReplayVerdict};
+use crate::replay::{replay_batch, DetectedFraud, ReplayVerdict, UnprovableFraud};
 use crate::store::{VerifiedBatch, VerifierStore};
 
 /// A fraud found in a canonical batch, waiting for a valid challenge.
@@ -40,8 +41,18 @@ pub struct PendingFraud {
     pub hash: Hash,
     /// Where the batch is anchored (its window ends at `anchor.height + W`).
     pub anchor: Anchor,
-    /// The fraud and its judged proof.
-    pub detected: DetectedFraud,
+    /// The fraud and its judged proof, or why no proof the judge accepts could be made.
+    pub detected: Result<DetectedFraud, UnprovableFraud>,
+}
+
+impl PendingFraud {
+    /// The first fraudulent segment.
+    pub fn segment(&self) -> u64 {
+        match &self.detected {
+            Ok(d) => d.segment,
+            Err(u) => u.segment,
+        }
+    }
 }
 
 /// What one block did to the verifier.
@@ -315,7 +326,27 @@ impl Engine {
                     number,
                     hash: record.hash,
                     anchor: record.anchor,
-                    detected: *detected,
+                    detected: Ok(*detected),
+                });
+                Ok(None)
+            }
+            ReplayVerdict::Unprovable(unprovable) => {
+                tracing::error!(
+                    target: "verifier::challenge",
+                    batch = number,
+                    segment = unprovable.segment,
+                    stage = %unprovable.stage,
+                    reason = %unprovable.reason,
+                    anchor_height = record.anchor.height,
+                    window_end = record.anchor.height.saturating_add(self.genesis.dispute_window),
+                    "FRAUD WITHOUT A PROOF: batch does not replay to what it claims, but no \
+                     proof the judge accepts could be made"
+                );
+                self.fraud = Some(PendingFraud {
+                    number,
+                    hash: record.hash,
+                    anchor: record.anchor,
+                    detected: Err(*unprovable),
                 });
                 Ok(None)
             }

@@ -12,8 +12,10 @@
 //!   sets), Merkle updates in parallel — returning [`ReplayVerdict::Honest`] with the
 //!   per-segment tree updates to persist, or [`ReplayVerdict::Fraud`] with a
 //!   [`FraudProof`](stint_protocol::FraudProof) for the first wrong segment (or invalid tx) that
-//!   the [`Judge`](stint_protocol::Judge) has confirmed. [`replay_batch_sequential`] is the
-//!   sequential reference it is bit-identical to.
+//!   the [`Judge`](stint_protocol::Judge) has confirmed *on its encoded bytes* (the bytes that
+//!   get posted), or [`ReplayVerdict::Unprovable`] when the proof cannot be built, encoded or
+//!   judged as fraud. [`replay_batch_sequential`] is the sequential reference it is
+//!   bit-identical to.
 //! - [`Engine`] (module `engine`): a [`Derivation`](stint_protocol::Derivation) plus the verified
 //!   chain. Fed Bitcoin blocks (connect/disconnect), it keeps its verified chain a prefix of the
 //!   canonical chain: rolls its state back when batches leave it (reorgs, valid challenges) and
@@ -23,7 +25,11 @@
 //! - [`start`] / [`run`] (module `node`): the I/O loop — a [`ChainFollower`](stint_anchor::ChainFollower)
 //!   on bitcoind (survives outages and reorgs), the engine on a blocking thread, challenge
 //!   posting with its own key and fee wallet ([`Anchorer`](stint_anchor::Anchorer)), fee bumps,
-//!   re-broadcasts, and `error!` alerts while a fraud's window closes unanswered.
+//!   re-broadcasts, and `error!` alerts while a fraud's window closes unanswered. A fraud whose
+//!   challenge cannot be built, encoded, judged as fraud, fit one envelope or posted is an
+//!   *alert* ([`ChallengeAlert`]): an `error!` on every new L1 block, the
+//!   `stint_verifier_unprovable_frauds` gauge and `stint_verifier_challenge_failures_total`
+//!   counter, and an entry in `stint_verifierStatus`'s `alerts`, until its window closes.
 //! - RPC (module `rpc`): `stint_verifierStatus`, `stint_syncStatus`, `stint_chainInfo`,
 //!   `stint_getAccount`, `stint_getTask`, `stint_getStream`, `stint_getBatch`, plus `/health` and
 //!   `/metrics` ([`VerifierMetrics`]).
@@ -55,6 +61,7 @@
 //! match replay_batch(genesis, store, batch, stint_contracts::AccountId([0; 32])) {
 //!     Ok(ReplayVerdict::Honest(honest)) => println!("state root {:?}", honest.state_root()),
 //!     Ok(ReplayVerdict::Fraud(fraud)) => println!("fraud in segment {}", fraud.segment),
+//!     Ok(ReplayVerdict::Unprovable(u)) => eprintln!("unprovable fraud ({}): {}", u.stage, u.reason),
 //!     Err(e) => eprintln!("cannot replay: {e}"),
 //! }
 //! # }
@@ -73,18 +80,20 @@ mod rpc;
 mod store;
 
 pub use config::{
-    BitcoindConfig, VerifierArgs, VerifierConfig, DEFAULT_ALERT_BLOCKS, DEFAULT_BITCOIND_RPC,
-    DEFAULT_BITCOIND_WALLET, DEFAULT_BUMP_AFTER_BLOCKS, DEFAULT_DATA_DIR, DEFAULT_FEE_RATE_SAT_VB,
-    DEFAULT_GENESIS_FILE, DEFAULT_MAX_FEE_RATE_SAT_VB, DEFAULT_NETWORK, DEFAULT_POLL_INTERVAL_MS,
-    DEFAULT_REPLAY_THREADS, DEFAULT_RPC_ADDR,
+    BitcoindConfig, Secret, VerifierArgs, VerifierConfig, DEFAULT_ALERT_BLOCKS,
+    DEFAULT_BITCOIND_RPC, DEFAULT_BITCOIND_WALLET, DEFAULT_BUMP_AFTER_BLOCKS, DEFAULT_DATA_DIR,
+    DEFAULT_FEE_RATE_SAT_VB, DEFAULT_GENESIS_FILE, DEFAULT_MAX_FEE_RATE_SAT_VB, DEFAULT_NETWORK,
+    DEFAULT_POLL_INTERVAL_MS, DEFAULT_REPLAY_THREADS, DEFAULT_RPC_ADDR,
 };
 pub use engine::{BlockReport, Engine, PendingFraud};
 pub use error::{ConfigError, VerifierError};
 pub use node::{
-    run, start, BatchSummary, ChallengeKey, Shared, Snapshot, VerifierHandle, VerifierMetrics,
+    run, start, BatchSummary, ChallengeAlert, ChallengeKey, Shared, Snapshot, VerifierHandle,
+    VerifierMetrics,
 };
 pub use replay::{
-    replay_batch, replay_batch_sequential, DetectedFraud, HonestBatch, ReplayError, ReplayVerdict,
+    challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
+    DetectedFraud, HonestBatch, ReplayError, ReplayVerdict, UnprovableFraud,
 };
 pub use rpc::{module as rpc_module, NOT_FOUND};
 pub use store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};

@@ -2,12 +2,13 @@
 //! status that the RPC serves.
 
 use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
-use bitcoin::{BlockHash, FeeRate};
+use bitcoin::{BlockHash, FeeRate, ScriptBuf};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use stint_anchor::{Anchorer, Auth, BitcoindClient, ChainEvent, ChainFollower};
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::config::VerifierConfig;
 use crate::engine::{BlockReport, Engine, PendingFraud};
 use crate::error::{ConfigError, VerifierError};
+use crate::replay::ChallengeStage;
 use crate::store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch};
 
 /// Counters and gauges for `/metrics`.
@@ -43,6 +45,12 @@ pub struct VerifierMetrics {
     pub window_remaining_blocks: AtomicI64,
     /// L1 height processed.
     pub l1_height: AtomicI64,
+    /// Frauds in an open window that this verifier cannot challenge (0 or 1: replay stops at
+    /// the first fraud).
+    pub unprovable_frauds: AtomicI64,
+    /// Failed steps towards a challenge: a proof that cannot be built, encoded, judged as fraud
+    /// or fit one envelope (counted once per fraud), and every failed post attempt.
+    pub challenge_failures: AtomicU64,
 }
 
 impl VerifierMetrics {
@@ -104,7 +112,58 @@ impl VerifierMetrics {
             "Height of the last Bitcoin block processed.",
             load_i(&self.l1_height),
         );
+        metric(
+            "stint_verifier_unprovable_frauds",
+            "gauge",
+            "Frauds in an open dispute window that this verifier cannot challenge (see alerts in stint_verifierStatus).",
+            load_i(&self.unprovable_frauds),
+        );
+        metric(
+            "stint_verifier_challenge_failures_total",
+            "counter",
+            "Failed steps towards a challenge (build, encode, judge, fit once per fraud; every failed post).",
+            load(&self.challenge_failures),
+        );
         out
+    }
+}
+
+/// A fraud this verifier cannot challenge right now, reported loudly until its window closes
+/// (`alerts` in `stint_verifierStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeAlert {
+    /// The fraudulent batch.
+    pub batch: u64,
+    /// Its hash.
+    pub batch_hash: Hash,
+    /// The step that failed.
+    pub stage: ChallengeStage,
+    /// Why.
+    pub reason: String,
+    /// The first L1 height at which a challenge no longer counts.
+    pub window_ends_at: u64,
+    /// Blocks until then, from the last processed L1 block.
+    pub blocks_left: u64,
+}
+
+impl ChallengeAlert {
+    /// The alert for `fraud` whose step `stage` failed for `reason`, seen at L1 tip `tip`;
+    /// `None` once its window (ending at `window_end`) has closed.
+    pub fn new(
+        fraud: &PendingFraud,
+        stage: ChallengeStage,
+        reason: String,
+        tip: u64,
+        window_end: u64,
+    ) -> Option<Self> {
+        (tip < window_end).then(|| Self {
+            batch: fraud.number,
+            batch_hash: fraud.hash,
+            stage,
+            reason,
+            window_ends_at: window_end,
+            blocks_left: window_end.saturating_sub(tip),
+        })
     }
 }
 
@@ -136,6 +195,8 @@ pub struct Snapshot {
     pub challenges: Vec<ChallengeEntry>,
     /// The pending fraud: (batch number, window end height).
     pub pending_fraud: Option<(u64, u64)>,
+    /// Frauds this verifier cannot challenge right now (see [`ChallengeAlert`]).
+    pub alerts: Vec<ChallengeAlert>,
     /// Whether the last poll reached bitcoind.
     pub bitcoind_ok: bool,
     /// The last error, if the last poll failed.
@@ -196,12 +257,25 @@ impl ChallengeKey {
         Ok(Self { keypair, account })
     }
 
-    /// Read a key file.
+    /// Read a key file (`{"address", "secret_key"}`); like the CLI wallet, refuses a file that
+    /// group or others can read.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let bad = |reason: String| ConfigError::KeyFile {
             path: path.to_path_buf(),
             reason,
         };
+        let mode = std::fs::metadata(path)
+            .map_err(|e| bad(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(bad(format!(
+                "permissions {:o} are too open: the key must be readable by its owner only \
+                 (run `chmod 600 {}`)",
+                mode & 0o777,
+                path.display()
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let bytes: [u8; 32] = hex::decode(file.secret_key.trim())
@@ -296,7 +370,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
         (Some(cookie), _, _) => Auth::Cookie(cookie.clone()),
         (None, Some(user), Some(password)) => Auth::UserPass {
             user: user.clone(),
-            password: password.clone(),
+            password: password.expose().to_owned(),
         },
         _ => {
             return Err(ConfigError::Invalid {
@@ -333,7 +407,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
         snapshot: RwLock::new(Snapshot::default()),
         metrics: VerifierMetrics::default(),
     });
-    publish(&shared, &engine, true, None);
+    publish(&shared, &engine, true, None, Vec::new());
 
     let module = crate::rpc::module(Arc::clone(&shared))?;
     let listener = tokio::net::TcpListener::bind(config.rpc_addr)
@@ -343,6 +417,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
         .await
         .map_err(|e| VerifierError::Rpc(e.to_string()))?;
 
+    let mut wallet_error = None;
     let anchorer = match &key {
         Some(key) => {
             let wallet = client.ensure_wallet(&config.bitcoind.wallet).await;
@@ -350,6 +425,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
                 Ok(wallet) => Some(Anchorer::new(wallet, key.keypair, network)),
                 Err(e) => {
                     tracing::warn!(target: "verifier::challenge", error = %e, "fee wallet unavailable; retrying later");
+                    wallet_error = Some(e.to_string());
                     None
                 }
             }
@@ -371,6 +447,10 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
         config,
         last_alert: None,
         last_nursed: None,
+        failure: None,
+        last_failure_log: None,
+        leaf: None,
+        wallet_error,
     };
     let task = tokio::spawn(looper.run(stop_rx));
     Ok(VerifierHandle {
@@ -393,10 +473,25 @@ struct Loop {
     last_alert: Option<u64>,
     /// L1 height at which an unconfirmed challenge was last re-broadcast or bumped.
     last_nursed: Option<u64>,
+    /// Why the pending fraud has no challenge on its way, if it has none.
+    failure: Option<ChallengeAlert>,
+    /// L1 height of the last `error!` about `failure` (logged once per block).
+    last_failure_log: Option<u64>,
+    /// The envelope leaf of the pending fraud's proof under our key, built once per fraud (or
+    /// why it does not fit one reveal).
+    leaf: Option<(Hash, Result<ScriptBuf, String>)>,
+    /// Why the fee wallet could not be opened, when it could not.
+    wallet_error: Option<String>,
 }
 
-/// Refresh the shared snapshot and gauges from the engine.
-fn publish(shared: &Shared, engine: &Engine, bitcoind_ok: bool, last_error: Option<String>) {
+/// Refresh the shared snapshot and gauges from the engine (and the loop's alerts).
+fn publish(
+    shared: &Shared,
+    engine: &Engine,
+    bitcoind_ok: bool,
+    last_error: Option<String>,
+    alerts: Vec<ChallengeAlert>,
+) {
     let derivation = engine.derivation();
     let verified_numbers = engine.verified().len();
     let summary = |record: &BatchRecord, status: BatchStatus| BatchSummary {
@@ -458,6 +553,9 @@ fn publish(shared: &Shared, engine: &Engine, bitcoind_ok: bool, last_error: Opti
     metrics
         .window_remaining_blocks
         .store(remaining, Ordering::Relaxed);
+    metrics
+        .unprovable_frauds
+        .store(alerts.len() as i64, Ordering::Relaxed);
     *shared.snapshot.write() = Snapshot {
         l1,
         verified: engine.verified_tip().copied(),
@@ -466,6 +564,7 @@ fn publish(shared: &Shared, engine: &Engine, bitcoind_ok: bool, last_error: Opti
         invalidated,
         challenges,
         pending_fraud: window,
+        alerts,
         bitcoind_ok,
         last_error,
     };
@@ -493,8 +592,9 @@ impl Loop {
                 }
             };
             {
+                let alerts = self.failure.iter().cloned().collect();
                 let engine = self.engine.lock();
-                publish(&self.shared, &engine, ok, error);
+                publish(&self.shared, &engine, ok, error, alerts);
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.poll_interval()) => {}
@@ -567,13 +667,17 @@ impl Loop {
         };
         if self.anchorer.is_none() {
             if let Some(key) = &self.key {
-                if let Ok(wallet) = self
+                match self
                     .client
                     .ensure_wallet(&self.config.bitcoind.wallet)
                     .await
                 {
-                    let network = self.config.bitcoin_network()?;
-                    self.anchorer = Some(Anchorer::new(wallet, key.keypair, network));
+                    Ok(wallet) => {
+                        let network = self.config.bitcoin_network()?;
+                        self.anchorer = Some(Anchorer::new(wallet, key.keypair, network));
+                        self.wallet_error = None;
+                    }
+                    Err(e) => self.wallet_error = Some(e.to_string()),
                 }
             }
         }
@@ -611,6 +715,8 @@ impl Loop {
         }
 
         let Some(fraud) = fraud else {
+            self.failure = None;
+            self.leaf = None;
             return Ok(());
         };
         let window_end = fraud.anchor.height.saturating_add(window);
@@ -623,26 +729,56 @@ impl Loop {
                     ChallengeStatus::Posted | ChallengeStatus::Confirmed
                 )
         });
+        let accepted = entries
+            .iter()
+            .any(|e| e.batch_hash == batch_hash && e.status == ChallengeStatus::Accepted);
         // The next block is `tip + 1`; a challenge in it counts if `tip + 1 < window_end`.
         let can_land = tip.saturating_add(1) < window_end;
-        match (active.cloned(), &self.anchorer) {
-            (None, Some(anchorer)) if can_land => {
-                let seq = entries.last().map_or(0, |e| e.seq.saturating_add(1));
-                self.post(anchorer, &fraud, seq, tip).await?;
+        // Every step from the proof to a posted challenge; the first that fails becomes the
+        // alert. A failure never skips the window-closing alert below.
+        let mut result = Ok(());
+        let failure = if accepted || active.is_some() {
+            if let (Some(entry), Some(anchorer)) = (active.cloned(), &self.anchorer) {
+                if entry.status == ChallengeStatus::Posted && self.last_nursed != Some(tip) {
+                    result = self.nurse(anchorer, entry, tip, can_land).await;
+                    self.last_nursed = Some(tip);
+                }
             }
-            (Some(entry), Some(anchorer))
-                if entry.status == ChallengeStatus::Posted && self.last_nursed != Some(tip) =>
-            {
-                self.nurse(anchorer, entry, tip, can_land).await?;
-                self.last_nursed = Some(tip);
+            None
+        } else {
+            match &fraud.detected {
+                Err(unprovable) => Some((unprovable.stage, unprovable.reason.clone())),
+                Ok(_) if !can_land => self.failure.as_ref().map(|f| (f.stage, f.reason.clone())),
+                Ok(_) => match (&self.key, self.anchorer.clone()) {
+                    (None, _) => Some((
+                        ChallengeStage::Post,
+                        "no challenge key configured: this verifier only watches".to_owned(),
+                    )),
+                    (Some(_), None) => Some((
+                        ChallengeStage::Post,
+                        format!(
+                            "fee wallet {:?} unavailable: {}",
+                            self.config.bitcoind.wallet,
+                            self.wallet_error.as_deref().unwrap_or("not opened yet")
+                        ),
+                    )),
+                    (Some(_), Some(anchorer)) => match self.leaf_for(&anchorer, &fraud) {
+                        Err(reason) => Some((ChallengeStage::Fit, reason)),
+                        Ok(leaf) => {
+                            let seq = entries.last().map_or(0, |e| e.seq.saturating_add(1));
+                            match self.post(&anchorer, &fraud, leaf, seq, tip).await {
+                                Ok(()) => None,
+                                Err(e) => Some((ChallengeStage::Post, e.to_string())),
+                            }
+                        }
+                    },
+                },
             }
-            _ => {}
-        }
+        };
+        self.note_failure(&fraud, failure, tip, window_end);
+
         if remaining <= self.config.alert_blocks && self.last_alert != Some(tip) {
             self.last_alert = Some(tip);
-            let accepted = entries
-                .iter()
-                .any(|e| e.batch_hash == batch_hash && e.status == ChallengeStatus::Accepted);
             if !accepted {
                 if can_land {
                     tracing::error!(
@@ -662,37 +798,100 @@ impl Loop {
                 }
             }
         }
-        Ok(())
+        result
+    }
+
+    /// Record why the pending fraud has no challenge on its way (`None`: it has one, or needs
+    /// none): count it, log it at error level once per L1 block while the window is open, and
+    /// keep it for `stint_verifierStatus` until the window closes.
+    fn note_failure(
+        &mut self,
+        fraud: &PendingFraud,
+        failure: Option<(ChallengeStage, String)>,
+        tip: u64,
+        window_end: u64,
+    ) {
+        let Some((stage, reason)) = failure else {
+            if let Some(old) = self.failure.take() {
+                tracing::info!(target: "verifier::challenge", batch = old.batch, stage = %old.stage, "challenge on its way; alert cleared");
+            }
+            return;
+        };
+        let Some(alert) = ChallengeAlert::new(fraud, stage, reason, tip, window_end) else {
+            // The window closed: the window-closing alert takes over.
+            self.failure = None;
+            return;
+        };
+        let same = self
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.batch_hash == fraud.hash && f.stage == stage);
+        // Deterministic steps count once per fraud; every failed post counts.
+        if !same || stage == ChallengeStage::Post {
+            self.shared
+                .metrics
+                .challenge_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if !same || self.last_failure_log != Some(tip) {
+            self.last_failure_log = Some(tip);
+            tracing::error!(
+                target: "verifier::challenge",
+                batch = fraud.number,
+                batch_hash = %hex::encode(fraud.hash),
+                segment = fraud.segment(),
+                stage = %alert.stage,
+                reason = %alert.reason,
+                blocks_left = alert.blocks_left,
+                window_end,
+                "ALERT: a fraudulent batch cannot be challenged"
+            );
+        }
+        self.failure = Some(alert);
+    }
+
+    /// The leaf script carrying the pending fraud's judged bytes under `anchorer`'s key, or why
+    /// it does not fit one reveal (built once per fraud: compressing a large proof is slow).
+    fn leaf_for(&mut self, anchorer: &Anchorer, fraud: &PendingFraud) -> Result<ScriptBuf, String> {
+        if let Some((hash, leaf)) = &self.leaf {
+            if *hash == fraud.hash {
+                return leaf.clone();
+            }
+        }
+        let leaf = match &fraud.detected {
+            Ok(detected) => Envelope::new(
+                EnvelopeKind::Challenge,
+                anchorer.key(),
+                detected.bytes.clone(),
+            )
+            .leaf_script()
+            .map_err(|e| format!("the challenge envelope cannot be built: {e}")),
+            Err(unprovable) => Err(unprovable.reason.clone()),
+        };
+        self.leaf = Some((fraud.hash, leaf.clone()));
+        leaf
     }
 
     async fn post(
         &self,
         anchorer: &Anchorer,
         fraud: &PendingFraud,
+        leaf: ScriptBuf,
         seq: u64,
         tip: u64,
     ) -> Result<(), VerifierError> {
-        let envelope = Envelope::new(
-            EnvelopeKind::Challenge,
-            anchorer.key(),
-            fraud
-                .detected
-                .proof
-                .encode()
-                .map_err(|e| VerifierError::Internal(e.to_string()))?,
-        );
         let hint = IndexHint {
             kind: EnvelopeKind::Challenge,
             number: fraud.number,
             header_hash: fraud.hash,
         };
         let posted = anchorer
-            .post(&envelope, Some(hint), self.config.fee_rate())
+            .post_leaf(leaf, Some(hint), self.config.fee_rate())
             .await?;
         tracing::warn!(
             target: "verifier::challenge",
             batch = fraud.number,
-            segment = fraud.detected.segment,
+            segment = fraud.segment(),
             btc_txid = %posted.reveal_txid,
             "challenge posted"
         );

@@ -12,7 +12,11 @@
 //! 3. applies each segment's change set to the Merkle tree (the tree's `apply` hashes large change
 //!    sets in parallel) and compares each resulting root with the batch's claimed checkpoint;
 //! 4. on the first wrong checkpoint or invalid tx, builds the [`FraudProof`] for that segment from
-//!    the honest pre-state it just computed and checks it with the [`Judge`] before handing it out.
+//!    the honest pre-state it just computed, encodes it ([`challenge_bytes`]) and has the [`Judge`]
+//!    judge *those bytes* ([`Judge::judge_bytes`]) before handing them out. When any of the three
+//!    steps fails the batch is still fraud, but one this verifier cannot prove:
+//!    [`ReplayVerdict::Unprovable`] says which step failed and why, so the caller can alert
+//!    instead of staying silent.
 //!
 //! [`replay_batch_sequential`] computes the same [`ReplayVerdict`] with the sequential reference
 //! executor ([`BatchBuilder::replay`]); the two are bit-identical (property-tested), which is what
@@ -29,8 +33,8 @@ use stint_contracts::{
     SegmentOutcome, VerifiedTxs,
 };
 use stint_protocol::{
-    block_context, build_fraud_proof, Batch, BatchBuilder, BuildError, Checkpoint, Fraud,
-    FraudProof, Genesis, Judge, LayeredNodeStore, ProveError, Verdict,
+    block_context, build_fraud_proof, Batch, BatchBuilder, BatchHeader, BuildError, Checkpoint,
+    Fraud, FraudProof, Genesis, Judge, LayeredNodeStore, ProveError, Verdict,
 };
 use stint_state::{ChangeSet, Hash, NodeStore, SparseMerkleTree, StateError, TreeUpdate};
 
@@ -39,8 +43,11 @@ use stint_state::{ChangeSet, Hash, NodeStore, SparseMerkleTree, StateError, Tree
 pub enum ReplayVerdict {
     /// Every checkpoint is what the batch claims.
     Honest(HonestBatch),
-    /// The batch is fraudulent; the proof has been checked by the judge.
+    /// The batch is fraudulent; the encoded proof has been checked by the judge.
     Fraud(Box<DetectedFraud>),
+    /// The batch is fraudulent (a checkpoint or a tx is wrong), but no proof that the judge
+    /// accepts could be made: building, encoding or judging it failed.
+    Unprovable(Box<UnprovableFraud>),
 }
 
 /// The result of an honest batch.
@@ -74,6 +81,102 @@ pub struct DetectedFraud {
     pub fraud: Fraud,
     /// The proof to post (its `challenger` is the account given to the replay).
     pub proof: FraudProof,
+    /// Its encoding: the exact bytes the judge found fraud in, and the payload to post.
+    pub bytes: Vec<u8>,
+}
+
+/// The step of turning a detected fraud into a posted challenge that failed (see
+/// [`ReplayVerdict::Unprovable`]; `Fit` and `Post` are the node's steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChallengeStage {
+    /// The proof could not be built from the pre-state.
+    Build,
+    /// The proof could not be encoded.
+    Encode,
+    /// The judge does not find fraud in the encoded proof (or rejects it).
+    Judge,
+    /// The envelope carrying the proof does not fit one reveal (`MAX_ENVELOPE_BODY`).
+    Fit,
+    /// Posting the envelope failed (or nothing can post: no key, no fee wallet).
+    Post,
+}
+
+impl ChallengeStage {
+    /// Its name in `stint_verifierStatus` and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeStage::Build => "build",
+            ChallengeStage::Encode => "encode",
+            ChallengeStage::Judge => "judge",
+            ChallengeStage::Fit => "fit",
+            ChallengeStage::Post => "post",
+        }
+    }
+}
+
+impl std::fmt::Display for ChallengeStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fraud replay found but could not prove (see [`ReplayVerdict::Unprovable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnprovableFraud {
+    /// The first fraudulent segment (1-based).
+    pub segment: u64,
+    /// The step that failed: [`ChallengeStage::Build`], [`ChallengeStage::Encode`] or
+    /// [`ChallengeStage::Judge`].
+    pub stage: ChallengeStage,
+    /// Why.
+    pub reason: String,
+}
+
+/// The bytes a challenge carries for `proof`: the one place a proof is encoded for posting. An
+/// empty encoding is an error (it must never be judged, stored or posted).
+pub fn challenge_bytes(proof: &FraudProof) -> Result<Vec<u8>, String> {
+    let bytes = proof.encode().map_err(|e| e.to_string())?;
+    if bytes.is_empty() {
+        return Err("the proof does not encode (empty encoding)".into());
+    }
+    Ok(bytes)
+}
+
+/// Encode `proof` against `segment` of the batch with `header` and have the judge decide on
+/// the encoded bytes: [`ReplayVerdict::Fraud`] only when it finds fraud in them.
+pub fn judge_proof(
+    genesis: &Genesis,
+    header: &BatchHeader,
+    segment: u64,
+    proof: FraudProof,
+) -> ReplayVerdict {
+    let unprovable = |stage, reason: String| {
+        ReplayVerdict::Unprovable(Box::new(UnprovableFraud {
+            segment,
+            stage,
+            reason,
+        }))
+    };
+    let bytes = match challenge_bytes(&proof) {
+        Ok(bytes) => bytes,
+        Err(reason) => return unprovable(ChallengeStage::Encode, reason),
+    };
+    match Judge::judge_bytes(genesis, header, &bytes) {
+        Ok(Verdict::Fraud(fraud)) => ReplayVerdict::Fraud(Box::new(DetectedFraud {
+            segment,
+            fraud,
+            proof,
+            bytes,
+        })),
+        Ok(Verdict::NoFraud) => unprovable(
+            ChallengeStage::Judge,
+            format!("the judge finds no fraud in segment {segment}"),
+        ),
+        Err(e) => unprovable(
+            ChallengeStage::Judge,
+            format!("the judge rejects the proof: {e}"),
+        ),
+    }
 }
 
 /// Why a batch could not be replayed. Never caused by the batch's content: a fraudulent batch is
@@ -86,17 +189,6 @@ pub enum ReplayError {
     /// The executor failed for another reason than an invalid tx (our own state is corrupt).
     #[error("execution: {0}")]
     Execution(String),
-    /// The fraud proof could not be built.
-    #[error("building the fraud proof: {0}")]
-    Prove(#[from] ProveError),
-    /// Replay found fraud but the judge does not agree: a bug in the verifier or the protocol.
-    #[error("replay found fraud in segment {segment} but the judge does not: {reason}")]
-    JudgeDisagrees {
-        /// The segment replay flagged.
-        segment: u64,
-        /// The judge's answer.
-        reason: String,
-    },
 }
 
 impl From<BuildError> for ReplayError {
@@ -273,8 +365,9 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
     }
 }
 
-/// Build the proof against `segment` from `tree` (holding its pre-state) and have the judge
-/// confirm it.
+/// Build the proof against `segment` from `tree` (holding its pre-state), encode it and have the
+/// judge confirm the encoding ([`judge_proof`]). Only a failure to read our own state is an
+/// error (retried); any other failure makes the fraud [`ReplayVerdict::Unprovable`].
 fn prove<S: NodeStore, B>(
     genesis: &Genesis,
     tree: &SparseMerkleTree<S>,
@@ -282,20 +375,15 @@ fn prove<S: NodeStore, B>(
     segment: u64,
     challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
-    let proof = build_fraud_proof(genesis, tree, batch, segment, challenger)?;
-    match Judge::judge(genesis, batch.header(), &proof) {
-        Ok(Verdict::Fraud(fraud)) => Ok(ReplayVerdict::Fraud(Box::new(DetectedFraud {
+    match build_fraud_proof(genesis, tree, batch, segment, challenger) {
+        Ok(proof) => Ok(judge_proof(genesis, batch.header(), segment, proof)),
+        Err(ProveError::State(StateError::Internal(e))) => {
+            Err(ReplayError::State(StateError::Internal(e)))
+        }
+        Err(e) => Ok(ReplayVerdict::Unprovable(Box::new(UnprovableFraud {
             segment,
-            fraud,
-            proof,
-        }))),
-        Ok(Verdict::NoFraud) => Err(ReplayError::JudgeDisagrees {
-            segment,
-            reason: "no fraud".into(),
-        }),
-        Err(e) => Err(ReplayError::JudgeDisagrees {
-            segment,
+            stage: ChallengeStage::Build,
             reason: e.to_string(),
-        }),
+        }))),
     }
 }

@@ -2,12 +2,21 @@
 //!
 //! | method | result |
 //! | --- | --- |
-//! | `stint_verifierStatus` | `{verified: {number, hash, stateRoot}, challenges: [{batch, batchHash, btcTxid, status}], pendingFraud}` |
+//! | `stint_verifierStatus` | `{verified: {number, hash, stateRoot}, challenges: [{batch, batchHash, btcTxid, status}], pendingFraud, alerts: [{batch, batchHash, stage, reason, windowEndsAt, blocksLeft}]}` |
 //! | `stint_syncStatus` | `{soft, anchored, final: {number, hash, stateRoot}, l1: {height, hash}}`; soft = anchored = the verified tip |
 //! | `stint_chainInfo` | chain parameters |
 //! | `stint_getAccount(address, {proof, at})` | `{address, balance, nonce}` (+ `proof`, `stateRoot`, `at`) |
 //! | `stint_getTask(id, {at})`, `stint_getStream(id, {at})` | the record, or `null` |
 //! | `stint_getBatch(number | hash)` | `{number, hash, parent, stateRoot, status, anchor: {btcTxid, height}, verified}` or `null` |
+//!
+//! `stint_verifierStatus`'s `alerts` lists the frauds this verifier detected but cannot challenge
+//! right now, each until its dispute window closes: `stage` is the step that failed — `build`
+//! (the proof cannot be built), `encode` (it cannot be encoded), `judge` (the judge does not find
+//! fraud in the encoded bytes), `fit` (the envelope exceeds one reveal) or `post` (posting failed,
+//! or there is no challenge key or fee wallet) — with the `reason`, `windowEndsAt` (the first L1
+//! height at which a challenge no longer counts) and `blocksLeft` (from the last processed L1
+//! block). An entry clears once a challenge is posted. `pendingFraud` is `{batch, windowEnd}` or
+//! `null`.
 //!
 //! `at` is a batch number; it defaults to the verified tip and must be at most the verified tip.
 //! Application errors: [`NOT_FOUND`] (an unknown or pruned state version).
@@ -115,6 +124,7 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, VerifierError> {
             "l1Height": s.l1.map(|(h, _)| h),
             "verified": s.verified.map_or(0, |v| v.number),
             "pendingFraud": s.pending_fraud.map(|(n, _)| n),
+            "alerts": s.alerts.len(),
             "lastError": s.last_error,
         });
         if s.bitcoind_ok {
@@ -135,8 +145,21 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, VerifierError> {
     module
         .register(
             MethodSpec::new("stint_verifierStatus")
-                .summary("The verifier's verified tip and the challenges it posted")
-                .result("status", json!({"type": "object"})),
+                .summary("The verifier's verified tip, the challenges it posted, and alerts for frauds it cannot challenge")
+                .result("status", json!({"type": "object", "properties": {
+                    "verified": head_schema.clone(),
+                    "challenges": {"type": "array", "items": {"type": "object", "properties": {
+                        "batch": {"type": "integer"}, "batchHash": {"type": "string"},
+                        "btcTxid": {"type": "string"},
+                        "status": {"enum": ["posted", "confirmed", "accepted", "rejected"]},
+                        "reason": {"type": ["string", "null"]}}}},
+                    "pendingFraud": {"type": ["object", "null"], "properties": {
+                        "batch": {"type": "integer"}, "windowEnd": {"type": "integer"}}},
+                    "alerts": {"type": "array", "items": {"type": "object", "properties": {
+                        "batch": {"type": "integer"}, "batchHash": {"type": "string"},
+                        "stage": {"enum": ["build", "encode", "judge", "fit", "post"]},
+                        "reason": {"type": "string"},
+                        "windowEndsAt": {"type": "integer"}, "blocksLeft": {"type": "integer"}}}}}})),
             |shared: Arc<Shared>, _params: Params| async move {
                 let s = shared.snapshot();
                 let challenges: Vec<Value> = s
@@ -156,6 +179,14 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, VerifierError> {
                     "verified": verified_head(&shared, s.verified),
                     "challenges": challenges,
                     "pendingFraud": s.pending_fraud.map(|(batch, end)| json!({"batch": batch, "windowEnd": end})),
+                    "alerts": s.alerts.iter().map(|a| json!({
+                        "batch": a.batch,
+                        "batchHash": hex::encode(a.batch_hash),
+                        "stage": a.stage.as_str(),
+                        "reason": a.reason,
+                        "windowEndsAt": a.window_ends_at,
+                        "blocksLeft": a.blocks_left,
+                    })).collect::<Vec<_>>(),
                 }))
             },
         )

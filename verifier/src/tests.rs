@@ -1,18 +1,26 @@
 //! Unit tests of the pure replay: parallel replay is bit-identical to the sequential reference on
-//! random honest and random forged batches.
+//! random honest and random forged batches; a proof that cannot be encoded or judged as fraud is
+//! an alert; the challenge key file must be private.
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use k256::schnorr::SigningKey;
 use proptest::prelude::*;
+use std::sync::atomic::Ordering;
 use stint_contracts::{execute_segment, AccountId, Call, Payment, SignedTx, Tx};
-use stint_protocol::{
-    block_context, trace_root, tx_root, Batch, BatchBuilder, BatchHeader, BuildParams, Checkpoint,
-    Genesis, GenesisAlloc, L1Origin, ParentFacts, BATCH_VERSION,
-};
-use stint_state::{Hash, MemoryNodeStore, SparseMerkleTree};
 
-use crate::replay::{replay_batch, replay_batch_sequential, ReplayVerdict};
+use stint_protocol::{
+    block_context, trace_root, tx_root, Anchor, Batch, BatchBuilder, BatchHeader, BuildParams,
+    Checkpoint, Genesis, GenesisAlloc, Judge, L1Origin, ParentFacts, Verdict, BATCH_VERSION,
+};
+use stint_state::{Hash, MemoryNodeStore, ProofNode, SparseMerkleTree, MAX_MULTIPROOF_NODES};
+
+use crate::engine::PendingFraud;
+use crate::node::{ChallengeAlert, ChallengeKey, VerifierMetrics};
+use crate::replay::{
+    challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
+    DetectedFraud, ReplayVerdict,
+};
 
 const CHAIN_ID: u64 = 5;
 const ACCOUNTS: usize = 12;
@@ -293,4 +301,152 @@ fn a_bad_signature_is_caught_as_an_invalid_tx() {
             reason: stint_contracts::InvalidTxReason::BadSignature
         }
     ));
+}
+
+/// The fraud of `a_wrong_last_checkpoint_is_caught_in_its_segment`, as the engine keeps it.
+fn pending(batch: &Batch, detected: ReplayVerdict) -> PendingFraud {
+    let detected = match detected {
+        ReplayVerdict::Fraud(d) => Ok(*d),
+        ReplayVerdict::Unprovable(u) => Err(*u),
+        ReplayVerdict::Honest(_) => panic!("not a fraud"),
+    };
+    PendingFraud {
+        number: batch.header().number,
+        hash: batch.hash(),
+        anchor: Anchor {
+            height: 100,
+            block_hash: bitcoin::BlockHash::all_zeros(),
+            btc_txid: bitcoin::Txid::all_zeros(),
+        },
+        detected,
+    }
+}
+
+fn forged_with_wrong_last_checkpoint(f: &Fixture) -> (Batch, DetectedFraud) {
+    let ops: Vec<Op> = (0..10)
+        .map(|i| (i, (i + 1) % ACCOUNTS, 10, 1, false, 0, false))
+        .collect();
+    let batch = forge(f, make_txs(f, &ops), Some(3));
+    let ReplayVerdict::Fraud(fraud) =
+        replay_batch(&f.genesis, &f.store, &batch, AccountId([7; 32])).unwrap()
+    else {
+        panic!("fraud not detected");
+    };
+    (batch, *fraud)
+}
+
+#[test]
+fn the_detected_fraud_carries_the_judged_bytes() {
+    let f = fixture(4);
+    let (batch, fraud) = forged_with_wrong_last_checkpoint(&f);
+    assert_eq!(fraud.bytes, fraud.proof.encode().unwrap());
+    assert!(!fraud.bytes.is_empty());
+    assert!(matches!(
+        Judge::judge_bytes(&f.genesis, batch.header(), &fraud.bytes),
+        Ok(Verdict::Fraud(_))
+    ));
+}
+
+/// An attacker's batch whose proof cannot be encoded (a witness over the multiproof node limit)
+/// or whose encoded proof the judge rejects: replay says so, with the failed step, instead of
+/// failing silently (today's `JudgeDisagrees`: no challenge, no alert), and the node turns that
+/// into an alert that lasts until the window closes.
+#[test]
+fn a_proof_that_does_not_encode_or_judge_as_fraud_is_an_alert_not_silence() {
+    let f = fixture(4);
+    let (batch, fraud) = forged_with_wrong_last_checkpoint(&f);
+    let header = batch.header();
+
+    // Over the node limit: encoding fails.
+    let mut huge = fraud.proof.clone();
+    huge.witness.proof.nodes = vec![ProofNode::Empty; MAX_MULTIPROOF_NODES + 1];
+    let verdict = judge_proof(&f.genesis, header, fraud.segment, huge);
+    let ReplayVerdict::Unprovable(u) = &verdict else {
+        panic!("over-limit proof accepted: {verdict:?}");
+    };
+    assert_eq!(u.stage, ChallengeStage::Encode);
+    assert_eq!(u.segment, 3);
+    let (stage, reason) = (u.stage, u.reason.clone());
+    assert!(challenge_bytes(&fraud.proof).is_ok());
+
+    // Tampered: the judge rejects the bytes (a post checkpoint the trace root does not hold).
+    let mut tampered = fraud.proof.clone();
+    tampered.post_checkpoint.state_root[0] ^= 1;
+    let verdict2 = judge_proof(&f.genesis, header, fraud.segment, tampered);
+    let ReplayVerdict::Unprovable(u2) = &verdict2 else {
+        panic!("tampered proof accepted: {verdict2:?}");
+    };
+    assert_eq!(u2.stage, ChallengeStage::Judge);
+    assert!(u2.reason.contains("checkpoint"), "{}", u2.reason);
+
+    // A proof against an honest segment: the judge finds no fraud in it.
+    let mut honest_segment = fraud.proof.clone();
+    honest_segment.segment = 1;
+    let verdict3 = judge_proof(&f.genesis, header, 1, honest_segment);
+    assert!(
+        matches!(&verdict3, ReplayVerdict::Unprovable(u) if u.stage == ChallengeStage::Judge),
+        "{verdict3:?}"
+    );
+
+    // The node's alert for it: stage, reason and blocks left, until the window closes.
+    let pending = pending(&batch, verdict);
+    assert!(pending.detected.is_err());
+    let window_end = pending.anchor.height + 6;
+    let alert = ChallengeAlert::new(
+        &pending,
+        stage,
+        reason.clone(),
+        pending.anchor.height + 2,
+        window_end,
+    )
+    .expect("alert while the window is open");
+    assert_eq!(alert.batch, 1);
+    assert_eq!(alert.batch_hash, batch.hash());
+    assert_eq!(alert.stage.as_str(), "encode");
+    assert_eq!(alert.blocks_left, 4);
+    assert_eq!(alert.window_ends_at, window_end);
+    assert!(ChallengeAlert::new(&pending, stage, reason, window_end, window_end).is_none());
+
+    // The metric is exported.
+    let metrics = VerifierMetrics::default();
+    metrics.unprovable_frauds.store(1, Ordering::Relaxed);
+    metrics.challenge_failures.fetch_add(1, Ordering::Relaxed);
+    let text = metrics.render();
+    assert!(
+        text.contains("\nstint_verifier_unprovable_frauds 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nstint_verifier_challenge_failures_total 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE stint_verifier_unprovable_frauds gauge\n"));
+    assert!(text.contains("# TYPE stint_verifier_challenge_failures_total counter\n"));
+}
+
+#[test]
+fn a_challenge_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("verifier.json");
+    let secret = [0x51u8; 32];
+    let account = ChallengeKey::from_secret(&secret).unwrap().account();
+    std::fs::write(
+        &path,
+        serde_json::json!({"address": account.to_address(), "secret_key": hex::encode(secret)})
+            .to_string(),
+    )
+    .unwrap();
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = ChallengeKey::load(&path).unwrap_err().to_string();
+        assert!(err.contains("too open"), "{mode:o}: {err}");
+        assert!(err.contains("chmod 600"), "{mode:o}: {err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(!err.contains(&hex::encode(secret)), "{err}");
+    }
+    for mode in [0o600, 0o400] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(ChallengeKey::load(&path).unwrap().account(), account);
+    }
 }

@@ -95,6 +95,12 @@ impl Net {
             .to_string(),
         )
         .unwrap();
+        // Key files are private (the verifier refuses others).
+        std::fs::set_permissions(
+            &key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let mut config = VerifierConfig {
             data_dir: data_dir.join("db"),
             genesis: rollup.genesis_file.clone(),

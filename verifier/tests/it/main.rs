@@ -2,6 +2,7 @@
 //! test plays the sequencer: it builds batches from a genesis whose anchor key it holds and posts
 //! them with an `Anchorer`; forged batches come from `forge`.
 
+mod alerts;
 mod catchup;
 mod challenges;
 mod common;
