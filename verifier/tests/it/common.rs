@@ -250,7 +250,9 @@ impl Rollup {
             number: batch.header().number,
             header_hash: batch.hash(),
         };
-        let envelope = Envelope::new(EnvelopeKind::Batch, self.anchorer.key(), batch.encode());
+        let envelope =
+            self.anchorer
+                .batch_envelope(&self.genesis.hash(), batch.hash(), batch.encode());
         let posted = self
             .anchorer
             .post(&envelope, Some(hint), FeeRate::from_sat_per_vb_u32(2))
