@@ -24,7 +24,7 @@ use bitcoin::{
     absolute, Amount, BlockHash, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction,
     TxIn, TxOut, Txid, Weight, Witness,
 };
-use stint_protocol::{Envelope, EnvelopeError, IndexHint};
+use stint_protocol::{AnchorAuth, Envelope, EnvelopeError, EnvelopeKind, IndexHint};
 
 use crate::rpc::{BitcoindClient, RpcError};
 
@@ -196,6 +196,35 @@ impl Anchorer {
     /// The wallet client.
     pub fn wallet(&self) -> &BitcoindClient {
         &self.wallet
+    }
+
+    /// Signs `header_hash` for the chain of `genesis_hash` with the anchor key: the BIP340
+    /// signature over [`AnchorAuth::message`] (kind batch) that derivation verifies. The
+    /// signature is deterministic (no auxiliary randomness), so re-signing a batch gives the same
+    /// envelope.
+    pub fn anchor_auth(&self, genesis_hash: &[u8; 32], header_hash: [u8; 32]) -> AnchorAuth {
+        let message = Message::from_digest(AnchorAuth::message(
+            genesis_hash,
+            EnvelopeKind::Batch,
+            &header_hash,
+        ));
+        let signature = self.secp.sign_schnorr_no_aux_rand(&message, &self.keypair);
+        AnchorAuth {
+            header_hash,
+            signature: signature.serialize(),
+        }
+    }
+
+    /// The batch envelope for an encoded batch (`payload`) whose header hash is `header_hash`,
+    /// on the chain of `genesis_hash`: under this anchorer's key, carrying its [`AnchorAuth`].
+    pub fn batch_envelope(
+        &self,
+        genesis_hash: &[u8; 32],
+        header_hash: [u8; 32],
+        payload: Vec<u8>,
+    ) -> Envelope {
+        Envelope::new(EnvelopeKind::Batch, self.key(), payload)
+            .with_auth(self.anchor_auth(genesis_hash, header_hash))
     }
 
     /// Posts `envelope` (whose key must be this anchorer's key) with an optional index hint.
@@ -670,7 +699,7 @@ fn sum_outputs(tx: &Transaction) -> Result<Amount, AnchorError> {
 mod tests {
     use super::*;
     use bitcoin::secp256k1::SecretKey;
-    use stint_protocol::{find_envelopes, EnvelopeKind, MAX_ENVELOPE_BODY};
+    use stint_protocol::{find_envelopes, RawEnvelope, MAX_ENVELOPE_BODY};
 
     fn anchorer() -> Anchorer {
         let secp = Secp256k1::new();
@@ -702,7 +731,7 @@ mod tests {
     fn largest_envelope_fits_standard_weight_and_is_found() {
         let a = anchorer();
         // zstd adds a few bytes of framing to incompressible data; stay just under the limit.
-        let envelope = Envelope::new(EnvelopeKind::Batch, a.key(), noise(MAX_ENVELOPE_BODY - 64));
+        let envelope = a.batch_envelope(&[1; 32], [2; 32], noise(MAX_ENVELOPE_BODY - 64));
         let leaf = envelope.leaf_script().unwrap();
         let info = a.spend_info(&leaf).unwrap();
         let hint = IndexHint {
@@ -742,6 +771,24 @@ mod tests {
         assert_eq!(fee.to_sat(), reveal.weight().to_vbytes_ceil());
         assert_eq!(find_envelopes(&reveal), vec![envelope]);
         assert_eq!(stint_protocol::find_index_hint(&reveal), Some(hint));
+    }
+
+    #[test]
+    fn batch_envelopes_carry_a_verifying_auth() {
+        let a = anchorer();
+        let envelope = a.batch_envelope(&[1; 32], [2; 32], b"batch".to_vec());
+        let auth = envelope.auth.unwrap();
+        assert_eq!(auth.header_hash, [2; 32]);
+        assert!(auth.verify_with(&a.key(), &[1; 32], EnvelopeKind::Batch));
+        assert!(!auth.verify_with(&a.key(), &[3; 32], EnvelopeKind::Batch));
+        // Deterministic: the same batch gives the same leaf (and commit address).
+        let again = a.batch_envelope(&[1; 32], [2; 32], b"batch".to_vec());
+        assert_eq!(
+            envelope.leaf_script().unwrap(),
+            again.leaf_script().unwrap()
+        );
+        let raw = RawEnvelope::from_leaf_script(&envelope.leaf_script().unwrap()).unwrap();
+        assert_eq!(raw.auth, Some(auth));
     }
 
     #[test]

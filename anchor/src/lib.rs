@@ -29,7 +29,7 @@
 //! use bitcoin::{FeeRate, Network};
 //! use bitcoin::secp256k1::{Keypair, Secp256k1};
 //! use stint_anchor::{Anchorer, ChainEvent, ChainFollower, RegtestNode};
-//! use stint_protocol::{find_envelopes, Envelope, EnvelopeKind};
+//! use stint_protocol::find_envelopes;
 //!
 //! let node = RegtestNode::start("/tmp/stint-regtest").await?;
 //! let wallet = node.client().ensure_wallet("stint").await?;
@@ -38,7 +38,9 @@
 //!
 //! let keypair = Keypair::new(&Secp256k1::new(), &mut bitcoin::secp256k1::rand::thread_rng());
 //! let anchorer = Anchorer::new(wallet.clone(), keypair, Network::Regtest);
-//! let envelope = Envelope::new(EnvelopeKind::Batch, anchorer.key(), b"encoded batch".to_vec());
+//! // A batch envelope carries the anchor key's signature over (genesis hash, kind, header hash).
+//! let (genesis_hash, header_hash) = ([1u8; 32], [2u8; 32]);
+//! let envelope = anchorer.batch_envelope(&genesis_hash, header_hash, b"encoded batch".to_vec());
 //! let posted = anchorer.post(&envelope, None, FeeRate::from_sat_per_vb_u32(2)).await?;
 //! wallet.generate_to_address(1, &address).await?;
 //!
@@ -47,6 +49,7 @@
 //!     if let ChainEvent::Connected { block, .. } = event {
 //!         for tx in &block.txdata {
 //!             for found in find_envelopes(tx) {
+//!                 // The leaf key proves nothing on its own; derivation checks `found.auth`.
 //!                 assert!(found.key == anchorer.key() || tx.compute_txid() != posted.reveal_txid);
 //!             }
 //!         }

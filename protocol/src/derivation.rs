@@ -9,27 +9,37 @@
 //! - **Start.** The first block connected is the genesis `l1_start_height` and must have hash
 //!   `l1_start_hash`; each next block must be the child of the previous one. Blocks are scanned in
 //!   transaction order, then input order ([`find_block_envelopes`]).
-//! - **Batches.** A batch envelope counts only if its key is the genesis `anchor_key` (others are
-//!   ignored silently). It is *anchored* when its payload decodes ([`Batch::decode`]) and it passes
+//! - **Batches.** A batch envelope counts only if it is the anchor key's (protocol v2). Checked in
+//!   this order, all before anything is decompressed: its kind; its leaf key is the genesis
+//!   `anchor_key` (a cheap filter only: Bitcoin does not run the leaf of a spend that is not a real
+//!   P2TR output, so the leaf proves nothing); its [`AnchorAuth`] is a valid BIP340 signature of
+//!   the genesis `anchor_key` over (genesis hash, kind, header hash). Envelopes failing any of
+//!   these are ignored silently, like any stranger's data. Only then is the body decompressed
+//!   (frame rules of the envelope module, content size ≤ genesis `max_batch_bytes`), decoded
+//!   ([`Batch::decode`]), and its header hash must be the signed one. It is *anchored* when it
+//!   passes
 //!   [`Batch::check`] against the current canonical tip (genesis before batch 1) with the
 //!   anchoring block as L1 context: number = tip + 1, parent hash, `prev_state_root`, timestamps,
 //!   L1 origin (a block this derivation has seen, strictly below the anchoring block, at or above
 //!   the tip's origin), `tx_root`/`tx_count`, checkpoints/`trace_root`, limits. Anything else is
 //!   ignored (reported as [`DerivationEvent::BatchRejected`]). State roots are not checked here.
-//! - **Challenges.** A challenge envelope (any key) carries a [`FraudProof`]. It is *valid* when
-//!   it decodes, its target (`batch_number`, `batch_hash`) is a canonical batch, it is anchored at
+//! - **Challenges.** A challenge envelope (any key) carries a [`FraudProof`] (content size ≤
+//!   [`MAX_FRAUD_PROOF_BYTES`]). It is *valid* when it decodes, its target (`batch_number`, `batch_hash`) is a canonical batch, it is anchored at
 //!   a height `< target.anchor.height + W`, and the [`Judge`] finds fraud. A valid challenge
 //!   *invalidates* the target and all its descendants: they leave the canonical chain, whose tip
 //!   goes back to the target's parent, so a re-executed batch with the same number can link next.
-//!   Invalid challenges change nothing (reported as [`DerivationEvent::ChallengeRejected`]).
+//!   Invalid challenges change nothing (reported as [`DerivationEvent::ChallengeRejected`]) and
+//!   leave no trace: derivation keeps only accepted challenges ([`Derivation::challenges`]), so
+//!   an attacker cannot grow a node's memory by posting rejected ones.
 //! - **Finality.** A canonical batch is *final* once the L1 tip height is `>= anchor.height + W`.
 //!   No challenge can then be valid against it (its window is closed) and none can be against an
 //!   ancestor (ancestors are anchored no later). Canonical batches never have an invalidated
 //!   ancestor.
 //! - **Reorgs.** Each block keeps an undo log of what it did; disconnecting it undoes exactly that,
 //!   in reverse: batches it anchored leave the chain ([`DerivationEvent::BatchUnanchored`]; they
-//!   can be anchored again later, with a fresh window), challenges it carried are forgotten and the
-//!   batches they invalidated come back ([`DerivationEvent::BatchReinstated`]), and batches whose
+//!   can be anchored again later, with a fresh window), accepted challenges it carried are
+//!   forgotten ([`DerivationEvent::ChallengeRemoved`]) and the batches they invalidated come back
+//!   ([`DerivationEvent::BatchReinstated`]), and batches whose
 //!   finality depended on its height are no longer final ([`DerivationEvent::BatchUnfinalized`]).
 //!
 //! Memory grows by a constant per block (hash, time, undo log) plus the header and checkpoints of
@@ -41,8 +51,9 @@ use stint_contracts::AccountId;
 use stint_state::Hash;
 
 use crate::{
-    find_block_envelopes, Batch, BatchHeader, Checked, Checkpoint, EnvelopeKind, FraudProof,
-    Genesis, Judge, L1BlockInfo, L1Chain, ParentFacts, Verdict,
+    find_block_envelopes, AnchorAuth, Batch, BatchHeader, Checked, Checkpoint, EnvelopeKind,
+    FraudProof, Genesis, Judge, L1BlockInfo, L1Chain, LocatedEnvelope, ParentFacts, Verdict,
+    MAX_FRAUD_PROOF_BYTES,
 };
 
 /// Where a batch is anchored on Bitcoin.
@@ -104,7 +115,7 @@ pub enum ChallengeOutcome {
     },
 }
 
-/// A challenge envelope seen by derivation.
+/// An accepted challenge, as derivation keeps it (rejected ones are only reported as events).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChallengeRecord {
     /// The reveal transaction carrying it.
@@ -115,7 +126,7 @@ pub struct ChallengeRecord {
     pub target: Option<(u64, Hash)>,
     /// The challenger's L2 account, if the proof decoded.
     pub challenger: Option<AccountId>,
-    /// Accepted or rejected, with the reason.
+    /// Always [`ChallengeOutcome::Accepted`] for records derivation keeps.
     pub outcome: ChallengeOutcome,
 }
 
@@ -193,7 +204,8 @@ pub enum DerivationEvent {
         /// Why.
         reason: String,
     },
-    /// A reorg removed a challenge (accepted or rejected).
+    /// A reorg removed an accepted challenge (rejected ones are not remembered, so a reorg
+    /// removing one reports nothing).
     ChallengeRemoved {
         /// The challenge transaction.
         btc_txid: Txid,
@@ -242,7 +254,7 @@ pub enum DerivationError {
 enum Undo {
     /// A batch was pushed onto the canonical chain.
     Anchored,
-    /// A challenge was recorded; if accepted, `invalidated` batches moved from the canonical
+    /// A challenge was accepted and recorded: `invalidated` batches moved from the canonical
     /// chain to the end of the invalidated list.
     Challenge { invalidated: usize },
 }
@@ -258,6 +270,7 @@ struct BlockRecord {
 #[derive(Clone, Debug)]
 pub struct Derivation {
     genesis: Genesis,
+    genesis_hash: Hash,
     genesis_parent: ParentFacts,
     blocks: Vec<BlockRecord>,
     canonical: Vec<BatchRecord>,
@@ -291,6 +304,7 @@ impl Derivation {
     pub fn new(genesis: Genesis, genesis_state_root: Hash) -> Self {
         let genesis_parent = ParentFacts::genesis(&genesis, genesis_state_root);
         Self {
+            genesis_hash: genesis_parent.hash,
             genesis,
             genesis_parent,
             blocks: Vec::new(),
@@ -368,7 +382,8 @@ impl Derivation {
         &self.invalidated
     }
 
-    /// Every challenge seen on the current L1 chain, in order.
+    /// Every accepted challenge on the current L1 chain, in order (rejected challenges are
+    /// reported as [`DerivationEvent::ChallengeRejected`] and not kept).
     pub fn challenges(&self) -> &[ChallengeRecord] {
         &self.challenges
     }
@@ -446,15 +461,19 @@ impl Derivation {
         let mut events = Vec::new();
         let mut undo = Vec::new();
         for located in find_block_envelopes(block) {
-            let envelope = located.envelope;
-            match envelope.kind {
-                EnvelopeKind::Batch if envelope.key == self.genesis.anchor_key => {
+            match located.envelope.kind {
+                EnvelopeKind::Batch => {
+                    // Cheap checks first, nothing decompressed: the leaf key (a filter) and
+                    // the anchor signature (the proof of authorship).
+                    let Some(auth) = self.authenticated(&located) else {
+                        continue;
+                    };
                     let anchor = Anchor {
                         height,
                         block_hash: hash,
                         btc_txid: located.txid,
                     };
-                    match self.accept_batch(&envelope.payload, anchor) {
+                    match self.accept_batch(&located, &auth, anchor) {
                         Ok(batch) => {
                             undo.push(Undo::Anchored);
                             events.push(DerivationEvent::BatchAnchored {
@@ -468,15 +487,11 @@ impl Derivation {
                         }),
                     }
                 }
-                EnvelopeKind::Batch => {}
                 EnvelopeKind::Challenge => {
-                    let invalidated = self.process_challenge(
-                        &envelope.payload,
-                        height,
-                        located.txid,
-                        &mut events,
-                    );
-                    undo.push(Undo::Challenge { invalidated });
+                    if let Some(invalidated) = self.process_challenge(&located, height, &mut events)
+                    {
+                        undo.push(Undo::Challenge { invalidated });
+                    }
                 }
             }
         }
@@ -494,9 +509,39 @@ impl Derivation {
         Ok(events)
     }
 
-    /// Decode and check a batch payload against the tip; push it on success.
-    fn accept_batch(&mut self, payload: &[u8], anchor: Anchor) -> Result<Batch<Checked>, String> {
-        let batch = Batch::decode(payload).map_err(|e| e.to_string())?;
+    /// The auth of a batch envelope if it is the anchor key's: leaf key equal to the anchor
+    /// key (a cheap filter) and a valid signature for this genesis. `None`: not ours, ignore.
+    fn authenticated(&self, located: &LocatedEnvelope) -> Option<AnchorAuth> {
+        let envelope = &located.envelope;
+        if envelope.key != self.genesis.anchor_key {
+            return None;
+        }
+        let auth = envelope.auth?;
+        auth.verify_with(
+            &self.genesis.anchor_key,
+            &self.genesis_hash,
+            EnvelopeKind::Batch,
+        )
+        .then_some(auth)
+    }
+
+    /// Decompress, decode and check an authenticated batch envelope against the tip; push it on
+    /// success.
+    fn accept_batch(
+        &mut self,
+        located: &LocatedEnvelope,
+        auth: &AnchorAuth,
+        anchor: Anchor,
+    ) -> Result<Batch<Checked>, String> {
+        let max = usize::try_from(self.genesis.max_batch_bytes).unwrap_or(usize::MAX);
+        let payload = located
+            .envelope
+            .decompress(max)
+            .map_err(|e| format!("envelope body: {e}"))?;
+        let batch = Batch::decode(&payload).map_err(|e| e.to_string())?;
+        if batch.hash() != auth.header_hash {
+            return Err("the batch header is not the one the anchor key signed".into());
+        }
         let parent = self.tip_facts();
         let context = AnchorContext {
             blocks: &self.blocks,
@@ -515,25 +560,36 @@ impl Derivation {
         Ok(checked)
     }
 
-    /// Judge a challenge, record it, and invalidate on fraud. Returns how many batches it
-    /// invalidated.
+    /// Decompress and judge a challenge; on fraud record it and invalidate. Returns how many
+    /// batches it invalidated if it was accepted, `None` if it was rejected (and forgotten).
     fn process_challenge(
         &mut self,
-        payload: &[u8],
+        located: &LocatedEnvelope,
         height: u64,
-        btc_txid: Txid,
         events: &mut Vec<DerivationEvent>,
-    ) -> usize {
-        let proof = match FraudProof::decode(payload) {
+    ) -> Option<usize> {
+        let btc_txid = located.txid;
+        let reject =
+            |target: Option<(u64, Hash)>, reason: String| DerivationEvent::ChallengeRejected {
+                btc_txid,
+                target,
+                reason,
+            };
+        let payload = match located.envelope.decompress(MAX_FRAUD_PROOF_BYTES) {
+            Ok(payload) => payload,
+            Err(e) => {
+                events.push(reject(None, format!("envelope body: {e}")));
+                return None;
+            }
+        };
+        let proof = match FraudProof::decode(&payload) {
             Ok(proof) => proof,
             Err(e) => {
-                let reason = format!("fraud proof does not decode: {e}");
-                self.reject(btc_txid, height, None, None, reason, events);
-                return 0;
+                events.push(reject(None, format!("fraud proof does not decode: {e}")));
+                return None;
             }
         };
         let target = Some((proof.batch_number, proof.batch_hash));
-        let challenger = Some(proof.challenger);
         let found = proof
             .batch_number
             .checked_sub(1)
@@ -541,9 +597,8 @@ impl Derivation {
             .and_then(|i| Some((i, self.canonical.get(i)?)))
             .filter(|(_, r)| r.hash == proof.batch_hash);
         let Some((index, record)) = found else {
-            let reason = "target is not a canonical batch".to_string();
-            self.reject(btc_txid, height, target, challenger, reason, events);
-            return 0;
+            events.push(reject(target, "target is not a canonical batch".into()));
+            return None;
         };
         let window_end = record
             .anchor
@@ -551,8 +606,8 @@ impl Derivation {
             .saturating_add(self.genesis.dispute_window);
         if height >= window_end {
             let reason = format!("dispute window closed at height {window_end}");
-            self.reject(btc_txid, height, target, challenger, reason, events);
-            return 0;
+            events.push(reject(target, reason));
+            return None;
         }
         match Judge::judge(&self.genesis, &record.header, &proof) {
             Ok(Verdict::Fraud(fraud)) => {
@@ -580,45 +635,20 @@ impl Derivation {
                     btc_txid,
                     height,
                     target,
-                    challenger,
+                    challenger: Some(proof.challenger),
                     outcome: ChallengeOutcome::Accepted { reason },
                 });
-                count
+                Some(count)
             }
             Ok(Verdict::NoFraud) => {
-                let reason = "the judge found no fraud".to_string();
-                self.reject(btc_txid, height, target, challenger, reason, events);
-                0
+                events.push(reject(target, "the judge found no fraud".into()));
+                None
             }
             Err(e) => {
-                let reason = format!("fraud proof rejected: {e}");
-                self.reject(btc_txid, height, target, challenger, reason, events);
-                0
+                events.push(reject(target, format!("fraud proof rejected: {e}")));
+                None
             }
         }
-    }
-
-    fn reject(
-        &mut self,
-        btc_txid: Txid,
-        height: u64,
-        target: Option<(u64, Hash)>,
-        challenger: Option<AccountId>,
-        reason: String,
-        events: &mut Vec<DerivationEvent>,
-    ) {
-        events.push(DerivationEvent::ChallengeRejected {
-            btc_txid,
-            target,
-            reason: reason.clone(),
-        });
-        self.challenges.push(ChallengeRecord {
-            btc_txid,
-            height,
-            target,
-            challenger,
-            outcome: ChallengeOutcome::Rejected { reason },
-        });
     }
 
     /// Undo the tip block `height`/`hash` (reorgs disconnect newest first). On error nothing

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Amount, FeeRate, ScriptBuf};
 use stint_anchor::{Anchorer, BitcoindClient, ChainEvent, ChainFollower, PostedEnvelope};
-use stint_protocol::{Derivation, DerivationEvent, Envelope, EnvelopeKind, IndexHint};
+use stint_protocol::{Derivation, DerivationEvent, EnvelopeKind, IndexHint};
 use tokio::sync::watch;
 
 use crate::error::SequencerError;
@@ -385,7 +385,7 @@ async fn anchor_next(
             }
         }
     }
-    let envelope = Envelope::new(EnvelopeKind::Batch, anchorer.key(), stored.encoded);
+    let envelope = anchorer.batch_envelope(&shared.genesis.hash(), hash, stored.encoded);
     let hint = IndexHint {
         kind: EnvelopeKind::Batch,
         number: next,

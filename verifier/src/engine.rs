@@ -83,6 +83,9 @@ pub struct Engine {
     pool: Arc<rayon::ThreadPool>,
     /// Height of the last block processed before this process started.
     resume_height: Option<u64>,
+    /// Derivation's rejections of *our* challenges (height, txid, outcome): derivation keeps
+    /// only accepted challenges, so the engine remembers the rejections it needs itself.
+    rejected: Vec<(u64, bitcoin::Txid, ChallengeOutcome)>,
 }
 
 impl Engine {
@@ -110,6 +113,7 @@ impl Engine {
             challenger,
             pool,
             resume_height,
+            rejected: Vec::new(),
         })
     }
 
@@ -175,8 +179,22 @@ impl Engine {
     ) -> Result<BlockReport, VerifierError> {
         let events = self.derivation.connect_block(height, block)?;
         for event in &events {
-            if let DerivationEvent::BatchAnchored { batch, .. } = event {
-                self.store.put_body(batch.as_ref())?;
+            match event {
+                DerivationEvent::BatchAnchored { batch, .. } => {
+                    self.store.put_body(batch.as_ref())?;
+                }
+                DerivationEvent::ChallengeRejected {
+                    btc_txid, reason, ..
+                } => {
+                    let ours = self.store.challenges()?;
+                    if ours.iter().any(|c| &c.btc_txid == btc_txid) {
+                        let outcome = ChallengeOutcome::Rejected {
+                            reason: reason.clone(),
+                        };
+                        self.rejected.push((height, *btc_txid, outcome));
+                    }
+                }
+                _ => {}
             }
         }
         let mut report = self.reconcile()?;
@@ -193,6 +211,7 @@ impl Engine {
         hash: BlockHash,
     ) -> Result<BlockReport, VerifierError> {
         let events = self.derivation.disconnect_block(height, hash)?;
+        self.rejected.retain(|(at, _, _)| *at < height);
         let mut report = self.reconcile()?;
         report.events = events;
         if let Some((tip, tip_hash)) = self.derivation.l1_tip() {
@@ -366,6 +385,13 @@ impl Engine {
             .rev()
             .find(|c| &c.btc_txid == btc_txid)
             .map(|c| &c.outcome)
+            .or_else(|| {
+                self.rejected
+                    .iter()
+                    .rev()
+                    .find(|(_, txid, _)| txid == btc_txid)
+                    .map(|(_, _, outcome)| outcome)
+            })
     }
 
     /// Summaries of every batch derivation knows (canonical then invalidated).

@@ -157,9 +157,9 @@ async fn a_fraud_at_the_segment_budget_limit_is_challenged_and_accepted_on_regte
     header.trace_root = trace_root(&checkpoints);
     let fraudulent = Batch::new(header, checkpoints, body);
     fraudulent.check_body(&genesis).unwrap();
-    let envelope = Envelope::new(
-        EnvelopeKind::Batch,
-        sequencer.key(),
+    let envelope = sequencer.batch_envelope(
+        &genesis.hash(),
+        fraudulent.hash(),
         fraudulent.encode().unwrap(),
     );
     let hint = IndexHint {

@@ -10,8 +10,8 @@ use k256::schnorr::SigningKey;
 use stint_anchor::{Anchorer, ChainEvent, ChainFollower};
 use stint_contracts::{AccountId, Call, Tx};
 use stint_protocol::{
-    BatchBuilder, BuildParams, Derivation, DerivationEvent, Envelope, EnvelopeKind, Genesis,
-    GenesisAlloc, IndexHint, L1Origin, ParentFacts,
+    BatchBuilder, BuildParams, Derivation, DerivationEvent, EnvelopeKind, Genesis, GenesisAlloc,
+    IndexHint, L1Origin, ParentFacts,
 };
 use stint_state::MemoryNodeStore;
 
@@ -110,7 +110,7 @@ async fn derivation_follows_posted_batches_through_reorgs() {
     };
 
     // The same batch under a foreign key, and a malformed envelope under ours, come first.
-    let forged = Envelope::new(EnvelopeKind::Batch, foreign.key(), payload.clone());
+    let forged = foreign.batch_envelope(&genesis.hash(), sealed.batch.hash(), payload.clone());
     foreign.post(&forged, Some(hint), sat_vb(2)).await.unwrap();
     let malformed = Builder::new()
         .push_x_only_key(&ours.key())
@@ -123,7 +123,7 @@ async fn derivation_follows_posted_batches_through_reorgs() {
         .push_opcode(OP_ENDIF)
         .into_script();
     ours.post_leaf(malformed, None, sat_vb(2)).await.unwrap();
-    let envelope = Envelope::new(EnvelopeKind::Batch, ours.key(), payload);
+    let envelope = ours.batch_envelope(&genesis.hash(), sealed.batch.hash(), payload);
     let posted = ours.post(&envelope, Some(hint), sat_vb(2)).await.unwrap();
     let anchor_block = h.confirm(&ours, &posted).await;
 

@@ -13,7 +13,7 @@ async fn large_incompressible_envelope_round_trips_through_bitcoin() {
     let h = Harness::start(&[]).await;
     let anchorer = h.anchorer(1);
     let payload = incompressible(380_000, b"batch");
-    let envelope = Envelope::new(EnvelopeKind::Batch, anchorer.key(), payload);
+    let envelope = anchorer.batch_envelope(&[0; 32], [0x5a; 32], payload);
     let body_len = envelope.leaf_script().unwrap().len();
     assert!(
         body_len > 380_000 && body_len < MAX_ENVELOPE_BODY + 3_000,
@@ -83,7 +83,8 @@ async fn large_incompressible_envelope_round_trips_through_bitcoin() {
     let found = find_block_envelopes(&block);
     assert_eq!(found.len(), 1);
     assert_eq!(
-        found[0].envelope, envelope,
+        found[0].envelope.decode(),
+        Ok(envelope),
         "payload must come back bit-identical"
     );
     assert_eq!(found[0].txid, posted.reveal_txid);
@@ -102,7 +103,7 @@ async fn foreign_key_envelopes_are_returned_and_malformed_ones_skipped() {
     let foreign = h.anchorer(2);
     assert_ne!(ours.key(), foreign.key());
 
-    let good = Envelope::new(EnvelopeKind::Batch, ours.key(), b"our batch".to_vec());
+    let good = ours.batch_envelope(&[0; 32], [1; 32], b"our batch".to_vec());
     let challenge = Envelope::new(
         EnvelopeKind::Challenge,
         foreign.key(),
@@ -149,14 +150,20 @@ async fn foreign_key_envelopes_are_returned_and_malformed_ones_skipped() {
     let found = find_block_envelopes(&block);
     assert_eq!(found.len(), 2, "the malformed envelope must be skipped");
     let by_tx = |txid| found.iter().find(|f| f.txid == txid).map(|f| &f.envelope);
-    assert_eq!(by_tx(posted_good.reveal_txid), Some(&good));
-    assert_eq!(by_tx(posted_foreign.reveal_txid), Some(&challenge));
-    assert_eq!(by_tx(posted_bad.reveal_txid), None);
+    assert_eq!(
+        by_tx(posted_good.reveal_txid).unwrap().decode(),
+        Ok(good.clone())
+    );
+    assert_eq!(
+        by_tx(posted_foreign.reveal_txid).unwrap().decode(),
+        Ok(challenge)
+    );
+    assert!(by_tx(posted_bad.reveal_txid).is_none());
     // Derivation filters on the anchor key:
     let anchored: Vec<_> = found
         .iter()
         .filter(|f| f.envelope.key == ours.key())
         .collect();
     assert_eq!(anchored.len(), 1);
-    assert_eq!(anchored[0].envelope, good);
+    assert_eq!(anchored[0].envelope.decode(), Ok(good));
 }

@@ -1,7 +1,7 @@
 //! Replacing a commit whose pair did not confirm, and re-mining a pair dropped by a reorg.
 
 use stint_anchor::{AnchorError, Submission};
-use stint_protocol::{find_block_envelopes, Envelope, EnvelopeKind, IndexHint};
+use stint_protocol::{find_block_envelopes, EnvelopeKind, IndexHint};
 
 use crate::common::{incompressible, sat_vb, Harness};
 
@@ -11,11 +11,7 @@ async fn unconfirmed_commit_confirms_after_fee_bump() {
     let h = Harness::start(&["-blockmintxfee=0.00005"]).await;
     let client = h.node.client().clone();
     let anchorer = h.anchorer(3);
-    let envelope = Envelope::new(
-        EnvelopeKind::Batch,
-        anchorer.key(),
-        incompressible(20_000, b"bump"),
-    );
+    let envelope = anchorer.batch_envelope(&[0; 32], [1; 32], incompressible(20_000, b"bump"));
     let hint = IndexHint {
         kind: EnvelopeKind::Batch,
         number: 1,
@@ -65,7 +61,7 @@ async fn unconfirmed_commit_confirms_after_fee_bump() {
     );
     let found = find_block_envelopes(&block);
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].envelope, envelope);
+    assert_eq!(found[0].envelope.decode(), Ok(envelope));
     assert_eq!(found[0].txid, bumped.reveal_txid);
 
     // A confirmed pair cannot be bumped.
@@ -80,7 +76,7 @@ async fn rebroadcast_restores_a_pair_dropped_by_a_reorg() {
     let h = Harness::start(&[]).await;
     let client = h.node.client().clone();
     let anchorer = h.anchorer(4);
-    let envelope = Envelope::new(EnvelopeKind::Batch, anchorer.key(), b"again".to_vec());
+    let envelope = anchorer.batch_envelope(&[0; 32], [2; 32], b"again".to_vec());
     let posted = anchorer.post(&envelope, None, sat_vb(2)).await.unwrap();
     let first = h.confirm(&anchorer, &posted).await;
     client.invalidate_block(&first).await.unwrap();

@@ -11,5 +11,6 @@ mod common;
 mod derivation;
 mod envelopes;
 mod fee_bump;
+mod forged;
 mod node;
 mod reorg;

@@ -2,7 +2,7 @@
 
 use bitcoin::BlockHash;
 use stint_anchor::{ChainEvent, ChainFollower, Submission};
-use stint_protocol::{find_block_envelopes, Envelope, EnvelopeKind};
+use stint_protocol::find_block_envelopes;
 
 use crate::common::{sat_vb, Harness};
 
@@ -21,11 +21,7 @@ async fn follower_handles_shallow_and_deep_reorgs() {
     let h = Harness::start(&[]).await;
     let client = h.node.client().clone();
     let anchorer = h.anchorer(1);
-    let envelope = Envelope::new(
-        EnvelopeKind::Batch,
-        anchorer.key(),
-        b"anchored batch".to_vec(),
-    );
+    let envelope = anchorer.batch_envelope(&[0; 32], [1; 32], b"anchored batch".to_vec());
     let posted = anchorer.post(&envelope, None, sat_vb(2)).await.unwrap();
     let anchor_hash = h.confirm(&anchorer, &posted).await;
     let anchor_height = client.get_block_count().await.unwrap();
@@ -63,7 +59,10 @@ async fn follower_handles_shallow_and_deep_reorgs() {
     assert_eq!(summary(&events), vec![('+', anchor_height, anchor_hash)]);
     match &events[0] {
         ChainEvent::Connected { block, .. } => {
-            assert_eq!(find_block_envelopes(block)[0].envelope, envelope);
+            assert_eq!(
+                find_block_envelopes(block)[0].envelope.decode(),
+                Ok(envelope.clone())
+            );
         }
         other => panic!("unexpected {other:?}"),
     }

@@ -340,7 +340,10 @@ impl Net {
                 if found.envelope.kind == EnvelopeKind::Batch
                     && found.envelope.key == self.genesis.anchor_key
                 {
-                    if let Ok(batch) = Batch::decode(&found.envelope.payload) {
+                    let Ok(envelope) = found.envelope.decode() else {
+                        continue;
+                    };
+                    if let Ok(batch) = Batch::decode(&envelope.payload) {
                         out.push(batch);
                     }
                 }

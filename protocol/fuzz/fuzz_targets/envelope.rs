@@ -4,7 +4,7 @@
 
 use bitcoin::Script;
 use libfuzzer_sys::fuzz_target;
-use stint_protocol::{Envelope, EnvelopeKind, IndexHint};
+use stint_protocol::{AnchorAuth, Envelope, EnvelopeKind, IndexHint, RawEnvelope};
 
 fuzz_target!(|data: &[u8]| {
     let script = Script::from_bytes(data);
@@ -15,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(again) = envelope.leaf_script() {
             assert_eq!(Envelope::from_leaf_script(&again).ok(), Some(envelope));
         }
+    }
+    // Parsing the layout alone never decompresses and never panics; the frame checks neither.
+    if let Ok(raw) = RawEnvelope::from_leaf_script(script) {
+        let _ = raw.declared_size(usize::MAX);
     }
     if let Ok(hint) = IndexHint::from_script(script) {
         assert_eq!(hint.to_script().as_bytes(), data);
@@ -30,7 +34,14 @@ fuzz_target!(|data: &[u8]| {
         let key = bitcoin::secp256k1::SecretKey::from_slice(&[first.max(1); 32])
             .map(|sk| sk.x_only_public_key(&secp).0);
         if let (Ok(key), false) = (key, payload.is_empty()) {
-            let envelope = Envelope::new(kind, key, payload.to_vec());
+            let mut envelope = Envelope::new(kind, key, payload.to_vec());
+            if kind == EnvelopeKind::Batch {
+                // Layout only: derivation, not the codec, verifies the signature.
+                envelope = envelope.with_auth(AnchorAuth {
+                    header_hash: [first; 32],
+                    signature: [first; 64],
+                });
+            }
             let script = envelope
                 .leaf_script()
                 .expect("small payloads always encode");

@@ -11,8 +11,8 @@ use bitcoin::{
 use k256::schnorr::SigningKey;
 use stint_contracts::{AccountId, Call, SignedTx, Tx};
 use stint_protocol::{
-    Batch, BatchBuilder, BuildParams, Envelope, EnvelopeKind, Genesis, GenesisAlloc, L1Origin,
-    ParentFacts, SealedBatch,
+    AnchorAuth, Batch, BatchBuilder, BuildParams, Envelope, EnvelopeKind, Genesis, GenesisAlloc,
+    L1Origin, ParentFacts, SealedBatch,
 };
 use stint_state::{Hash, MemoryNodeStore};
 
@@ -136,10 +136,55 @@ pub(crate) fn start_block() -> Block {
     block(BlockHash::all_zeros(), T0 as u32 as u64, 0, Vec::new())
 }
 
-/// A reveal transaction spending a taproot script path whose leaf is the envelope.
+/// What the anchorer does: `key_seed`'s BIP340 signature over (genesis hash, kind, header hash).
+pub(crate) fn anchor_auth(g: &Genesis, key_seed: u8, header_hash: Hash) -> AnchorAuth {
+    let secp = Secp256k1::new();
+    let keypair = Keypair::from_seckey_slice(&secp, &[key_seed; 32]).unwrap();
+    let message = bitcoin::secp256k1::Message::from_digest(AnchorAuth::message(
+        &g.hash(),
+        EnvelopeKind::Batch,
+        &header_hash,
+    ));
+    AnchorAuth {
+        header_hash,
+        signature: secp
+            .sign_schnorr_no_aux_rand(&message, &keypair)
+            .serialize(),
+    }
+}
+
+/// A batch envelope under `key_seed`'s leaf key, signed by `key_seed` for `header_hash`.
+pub(crate) fn batch_envelope(
+    g: &Genesis,
+    key_seed: u8,
+    header_hash: Hash,
+    payload: Vec<u8>,
+) -> Envelope {
+    Envelope::new(EnvelopeKind::Batch, btc_key(key_seed), payload).with_auth(anchor_auth(
+        g,
+        key_seed,
+        header_hash,
+    ))
+}
+
+/// A reveal transaction spending a taproot script path whose leaf is the envelope (kind 2: no
+/// auth; use [`reveal_envelope`] for batches).
 pub(crate) fn reveal(kind: EnvelopeKind, key_seed: u8, payload: Vec<u8>, salt: u32) -> Transaction {
-    let envelope = Envelope::new(kind, btc_key(key_seed), payload);
-    let script = envelope.leaf_script().unwrap();
+    reveal_envelope(
+        &Envelope::new(kind, btc_key(key_seed), payload),
+        key_seed,
+        salt,
+    )
+}
+
+/// A reveal transaction carrying `envelope` (taproot internal key: `key_seed`'s).
+pub(crate) fn reveal_envelope(envelope: &Envelope, key_seed: u8, salt: u32) -> Transaction {
+    reveal_leaf(envelope.leaf_script().unwrap(), key_seed, salt)
+}
+
+/// A reveal transaction spending a taproot script path whose leaf is `script` (any bytes), with
+/// a junk signature.
+pub(crate) fn reveal_leaf(script: bitcoin::ScriptBuf, key_seed: u8, salt: u32) -> Transaction {
     let secp = Secp256k1::new();
     let spend = TaprootBuilder::new()
         .add_leaf(0, script.clone())

@@ -80,7 +80,8 @@ impl Fixture {
 
     fn reveal_batch(&mut self, batch: &Batch, key: u8) -> Transaction {
         self.salt += 1;
-        reveal(EnvelopeKind::Batch, key, batch.encode().unwrap(), self.salt)
+        let envelope = batch_envelope(&self.g, key, batch.hash(), batch.encode().unwrap());
+        reveal_envelope(&envelope, key, self.salt)
     }
 }
 
@@ -105,7 +106,11 @@ fn accepts_linking_batches_and_ignores_the_rest() {
 
     // Foreign key: silently ignored. Malformed payload: rejected. Batch 2 first: does not link.
     let foreign = f.reveal_batch(&b1, 3);
-    let malformed = reveal(EnvelopeKind::Batch, ANCHOR, vec![1, 2, 3], 1);
+    let malformed = reveal_envelope(
+        &batch_envelope(&f.g, ANCHOR, [3; 32], vec![1, 2, 3]),
+        ANCHOR,
+        1,
+    );
     let early = f.reveal_batch(&b2, ANCHOR);
     let events = f.mine(vec![foreign, malformed, early]);
     assert!(anchored(&events).is_empty());
@@ -398,5 +403,119 @@ impl Zeros for BlockHash {
     fn all_zeros_for_test() -> Self {
         use bitcoin::hashes::Hash as _;
         BlockHash::all_zeros()
+    }
+}
+
+/// Issue 13 §3: envelopes that look like batches under the anchor key but are not signed by it
+/// for this genesis and this header. Built the way an attacker would, from public data only
+/// (the genesis, the honest envelope's bytes), next to the honest batch in the same block.
+fn forgeries(f: &mut Fixture, honest: &Batch, forged: &Batch) -> Vec<(Transaction, bool)> {
+    let anchor_key = btc_key(ANCHOR);
+    let payload = forged.encode().unwrap();
+    let honest_auth = anchor_auth(&f.g, ANCHOR, honest.hash());
+    let mut out = Vec::new();
+    let mut next = f.salt;
+    let mut salt = || {
+        next += 1;
+        next
+    };
+    // (tx, whether derivation reports it as rejected rather than ignoring it)
+    // 1. Junk signature over the forged header.
+    let junk = stint_protocol::AnchorAuth {
+        header_hash: forged.hash(),
+        signature: [1; 64],
+    };
+    let env = stint_protocol::Envelope::new(EnvelopeKind::Batch, anchor_key, payload.clone())
+        .with_auth(junk);
+    out.push((reveal_envelope(&env, 3, salt()), false));
+    // 2. The attacker's own signature, anchor key in the leaf.
+    let env = stint_protocol::Envelope::new(EnvelopeKind::Batch, anchor_key, payload.clone())
+        .with_auth(anchor_auth(&f.g, 3, forged.hash()));
+    out.push((reveal_envelope(&env, 3, salt()), false));
+    // 3. The honest signature moved onto the forged header (signature over another header).
+    let moved = stint_protocol::AnchorAuth {
+        header_hash: forged.hash(),
+        ..honest_auth
+    };
+    let env = stint_protocol::Envelope::new(EnvelopeKind::Batch, anchor_key, payload.clone())
+        .with_auth(moved);
+    out.push((reveal_envelope(&env, 3, salt()), false));
+    // 4. A real anchor-key signature for the same header on another chain (same anchor key,
+    //    other genesis): replayed here.
+    let mut other = f.g.clone();
+    other.chain_id += 1;
+    let env = stint_protocol::Envelope::new(EnvelopeKind::Batch, anchor_key, payload.clone())
+        .with_auth(anchor_auth(&other, ANCHOR, forged.hash()));
+    out.push((reveal_envelope(&env, 3, salt()), false));
+    // 5. The honest auth copied from the honest envelope, with the forged body: the signature
+    //    verifies, but the decoded header is not the signed one.
+    let env = stint_protocol::Envelope::new(EnvelopeKind::Batch, anchor_key, payload.clone())
+        .with_auth(honest_auth);
+    out.push((reveal_envelope(&env, 3, salt()), true));
+    // 6. No auth push at all: the v1 layout.
+    let body = zstd::bulk::compress(&payload, 12).unwrap();
+    let mut b = bitcoin::script::Builder::new()
+        .push_x_only_key(&anchor_key)
+        .push_opcode(bitcoin::opcodes::all::OP_CHECKSIG)
+        .push_opcode(bitcoin::opcodes::OP_FALSE)
+        .push_opcode(bitcoin::opcodes::all::OP_IF)
+        .push_slice(b"stint")
+        .push_slice([1u8]);
+    for chunk in body.chunks(520) {
+        b = b.push_slice(bitcoin::script::PushBytesBuf::try_from(chunk.to_vec()).unwrap());
+    }
+    let v1 = b.push_opcode(bitcoin::opcodes::all::OP_ENDIF).into_script();
+    out.push((reveal_leaf(v1, 3, salt()), false));
+    f.salt = salt();
+    out
+}
+
+#[test]
+fn forged_batch_envelopes_never_take_the_slot() {
+    for honest_first in [false, true] {
+        let mut f = Fixture::new();
+        let honest = f.batch(f.genesis_parent(), vec![transfer(ALICE, BOB, 0, 10)]);
+        // The attacker's batch 1: valid, links to genesis, moves other funds.
+        let forged = f.batch(f.genesis_parent(), vec![transfer(ALICE, FEES, 0, 999)]);
+        assert_ne!(forged.hash(), honest.hash());
+        let fakes = forgeries(&mut f, &honest, &forged);
+        let rejected: Vec<_> = fakes
+            .iter()
+            .filter(|(_, r)| *r)
+            .map(|(tx, _)| tx.compute_txid())
+            .collect();
+        let mut txs: Vec<Transaction> = fakes.into_iter().map(|(tx, _)| tx).collect();
+        let honest_tx = f.reveal_batch(&honest, ANCHOR);
+        if honest_first {
+            txs.insert(0, honest_tx.clone());
+        } else {
+            txs.push(honest_tx.clone());
+        }
+        let events = f.mine(txs);
+        assert_eq!(anchored(&events), vec![1], "{events:?}");
+        let (record, _) = f.derivation.batch(1).unwrap();
+        assert_eq!(record.hash, honest.hash());
+        assert_eq!(record.anchor.btc_txid, honest_tx.compute_txid());
+        // Forgeries with a bad signature are ignored without a word; the copied signature is
+        // reported, as an envelope that really is the anchor key's.
+        let reported: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                DerivationEvent::BatchRejected { btc_txid, .. } => Some(*btc_txid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reported, rejected);
+        assert!(events.iter().any(|e| matches!(e,
+            DerivationEvent::BatchRejected { reason, .. } if reason.contains("signed"))));
+
+        // Alone in a block (no honest batch to compete with), the forgeries anchor nothing.
+        let mut f = Fixture::new();
+        let honest = f.batch(f.genesis_parent(), vec![transfer(ALICE, BOB, 0, 10)]);
+        let forged = f.batch(f.genesis_parent(), vec![transfer(ALICE, FEES, 0, 999)]);
+        let fakes = forgeries(&mut f, &honest, &forged);
+        let events = f.mine(fakes.into_iter().map(|(tx, _)| tx).collect());
+        assert!(anchored(&events).is_empty(), "{events:?}");
+        assert!(f.derivation.canonical().is_empty());
     }
 }

@@ -256,9 +256,9 @@ impl Rollup {
             number: batch.header().number,
             header_hash: batch.hash(),
         };
-        let envelope = Envelope::new(
-            EnvelopeKind::Batch,
-            self.anchorer.key(),
+        let envelope = self.anchorer.batch_envelope(
+            &self.genesis.hash(),
+            batch.hash(),
             batch.encode().unwrap(),
         );
         let posted = self
