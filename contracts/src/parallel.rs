@@ -107,10 +107,7 @@ pub fn execute_verified_segments_parallel<V: StateView + Sync>(
     txs: &VerifiedTxs<'_>,
     ranges: &[Range<usize>],
 ) -> Result<BatchOutcome, ExecError> {
-    if ranges.iter().any(|r| r.start > r.end || r.end > txs.len()) {
-        return Err(ExecError::SegmentOutOfRange);
-    }
-    run_segments(view, ranges, |pre, range| {
+    run_segments(view, txs, ranges, |pre, range| {
         exec_segment_parallel(pre, ctx, txs, range)
     })
 }

@@ -323,7 +323,7 @@ pub fn execute_verified_batch<V: StateView>(
     k: usize,
 ) -> Result<BatchOutcome, ExecError> {
     let ranges = fixed_segments(txs.len(), k)?;
-    run_segments(view, &ranges, |pre, range| {
+    run_segments(view, txs, &ranges, |pre, range| {
         exec_segment(pre, ctx, txs, range)
     })
 }
@@ -336,10 +336,7 @@ pub fn execute_verified_segments<V: StateView>(
     txs: &VerifiedTxs<'_>,
     ranges: &[Range<usize>],
 ) -> Result<BatchOutcome, ExecError> {
-    if ranges.iter().any(|r| r.start > r.end || r.end > txs.len()) {
-        return Err(ExecError::SegmentOutOfRange);
-    }
-    run_segments(view, ranges, |pre, range| {
+    run_segments(view, txs, ranges, |pre, range| {
         exec_segment(pre, ctx, txs, range)
     })
 }
@@ -357,10 +354,11 @@ pub(crate) fn fixed_segments(len: usize, k: usize) -> Result<Vec<Range<usize>>, 
         .collect())
 }
 
-/// Drive the segments `ranges` (in order), each executed by `exec` over the state after the
-/// previous ones.
+/// Drive the segments `ranges` of `txs` (in order), each executed by `exec` over the state
+/// after the previous ones. A range outside `txs` is [`ExecError::SegmentOutOfRange`].
 pub(crate) fn run_segments<V, F>(
     view: V,
+    txs: &VerifiedTxs<'_>,
     ranges: &[Range<usize>],
     mut exec: F,
 ) -> Result<BatchOutcome, ExecError>
@@ -368,6 +366,9 @@ where
     V: StateView,
     F: FnMut(&Overlay<V>, Range<usize>) -> Result<SegmentOutcome, ExecError>,
 {
+    if ranges.iter().any(|r| r.start > r.end || r.end > txs.len()) {
+        return Err(ExecError::SegmentOutOfRange);
+    }
     let mut st = Overlay::new(view);
     let mut segments = Vec::with_capacity(ranges.len());
     for range in ranges {

@@ -4,7 +4,7 @@
 
 use bitcoin::hashes::Hash as _;
 use k256::schnorr::SigningKey;
-use stint_anchor::{ChainEvent, ChainFollower};
+use stint_anchor::ChainFollower;
 use stint_contracts::{account_key, AccountId, Call, Payment, SignedTx, Tx, MAX_PAYROLL_PAYMENTS};
 use stint_protocol::{
     build_fraud_proof, segment_cost, trace_root, Batch, BatchBuilder, BuildParams, Derivation,
@@ -13,7 +13,7 @@ use stint_protocol::{
 };
 use stint_state::{Key, MemoryNodeStore, SparseMerkleTree};
 
-use crate::common::{sat_vb, Harness};
+use crate::common::{sat_vb, sync, Harness};
 
 const CHAIN_ID: u64 = 78;
 /// Ground levels per payee beyond what the background accounts give (cheap enough for CI;
@@ -39,21 +39,6 @@ fn grind(target: &Key, bits: usize, seed: u64) -> AccountId {
         .map(|n| id(0xee, seed * 1_000 + bits as u64, n))
         .find(|c| shared_bits(&account_key(c), target) == bits)
         .unwrap()
-}
-
-async fn sync(follower: &mut ChainFollower, derivation: &mut Derivation) -> Vec<DerivationEvent> {
-    let mut out = Vec::new();
-    for event in follower.poll().await.unwrap() {
-        match event {
-            ChainEvent::Connected { height, block } => {
-                out.extend(derivation.connect_block(height, &block).unwrap())
-            }
-            ChainEvent::Disconnected { height, hash } => {
-                out.extend(derivation.disconnect_block(height, hash).unwrap())
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

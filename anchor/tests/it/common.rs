@@ -89,3 +89,22 @@ pub(crate) fn incompressible(len: usize, seed: &[u8]) -> Vec<u8> {
 pub(crate) fn sat_vb(n: u32) -> FeeRate {
     FeeRate::from_sat_per_vb_u32(n)
 }
+
+/// Feeds every pending follower event into derivation, returning derivation's events.
+pub(crate) async fn sync(
+    follower: &mut stint_anchor::ChainFollower,
+    derivation: &mut stint_protocol::Derivation,
+) -> Vec<stint_protocol::DerivationEvent> {
+    let mut out = Vec::new();
+    for event in follower.poll().await.unwrap() {
+        match event {
+            stint_anchor::ChainEvent::Connected { height, block } => {
+                out.extend(derivation.connect_block(height, &block).unwrap())
+            }
+            stint_anchor::ChainEvent::Disconnected { height, hash } => {
+                out.extend(derivation.disconnect_block(height, hash).unwrap())
+            }
+        }
+    }
+    out
+}

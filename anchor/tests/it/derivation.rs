@@ -7,7 +7,7 @@ use bitcoin::opcodes::OP_FALSE;
 use bitcoin::script::Builder;
 use bitcoin::Network;
 use k256::schnorr::SigningKey;
-use stint_anchor::{Anchorer, ChainEvent, ChainFollower};
+use stint_anchor::{Anchorer, ChainFollower};
 use stint_contracts::{AccountId, Call, Tx};
 use stint_protocol::{
     BatchBuilder, BuildParams, Derivation, DerivationEvent, EnvelopeKind, Genesis, GenesisAlloc,
@@ -15,7 +15,7 @@ use stint_protocol::{
 };
 use stint_state::MemoryNodeStore;
 
-use crate::common::{sat_vb, Harness};
+use crate::common::{sat_vb, sync, Harness};
 
 const CHAIN_ID: u64 = 77;
 
@@ -23,22 +23,6 @@ fn account(seed: u8) -> (SigningKey, AccountId) {
     let key = SigningKey::from_bytes(&[seed; 32]).unwrap();
     let id = AccountId::from_signing_key(&key);
     (key, id)
-}
-
-/// Feeds every pending follower event into derivation, returning derivation's events.
-async fn sync(follower: &mut ChainFollower, derivation: &mut Derivation) -> Vec<DerivationEvent> {
-    let mut out = Vec::new();
-    for event in follower.poll().await.unwrap() {
-        match event {
-            ChainEvent::Connected { height, block } => {
-                out.extend(derivation.connect_block(height, &block).unwrap())
-            }
-            ChainEvent::Disconnected { height, hash } => {
-                out.extend(derivation.disconnect_block(height, hash).unwrap())
-            }
-        }
-    }
-    out
 }
 
 fn anchored_numbers(derivation: &Derivation) -> Vec<u64> {

@@ -15,7 +15,7 @@ use bitcoin::{
     WitnessProgram, WitnessVersion,
 };
 use k256::schnorr::SigningKey;
-use stint_anchor::{ChainEvent, ChainFollower};
+use stint_anchor::ChainFollower;
 use stint_contracts::{AccountId, Call, Tx};
 use stint_protocol::{
     find_block_envelopes, AnchorAuth, BatchBuilder, BuildParams, Derivation, DerivationEvent,
@@ -23,25 +23,9 @@ use stint_protocol::{
 };
 use stint_state::MemoryNodeStore;
 
-use crate::common::{keypair, sat_vb, Harness};
+use crate::common::{keypair, sat_vb, sync, Harness};
 
 const CHAIN_ID: u64 = 78;
-
-/// Feeds every pending follower event into derivation, returning derivation's events.
-async fn sync(follower: &mut ChainFollower, derivation: &mut Derivation) -> Vec<DerivationEvent> {
-    let mut out = Vec::new();
-    for event in follower.poll().await.unwrap() {
-        match event {
-            ChainEvent::Connected { height, block } => {
-                out.extend(derivation.connect_block(height, &block).unwrap())
-            }
-            ChainEvent::Disconnected { height, hash } => {
-                out.extend(derivation.disconnect_block(height, hash).unwrap())
-            }
-        }
-    }
-    out
-}
 
 /// The outputs an attacker can spend with any witness: not a real P2TR output, so Bitcoin
 /// does not run the leaf. Returns (scriptPubKey, scriptSig of the spend).
