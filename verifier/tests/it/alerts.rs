@@ -5,21 +5,10 @@
 
 use bitcoin::Network;
 use serde_json::{json, Value};
-use stint_verifier::{ChallengeStage, ChallengeStatus, VerifierHandle};
+use stint_verifier::{ChallengeStage, ChallengeStatus};
 
-use crate::common::{rpc, start_verifier, verified_number, wait_for, Net, Rollup};
+use crate::common::{metrics, rpc, start_verifier, verified_number, wait_for, Net, Rollup};
 use crate::forge;
-
-async fn metrics(v: &VerifierHandle) -> String {
-    reqwest::Client::new()
-        .get(format!("http://{}/metrics", v.rpc_addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 /// The value of metric `name` in a Prometheus text exposition.
 fn metric(text: &str, name: &str) -> i64 {

@@ -377,3 +377,15 @@ pub(crate) async fn rpc(
     assert!(response.get("error").is_none(), "{method}: {response}");
     response["result"].clone()
 }
+
+/// The verifier's `/metrics` text.
+pub(crate) async fn metrics(v: &stint_verifier::VerifierHandle) -> String {
+    reqwest::Client::new()
+        .get(format!("http://{}/metrics", v.rpc_addr()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -4,7 +4,7 @@ use serde_json::json;
 use stint_contracts::{account_key, read_account};
 use stint_state::{SparseMerkleProof, SparseMerkleTree};
 
-use crate::common::{rpc, start_verifier, verified_number, wait_for, Net, Rollup};
+use crate::common::{metrics, rpc, start_verifier, verified_number, wait_for, Net, Rollup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_chain_is_verified_and_never_challenged() {
@@ -100,14 +100,7 @@ async fn honest_chain_is_verified_and_never_challenged() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = http
-        .get(format!("http://{}/metrics", v.rpc_addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&v).await;
     assert!(
         metrics.contains("stint_verifier_batches_verified_total 4"),
         "{metrics}"
