@@ -382,6 +382,29 @@ impl Derivation {
         &self.invalidated
     }
 
+    /// The connected block at `height`: its hash and header time.
+    pub fn l1_block(&self, height: u64) -> Option<(BlockHash, u64)> {
+        let index = usize::try_from(height.checked_sub(self.genesis.l1_start_height)?).ok()?;
+        self.blocks.get(index).map(|b| (b.hash, b.time))
+    }
+
+    /// Whether `batch` would join the canonical chain if its envelope were in the next block:
+    /// the structural checks of [`Batch::check`] against the current tip, with the next height
+    /// as anchoring block. A sequencer asks this before it (re)posts a batch; `Err` carries the
+    /// reason derivation would give. Authorship and envelope framing are not part of it.
+    pub fn precheck(&self, batch: &Batch) -> Result<(), String> {
+        let context = AnchorContext {
+            blocks: &self.blocks,
+            start: self.genesis.l1_start_height,
+            anchor_height: self.next_height(),
+        };
+        batch
+            .clone()
+            .check(&self.genesis, &self.tip_facts(), &context)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Every accepted challenge on the current L1 chain, in order (rejected challenges are
     /// reported as [`DerivationEvent::ChallengeRejected`] and not kept).
     pub fn challenges(&self) -> &[ChallengeRecord] {

@@ -15,15 +15,17 @@
 //! block could let a miner order the reveals the wrong way round, and derivation would reject
 //! `n + 1`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Amount, FeeRate, ScriptBuf};
 use stint_anchor::{Anchorer, BitcoindClient, ChainEvent, ChainFollower, PostedEnvelope};
-use stint_protocol::{Derivation, DerivationEvent, EnvelopeKind, IndexHint};
+use stint_protocol::{BatchStatus, Derivation, DerivationEvent, EnvelopeKind, IndexHint};
+use stint_state::Hash;
 use tokio::sync::watch;
 
+use crate::converge::Step;
 use crate::error::SequencerError;
 use crate::node::{AnchorInfo, BatchFinality, Shared};
 use crate::store::StoredAnchor;
@@ -44,14 +46,18 @@ pub(crate) async fn run(
     // bitcoind does not reload wallets created over RPC when it restarts: (re)load ours after
     // every outage before anchoring.
     let mut wallet_loaded = false;
+    // Reveals of ours derivation rejected when they were mined (rebuilt by the rescan after a
+    // restart): such an envelope is posted anew instead of waited for.
+    let mut rejected: HashSet<bitcoin::Txid> = HashSet::new();
+    let mut converged = None;
     loop {
         let mut again = false;
-        let followed = match follow(&shared, &mut follower, &mut derivation).await {
-            Ok(()) => roll_back_invalidated(&shared, &derivation).await,
+        let followed = match follow(&shared, &mut follower, &mut derivation, &mut rejected).await {
+            Ok(()) => converge(&shared, &derivation, &mut converged).await,
             Err(e) => Err(e),
         };
         match followed {
-            Ok(()) => {
+            Ok(proceed) => {
                 if !was_up {
                     tracing::info!(target: "sequencer::anchor", "bitcoind reachable again");
                 }
@@ -65,8 +71,8 @@ pub(crate) async fn run(
                         }
                     }
                 }
-                let attempt = if wallet_loaded {
-                    anchor_next(&shared, &anchorer, &derivation).await
+                let attempt = if wallet_loaded && proceed {
+                    anchor_next(&shared, &anchorer, &derivation, &rejected).await
                 } else {
                     Ok(false)
                 };
@@ -99,22 +105,82 @@ pub(crate) async fn run(
     }
 }
 
-/// When derivation has invalidated one of our batches, roll back to its parent (see
-/// [`crate::rollback`]).
-async fn roll_back_invalidated(
+/// The chains matched at this head, canonical tip and L1 tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConvergedAt {
+    head: Hash,
+    tip: Option<Hash>,
+    l1_tip: Option<(u64, bitcoin::BlockHash)>,
+}
+
+/// Move our chain to derivation's canonical chain when they differ (see [`crate::converge`]).
+/// Returns whether anchoring may go on (not waiting for a batch we do not hold).
+async fn converge(
     shared: &Arc<Shared>,
     derivation: &Derivation,
-) -> Result<(), SequencerError> {
-    let Some(number) = crate::rollback::first_invalidated(shared, derivation)? else {
-        return Ok(());
+    converged: &mut Option<ConvergedAt>,
+) -> Result<bool, SequencerError> {
+    // Nothing moved since the chains last matched: they still do.
+    let now = ConvergedAt {
+        head: shared.head.read().hash,
+        tip: derivation.tip().map(|r| r.hash),
+        l1_tip: derivation.l1_tip(),
     };
-    let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || {
-        crate::rollback::rollback_to(&shared, number.saturating_sub(1))
-    })
-    .await
-    .map_err(|e| SequencerError::Internal(format!("rollback task: {e}")))??;
-    Ok(())
+    if converged.as_ref() == Some(&now) {
+        return Ok(true);
+    }
+    *converged = None;
+    let step = {
+        let shared = Arc::clone(shared);
+        let derivation = derivation.clone();
+        tokio::task::spawn_blocking(move || crate::converge::plan(&shared, &derivation))
+            .await
+            .map_err(|e| SequencerError::Internal(format!("convergence task: {e}")))??
+    };
+    let proceed = match step {
+        Step::Converged => {
+            shared.chain.write().waiting = None;
+            *converged = Some(now);
+            true
+        }
+        Step::Wait { number, reason } => {
+            let mut chain = shared.chain.write();
+            if chain.waiting.as_ref().map(|(n, _)| *n) != Some(number) {
+                tracing::error!(target: "sequencer::converge", number, %reason, "anchoring paused");
+            }
+            chain.waiting = Some((number, reason));
+            false
+        }
+        Step::Rewind {
+            to,
+            restore,
+            reason,
+        } => {
+            tracing::warn!(target: "sequencer::converge", to, restore = restore.len(), %reason, "rewinding");
+            shared.chain.write().waiting = None;
+            let rewound = {
+                let shared = Arc::clone(shared);
+                tokio::task::spawn_blocking(move || crate::converge::rewind(&shared, to, &restore))
+                    .await
+                    .map_err(|e| SequencerError::Internal(format!("rewind task: {e}")))??
+            };
+            tracing::info!(target: "sequencer::converge", requeued = rewound.requeued, restored = rewound.restored.len(), "rewound");
+            for (number, hash) in rewound.restored {
+                let finality = match derivation.batch(number) {
+                    Some((_, BatchStatus::Final)) => BatchFinality::Final,
+                    _ => BatchFinality::Anchored,
+                };
+                publish_finality(shared, number, &hash, finality);
+            }
+            true
+        }
+    };
+    let final_number = derivation.final_tip().map_or(0, |r| r.header.number);
+    let pruned = shared.store.prune_parked(final_number)?;
+    if pruned > 0 {
+        tracing::debug!(target: "sequencer::converge", pruned, final_number, "parked batches below the final tip deleted");
+    }
+    Ok(proceed)
 }
 
 /// Bring derivation up to bitcoind's tip and publish what changed.
@@ -122,6 +188,7 @@ async fn follow(
     shared: &Shared,
     follower: &mut ChainFollower,
     derivation: &mut Derivation,
+    rejected: &mut HashSet<bitcoin::Txid>,
 ) -> Result<(), SequencerError> {
     let mut changed = false;
     loop {
@@ -156,6 +223,11 @@ async fn follow(
         // Snapshot first, so subscribers that react to an event read the new status.
         snapshot(shared, derivation);
         for event in events {
+            if let DerivationEvent::BatchRejected { btc_txid, .. } = &event {
+                if rejected.insert(*btc_txid) {
+                    shared.metrics.inc(&shared.metrics.envelopes_rejected);
+                }
+            }
             handle_event(shared, event);
         }
     }
@@ -255,7 +327,7 @@ fn handle_event(shared: &Shared, event: DerivationEvent) {
             publish_finality(shared, number, &hash, BatchFinality::Anchored);
         }
         DerivationEvent::BatchRejected { btc_txid, reason } => {
-            tracing::error!(target: "sequencer::anchor", %btc_txid, %reason, "derivation rejected an envelope under our key");
+            tracing::warn!(target: "sequencer::anchor", %btc_txid, %reason, "derivation rejected an envelope of ours; its batch will be posted anew or sealed again");
         }
         DerivationEvent::ChallengeAccepted {
             btc_txid, batch, ..
@@ -319,6 +391,7 @@ async fn anchor_next(
     shared: &Shared,
     anchorer: &Anchorer,
     derivation: &Derivation,
+    rejected: &HashSet<bitcoin::Txid>,
 ) -> Result<bool, SequencerError> {
     let next = derivation
         .tip()
@@ -341,9 +414,17 @@ async fn anchor_next(
         return Ok(false);
     }
     let height = derivation.l1_tip().map_or(0, |(h, _)| h);
-    if let Some(previous) = shared.store.anchor(next)?.filter(|a| a.batch_hash == hash) {
+    let previous = shared.store.anchor(next)?.filter(|a| a.batch_hash == hash);
+    if let Some(previous) = previous {
         let posted = to_posted(next, &previous)?;
         match anchorer.status(&posted).await {
+            // Mined, but derivation refused it there (mined before its parent after a reorg):
+            // the batch still extends the tip (convergence checked it), so post it again.
+            Ok(status)
+                if status.reveal_confirmations > 0 && rejected.contains(&posted.reveal_txid) =>
+            {
+                tracing::info!(target: "sequencer::anchor", number = next, reveal = %posted.reveal_txid, "previous envelope was mined out of order; posting anew");
+            }
             // In a block: derivation will pick it up on the next poll.
             Ok(status) if status.reveal_confirmations > 0 => return Ok(false),
             Ok(status) if status.reveal_confirmations == 0 && status.commit_confirmations >= 0 => {

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::{FaultConfig, FaultMode};
 use crate::error::SequencerError;
+use crate::mempool::Evicted;
 use crate::node::{now_secs, Head, Shared};
 use crate::store::{SealWrite, StoredBatch, StoredReceipt, TaskRole};
 
@@ -321,22 +322,7 @@ fn build_and_commit(
         let view = tree.view(honest_root);
         pool.finish_seal(&done, |a| read_account(&view, a).map_or(0, |acc| acc.nonce))
     };
-    if !evicted.is_empty() {
-        let records: Vec<(u64, Txid, StoredReceipt)> = evicted
-            .iter()
-            .map(|e| {
-                (
-                    e.seq,
-                    e.txid,
-                    StoredReceipt::Dropped {
-                        reason: e.reason.clone(),
-                        tx: e.tx.encode(),
-                    },
-                )
-            })
-            .collect();
-        shared.store.drop_logged(&records)?;
-    }
+    record_evicted(shared, &evicted)?;
     let m = &shared.metrics;
     m.inc(&m.batches_sealed);
     m.add(&m.txs_sealed, included.len() as u64);
@@ -499,4 +485,26 @@ fn overdraft(
     tracing::warn!(target: "sequencer::batch", number = new_header.number, "FAULT MODE: sealing a batch with an overdraft");
     sealed.batch = Batch::new(new_header, checkpoints, txs);
     Ok(Some(honest))
+}
+
+/// Write drop records for txs the mempool evicted (replaced, or their nonce was used), and
+/// delete their admission log entries.
+pub(crate) fn record_evicted(shared: &Shared, evicted: &[Evicted]) -> Result<(), SequencerError> {
+    if evicted.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<(u64, Txid, StoredReceipt)> = evicted
+        .iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.txid,
+                StoredReceipt::Dropped {
+                    reason: e.reason.clone(),
+                    tx: e.tx.encode(),
+                },
+            )
+        })
+        .collect();
+    shared.store.drop_logged(&records)
 }

@@ -24,10 +24,14 @@
 //!   Batch + index hint): in order, one in flight, re-broadcast, fee-bumped, and re-posted after
 //!   a reorg. While bitcoind is unreachable admission and sealing go on; the backlog is anchored
 //!   in order once it is back.
-//! - **Rollback** (module `rollback`): when derivation invalidates one of our batches (a valid
-//!   challenge), the batch and its descendants are dropped in one synced write and their txs go
-//!   back into the admission log, to be re-executed honestly from the parent, re-sealed and
-//!   re-anchored; they end `final` (or `dropped` when invalid on the honest state).
+//! - **Convergence** (module `converge`): the sequencer's chain always becomes derivation's
+//!   canonical chain. When derivation invalidates one of our batches (a valid challenge), would
+//!   refuse the next one (its L1 origin was reorged out), or holds batches other than ours (a
+//!   reorg removed the challenge, or an older envelope of ours was mined), our chain is rewound
+//!   in one synced write: dropped batches are parked until their slot is final, parked ones
+//!   derivation made canonical are restored, and every other dropped tx goes back into the
+//!   admission log to be sealed again; each acknowledged tx ends in exactly one canonical batch
+//!   (or `dropped` when invalid on the canonical state).
 //! - **JSON-RPC** on `POST /` and `/ws` (via `stint-rpc`): `stint_chainInfo`, `stint_syncStatus`,
 //!   `stint_sendTransaction`, `stint_sendRawTransaction`, `stint_getTransaction`,
 //!   `stint_getReceipt`, `stint_getAccount`, `stint_getTask`, `stint_getStream`,
@@ -56,12 +60,12 @@
 mod anchoring;
 mod batcher;
 mod config;
+mod converge;
 mod error;
 mod keys;
 mod mempool;
 mod metrics;
 mod node;
-mod rollback;
 mod rpc;
 mod store;
 

@@ -20,6 +20,8 @@ pub(crate) struct Metrics {
     pub(crate) anchor_failures: AtomicU64,
     pub(crate) rollbacks: AtomicU64,
     pub(crate) txs_requeued: AtomicU64,
+    pub(crate) batches_restored: AtomicU64,
+    pub(crate) envelopes_rejected: AtomicU64,
     /// Microseconds spent sealing batches (from taking candidates to the in-memory head moving).
     pub(crate) seal_micros: AtomicU64,
     /// … of which executing and merkleizing them (the batch builder).
@@ -110,13 +112,23 @@ pub(crate) fn render(shared: &Shared) -> String {
         ),
         (
             "stint_sequencer_rollbacks_total",
-            "Rollbacks after a valid challenge invalidated one of our batches.",
+            "Rewinds of the sequencer's chain to derivation's canonical chain (a valid challenge, a batch derivation would refuse, or a reorg).",
             &m.rollbacks,
         ),
         (
             "stint_sequencer_txs_requeued_total",
             "Transactions of rolled-back batches put back to be sealed again.",
             &m.txs_requeued,
+        ),
+        (
+            "stint_sequencer_batches_restored_total",
+            "Rolled-back batches restored because derivation made them canonical again.",
+            &m.batches_restored,
+        ),
+        (
+            "stint_sequencer_envelopes_rejected_total",
+            "Envelopes of ours that derivation rejected when they were mined (posted anew).",
+            &m.envelopes_rejected,
         ),
     ];
     for (name, help, counter) in counters {
@@ -150,13 +162,14 @@ pub(crate) fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "{name} {:.6}", get(micros) as f64 / 1e6);
     }
     let head = *shared.head.read();
-    let (anchored, final_number, l1, up) = {
+    let (anchored, final_number, l1, up, waiting) = {
         let chain = shared.chain.read();
         (
             chain.anchored_number(),
             chain.final_number,
             chain.l1_tip.map_or(0, |(h, _)| h),
             chain.bitcoind_up,
+            chain.waiting.as_ref().map_or(0, |(n, _)| *n),
         )
     };
     let gauges = [
@@ -189,6 +202,11 @@ pub(crate) fn render(shared: &Shared) -> String {
             "stint_sequencer_bitcoind_up",
             "1 if the last bitcoind poll succeeded.",
             u64::from(up),
+        ),
+        (
+            "stint_sequencer_waiting_for_batch",
+            "A canonical batch this sequencer does not hold (anchoring paused), or 0.",
+            waiting,
         ),
     ];
     for (name, help, value) in gauges {

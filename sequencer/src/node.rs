@@ -61,6 +61,9 @@ pub(crate) struct ChainStatus {
     pub(crate) l1_blocks: BTreeMap<u64, (BlockHash, u64)>,
     /// Whether the last poll of bitcoind succeeded.
     pub(crate) bitcoind_up: bool,
+    /// The canonical batch this sequencer does not hold and waits for (see `converge`), with
+    /// the reason; anchoring is paused meanwhile.
+    pub(crate) waiting: Option<(u64, String)>,
 }
 
 /// Finality of a batch.

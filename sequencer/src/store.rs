@@ -9,6 +9,7 @@
 //! | `seq_receipts` | txid | [`StoredReceipt`] |
 //! | `seq_task_index` | role ‖ account ‖ task id | empty |
 //! | `seq_anchors` | batch number `u64 BE` | [`StoredAnchor`] (the last envelope posted for it) |
+//! | `seq_parked` | header hash | [`ParkedBatch`] (a rolled-back batch kept until its slot is final) |
 //! | `seq_meta` | `genesis_hash` | the genesis hash this database belongs to |
 //! | `seq_meta` | `fault_done` | present once the configured fault mode was committed |
 //!
@@ -17,9 +18,15 @@
 //! admission log entries it consumed, in **one** synced write batch: after a crash either all of
 //! it is there or none, so no acknowledged tx is lost and none is executed twice.
 //!
-//! A rollback (a valid challenge invalidated batch `n`) is one synced write batch too: it drops
-//! state versions, batches, hash index entries, anchors and receipts above `n - 1`, and puts the
-//! rolled-back txs back into the admission log, so they are sealed again after a crash as well.
+//! A rewind (see `converge`: a valid challenge, a batch derivation would refuse, or a canonical
+//! chain that differs from ours) is one synced write batch too: it drops the state versions,
+//! batches, hash index entries, anchors and receipts above the batch that stays, *parks* every
+//! dropped batch (body, honest root and receipts, keyed by header hash), restores the parked
+//! batches derivation made canonical in their place (their state versions come back from the
+//! nodes a rollback never deletes), and puts the txs to seal again into the admission log while
+//! deleting the log entries of txs the restored batches executed. After a crash either all of
+//! it is there or none. Parked batches are deleted once derivation's final tip reaches their
+//! number: a final slot never changes, so they can never be canonical again.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions};
@@ -35,6 +42,7 @@ const CF_BATCH_HASH: &str = "seq_batch_hash";
 const CF_RECEIPTS: &str = "seq_receipts";
 const CF_TASKS: &str = "seq_task_index";
 const CF_ANCHORS: &str = "seq_anchors";
+const CF_PARKED: &str = "seq_parked";
 const CF_META: &str = "seq_meta";
 const META_GENESIS: &[u8] = b"genesis_hash";
 const META_FAULT_DONE: &[u8] = b"fault_done";
@@ -126,18 +134,32 @@ pub(crate) struct SealWrite<'a> {
     pub(crate) fault_committed: bool,
 }
 
-/// Everything a rollback to batch `to` writes, atomically.
-pub(crate) struct RollbackWrite {
-    /// The batch that stays the head (its state version stays).
+/// A rolled-back batch, kept in case derivation makes it canonical again (a reorg removed the
+/// challenge that invalidated it, or an envelope of it was mined after all).
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+pub(crate) struct ParkedBatch {
+    /// Its batch number.
+    pub(crate) number: u64,
+    /// The batch as it was stored.
+    pub(crate) stored: StoredBatch,
+    /// The receipts of its txs when it was dropped.
+    pub(crate) receipts: Vec<(Txid, StoredReceipt)>,
+}
+
+/// Everything a rewind to batch `to` writes, atomically (see the module docs).
+pub(crate) struct RewindWrite {
+    /// The batch that stays (its state version stays).
     pub(crate) to: u64,
-    /// The head before the rollback.
+    /// The head before the rewind.
     pub(crate) from: u64,
-    /// Header hashes of the dropped batches.
-    pub(crate) hashes: Vec<Hash>,
-    /// Receipts to forget (the dropped batches' txs).
-    pub(crate) receipts: Vec<Txid>,
+    /// The dropped batches `to + 1 ..= from`, by header hash, to park.
+    pub(crate) parked: Vec<(Hash, ParkedBatch)>,
+    /// Parked batches to make batches `to + 1 ..` again, in order, by header hash.
+    pub(crate) restored: Vec<(Hash, ParkedBatch)>,
     /// Admission log entries to add: the txs to seal again.
     pub(crate) log: Vec<(u64, Vec<u8>)>,
+    /// Admission log entries to delete: pending txs the restored batches executed.
+    pub(crate) consumed_log: Vec<u64>,
 }
 
 /// The sequencer's database.
@@ -183,6 +205,7 @@ impl Store {
                 CF_RECEIPTS,
                 CF_TASKS,
                 CF_ANCHORS,
+                CF_PARKED,
                 CF_META,
             ],
         )?;
@@ -311,33 +334,84 @@ impl Store {
             .is_some())
     }
 
-    /// Roll back to batch `rollback.to`, atomically (see the module docs). Task index entries of
+    /// Rewind to batch `rewind.to`, atomically (see the module docs). Task index entries of
     /// the dropped batches stay: the index is a hint, and readers skip tasks the state lacks.
-    pub(crate) fn rollback(&self, rollback: &RollbackWrite) -> Result<(), SequencerError> {
+    pub(crate) fn rewind(&self, rewind: &RewindWrite) -> Result<(), SequencerError> {
         let mut batch = WriteBatch::default();
-        self.state.stage_truncate_above(&mut batch, rollback.to)?;
+        self.state.stage_truncate_above(&mut batch, rewind.to)?;
         let batches = self.cf(CF_BATCHES)?;
         let anchors = self.cf(CF_ANCHORS)?;
-        let mut number = rollback.to.saturating_add(1);
-        while number <= rollback.from {
+        let hashes = self.cf(CF_BATCH_HASH)?;
+        let receipts = self.cf(CF_RECEIPTS)?;
+        let parked = self.cf(CF_PARKED)?;
+        let mut number = rewind.to.saturating_add(1);
+        while number <= rewind.from {
             batch.delete_cf(batches, be(number));
             batch.delete_cf(anchors, be(number));
             number = number.saturating_add(1);
         }
-        let hashes = self.cf(CF_BATCH_HASH)?;
-        for hash in &rollback.hashes {
+        for (hash, dropped) in &rewind.parked {
             batch.delete_cf(hashes, hash);
+            for (txid, _) in &dropped.receipts {
+                batch.delete_cf(receipts, txid.0);
+            }
+            batch.put_cf(parked, hash, encode(dropped)?);
         }
-        let receipts = self.cf(CF_RECEIPTS)?;
-        for txid in &rollback.receipts {
-            batch.delete_cf(receipts, txid.0);
+        let mut number = rewind.to;
+        for (hash, restored) in &rewind.restored {
+            number = number.saturating_add(1);
+            if restored.number != number {
+                return Err(SequencerError::Internal(format!(
+                    "parked batch {} restored as batch {number}",
+                    restored.number
+                )));
+            }
+            self.state
+                .stage_restore_version(&mut batch, number, &restored.stored.honest_root)?;
+            batch.put_cf(batches, be(number), encode(&restored.stored)?);
+            batch.put_cf(hashes, hash, be(number));
+            for (txid, receipt) in &restored.receipts {
+                batch.put_cf(receipts, txid.0, encode(receipt)?);
+            }
+            batch.delete_cf(parked, hash);
         }
         let log = self.cf(CF_TXLOG)?;
-        for (seq, bytes) in &rollback.log {
+        for (seq, bytes) in &rewind.log {
             batch.put_cf(log, be(*seq), bytes);
+        }
+        for seq in &rewind.consumed_log {
+            batch.delete_cf(log, be(*seq));
         }
         self.db().write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// The parked batch with header hash `hash`.
+    pub(crate) fn parked(&self, hash: &Hash) -> Result<Option<ParkedBatch>, SequencerError> {
+        self.db()
+            .get_pinned_cf(self.cf(CF_PARKED)?, hash)?
+            .map(|v| decode(&v, "parked batch"))
+            .transpose()
+    }
+
+    /// Delete the parked batches numbered `final_number` or below (their slot is final).
+    /// Returns how many were deleted.
+    pub(crate) fn prune_parked(&self, final_number: u64) -> Result<usize, SequencerError> {
+        let cf = self.cf(CF_PARKED)?;
+        let mut batch = WriteBatch::default();
+        let mut count = 0usize;
+        for item in self.db().iterator_cf(cf, IteratorMode::Start) {
+            let (hash, value) = item?;
+            let parked: ParkedBatch = decode(&value, "parked batch")?;
+            if parked.number <= final_number {
+                batch.delete_cf(cf, hash);
+                count = count.saturating_add(1);
+            }
+        }
+        if count > 0 {
+            self.db().write_opt(batch, &synced())?;
+        }
+        Ok(count)
     }
 
     /// The latest sealed batch number (0 when none).

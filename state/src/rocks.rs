@@ -399,6 +399,28 @@ impl RocksNodeStore {
         Ok(())
     }
 
+    /// Add to `batch` the root index entry that makes `root` version `version` again, for a
+    /// version a rollback truncated whose nodes are still stored (rollback never deletes nodes;
+    /// only [`prune_below`](Self::prune_below) does). The caller stages the truncation of the
+    /// versions it replaces in the same `batch`, so the usual "above latest" rule is not checked
+    /// here. The restored version has no stale list: nodes it retired are not pruned later (a
+    /// bounded leak per restored version, documented in the sequencer's rollback rules).
+    pub fn stage_restore_version(
+        &self,
+        batch: &mut WriteBatch,
+        version: u64,
+        root: &Hash,
+    ) -> Result<(), StateError> {
+        if *root != EMPTY_HASH && self.record(root)?.is_none() {
+            return Err(internal(format!(
+                "cannot restore version {version}: root node {} is not stored",
+                hex::encode(root)
+            )));
+        }
+        batch.put_cf(self.cf(CF_ROOTS)?, version.to_be_bytes(), root);
+        Ok(())
+    }
+
     /// Remove every version below `version` and every node only those versions used. Returns the
     /// number of nodes deleted. `version` may not exceed the latest version.
     pub fn prune_below(&self, version: u64) -> Result<usize, StateError> {

@@ -519,3 +519,51 @@ fn forged_batch_envelopes_never_take_the_slot() {
         assert!(f.derivation.canonical().is_empty());
     }
 }
+
+/// `precheck` gives the decision derivation takes when the envelope is mined in the next block:
+/// a linking batch passes, one that skips a number or whose L1 origin a reorg removed fails with
+/// the reason derivation then reports.
+#[test]
+fn precheck_predicts_the_next_blocks_verdict() {
+    let mut f = Fixture::new();
+    // Blocks at the batches' timestamp, so the drift rule holds for an origin above the start.
+    let at_t0 = |f: &mut Fixture, salt: u32| {
+        let b = block(f.tip_hash(), T0, salt, vec![]);
+        f.derivation.connect_block(f.height() + 1, &b).unwrap();
+        f.blocks.push(b);
+    };
+    at_t0(&mut f, 1);
+    let b1 = f.batch(f.genesis_parent(), vec![transfer(ALICE, BOB, 0, 10)]);
+    let b2 = f.batch(
+        ParentFacts::of(b1.header()),
+        vec![transfer(ALICE, BOB, 1, 10)],
+    );
+    assert_eq!(f.derivation.l1_block(f.height()), Some((f.tip_hash(), T0)));
+    assert_eq!(f.derivation.l1_block(f.height() + 1), None);
+    assert_eq!(f.derivation.precheck(&b1), Ok(()));
+    let early = f.derivation.precheck(&b2).unwrap_err();
+    let reveal = f.reveal_batch(&b2, ANCHOR);
+    let events = f.mine(vec![reveal]);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, DerivationEvent::BatchRejected { reason, .. } if *reason == early)
+        ),
+        "{early}: {events:?}"
+    );
+
+    // The origin of b1 is the block at height 1: take it away and mine another one there.
+    f.unmine();
+    f.unmine();
+    assert!(f.derivation.precheck(&b1).is_err(), "origin not seen yet");
+    at_t0(&mut f, 2);
+    let gone = f.derivation.precheck(&b1).unwrap_err();
+    let reveal = f.reveal_batch(&b1, ANCHOR);
+    let events = f.mine(vec![reveal]);
+    assert!(anchored(&events).is_empty());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, DerivationEvent::BatchRejected { reason, .. } if *reason == gone)),
+        "{gone}: {events:?}"
+    );
+}

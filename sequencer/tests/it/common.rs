@@ -29,6 +29,7 @@ pub(crate) struct Env {
     pub(crate) http: reqwest::Client,
     pub(crate) keys: Vec<SigningKey>,
     pub(crate) genesis: Genesis,
+    pub(crate) config: SequencerConfig,
     pub(crate) _dir: TempDir,
 }
 
@@ -110,7 +111,7 @@ impl Env {
             fault,
             ..SequencerConfig::default()
         };
-        let seq = Sequencer::start(config).await.unwrap();
+        let seq = Sequencer::start(config.clone()).await.unwrap();
         let url = format!("http://{}", seq.rpc_addr());
         Env {
             seq: Some(seq),
@@ -120,8 +121,16 @@ impl Env {
             http: reqwest::Client::new(),
             keys,
             genesis,
+            config,
             _dir: dir,
         }
+    }
+
+    /// Start the sequencer again on the same data directory (after [`Env::shutdown`]).
+    pub(crate) async fn restart_sequencer(&mut self) {
+        let seq = Sequencer::start(self.config.clone()).await.unwrap();
+        self.url = format!("http://{}", seq.rpc_addr());
+        self.seq = Some(seq);
     }
 
     /// POST a raw body; returns the HTTP status and the body text.

@@ -97,3 +97,46 @@ async fn bitcoind_outage_backlog_is_anchored_in_order() {
     assert_eq!(env.balance(0).await, START_BALANCE - 55);
     env.shutdown().await;
 }
+
+/// Issue 13 §4: a sequencer started while bitcoind is down admits txs but seals none until it
+/// knows its L1 origin's block time (a wall-clock guess could break the drift rule and leave a
+/// batch derivation refuses); once bitcoind is back the tx is sealed, anchored and final once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_with_bitcoind_down_seals_only_once_bitcoin_is_known() {
+    const W: u64 = 3;
+    let mut env = Env::start(W).await;
+    env.shutdown().await;
+    env.node.stop().await.unwrap();
+    env.restart_sequencer().await;
+
+    let bob = account(&env.keys[1]);
+    let txid = env
+        .send(&env.sign(
+            0,
+            0,
+            1,
+            Call::Transfer {
+                to: bob,
+                amount: 12,
+            },
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = env.call("stint_getReceipt", json!([txid])).await;
+    assert_eq!(
+        r["finality"], "pending",
+        "nothing sealed without Bitcoin: {r}"
+    );
+    let sync = env.call("stint_syncStatus", json!([])).await;
+    assert_eq!(sync["soft"]["number"], 0, "{sync}");
+
+    env.node.restart().await.unwrap();
+    let r = env.wait_finality(&txid, "anchored").await;
+    assert_eq!(r["batch"], 1, "{r}");
+    env.mine(W).await;
+    let r = env.wait_finality(&txid, "final").await;
+    assert_eq!(r["batch"], 1, "{r}");
+    assert_eq!(env.balance(1).await, START_BALANCE + 12);
+    assert_eq!(env.balance(0).await, START_BALANCE - 13);
+    env.shutdown().await;
+}

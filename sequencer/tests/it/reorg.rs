@@ -92,3 +92,111 @@ async fn reorged_anchor_returns_to_soft_is_reanchored_and_finalizes() {
     assert_eq!(env.balance(1).await, crate::common::START_BALANCE + 77);
     env.shutdown().await;
 }
+
+async fn metric(env: &Env, name: &str) -> u64 {
+    let text = env
+        .http
+        .get(format!("{}/metrics", env.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+/// Issue 13 §4: a reorg deeper than `l1_origin_depth` removes the L1 origin of an anchored
+/// batch. Re-posting that batch could never be accepted again, so the sequencer rolls it back
+/// on its own, seals its tx again on an origin of the new chain, and the tx ends final exactly
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
+    const W: u64 = 3;
+    let mut env = Env::start(W).await;
+    // An origin above the genesis start block (which no reorg may remove).
+    let start = env.genesis.l1_start_height;
+    env.mine(3).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.call("stint_syncStatus", json!([])).await["l1"]["height"].as_u64() < Some(start + 3) {
+        assert!(
+            Instant::now() < deadline,
+            "the sequencer never followed the new blocks"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bob = account(&env.keys[1]);
+    let txid = env
+        .send(&env.sign(
+            0,
+            0,
+            1,
+            Call::Transfer {
+                to: bob,
+                amount: 41,
+            },
+        ))
+        .await;
+    let r = env.wait_finality(&txid, "anchored").await;
+    let number = r["batch"].as_u64().unwrap();
+    let before = env.call("stint_getBatch", json!([number])).await;
+    let origin = before["l1Origin"]["height"].as_u64().unwrap();
+    assert!(origin > start, "{before}");
+    assert!(
+        before["anchor"]["height"].as_u64().unwrap() > origin,
+        "{before}"
+    );
+    assert_eq!(metric(&env, "stint_sequencer_rollbacks_total").await, 0);
+
+    // Take the origin block (and with it the anchoring block) away; the new chain is built by
+    // another miner, so none of its blocks is the old origin.
+    let client = env.node.client().clone();
+    let origin_hash = client.get_block_hash(origin).await.unwrap();
+    client.invalidate_block(&origin_hash).await.unwrap();
+    env.mine(2).await;
+
+    // Sealed again (a new header) and anchored on the new chain.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        // Between the rollback and the new seal the batch does not exist.
+        let b = env.call_raw("stint_getBatch", json!([number])).await["result"].clone();
+        if b.is_object() && b["hash"] != before["hash"] && b["status"] == "anchored" {
+            break b;
+        }
+        if Instant::now() > deadline {
+            let text = env
+                .http
+                .get(format!("{}/metrics", env.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let status = env.call("stint_syncStatus", json!([])).await;
+            panic!("batch {number} never re-sealed: {b}\n{status}\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let r = env.wait_finality(&txid, "anchored").await;
+    assert_eq!(r["batch"].as_u64(), Some(number), "{r}");
+    let new_origin = client
+        .get_block_hash(after["l1Origin"]["height"].as_u64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        after["l1Origin"]["hash"].as_str().unwrap(),
+        new_origin.to_string(),
+        "the new origin is on the new chain"
+    );
+    assert!(metric(&env, "stint_sequencer_rollbacks_total").await >= 1);
+
+    env.mine(W).await;
+    let r = env.wait_finality(&txid, "final").await;
+    assert_eq!(r["batch"].as_u64(), Some(number), "{r}");
+    assert_eq!(env.balance(1).await, crate::common::START_BALANCE + 41);
+    assert_eq!(env.balance(0).await, crate::common::START_BALANCE - 42);
+    env.shutdown().await;
+}

@@ -134,6 +134,39 @@ fn truncate_above_rolls_back_to_an_earlier_version() {
     }
 }
 
+/// A truncated version comes back (a reorg reinstated a rolled-back batch): its nodes were
+/// kept, so restoring the root entry makes every value readable again; a root whose nodes are
+/// not stored is refused.
+#[test]
+fn a_truncated_version_is_restored_from_its_kept_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksNodeStore::open(dir.path()).unwrap();
+    let r1 = commit(&store, 1, EMPTY_HASH, &changes(0..20, 1));
+    let r2 = commit(&store, 2, r1, &changes(0..5, 2));
+    store.truncate_above(1).unwrap();
+    let r2b = commit(&store, 2, r1, &changes(5..10, 4));
+
+    let mut batch = rocksdb::WriteBatch::default();
+    store.stage_truncate_above(&mut batch, 1).unwrap();
+    store.stage_restore_version(&mut batch, 2, &r2).unwrap();
+    store.db().write(batch).unwrap();
+    assert_eq!(store.latest().unwrap(), Some((2, r2)));
+    let tree = SparseMerkleTree::new(&store);
+    for i in 0..20 {
+        let expected = if i < 5 {
+            vec![2, i as u8]
+        } else {
+            vec![1, i as u8]
+        };
+        assert_eq!(tree.get(&r2, &key(i)).unwrap(), Some(expected));
+    }
+    assert_ne!(r2, r2b);
+    let mut batch = rocksdb::WriteBatch::default();
+    assert!(store
+        .stage_restore_version(&mut batch, 3, &[0xab; 32])
+        .is_err());
+}
+
 #[test]
 fn staged_multi_update_version_commits_with_the_callers_records() {
     let dir = tempfile::tempdir().unwrap();
