@@ -214,6 +214,14 @@ fn devnet_and_genesis_refuse_bad_flags_before_starting_anything() {
         2,
         "--bitcoind-password",
     );
+    // A port in use is found before bitcoind starts or the folder is made.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    fails_with(
+        &["devnet", "--dir", d, "--verifier-rpc-port", &port],
+        1,
+        "pass --verifier-rpc-port with another port",
+    );
     // Nothing was created.
     assert!(!Path::new(d).exists());
 }
