@@ -8,6 +8,10 @@ fn stint(args: &[&str]) -> Output {
         .args(args)
         .env_remove("STINT_RPC")
         .env_remove("STINT_KEY")
+        .env(
+            "STINT_STATE_DIR",
+            std::env::temp_dir().join("stint-args-test-state"),
+        )
         .output()
         .expect("run stint")
 }

@@ -151,6 +151,7 @@ fn the_readme_tour_works_word_for_word() {
         .env_remove("STINT_RPC")
         .env_remove("STINT_KEY")
         .env_remove("STINT_VERIFIER_RPC")
+        .env("STINT_STATE_DIR", tmp.path().join("state"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
