@@ -33,6 +33,7 @@ mod error;
 mod journal;
 mod keys;
 mod payroll;
+mod precheck;
 mod text;
 mod time;
 mod wallet;

@@ -7,13 +7,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use stint_contracts::{AccountId, Call, StreamId, TaskId, Tx};
+use stint_contracts::{
+    AccountId, Call, StreamId, TaskId, Tx, BPS_DENOMINATOR, MAX_PAYROLL_PAYMENTS,
+};
 
 use crate::client::RpcClient;
 use crate::error::CliError;
 use crate::journal::{self, Journal};
 use crate::keys::Key;
 use crate::payroll::parse_payroll_csv;
+use crate::precheck::{check_stream, check_task, positive, StreamAction, TaskAction};
 use crate::time;
 
 /// Default sequencer JSON-RPC URL (DESIGN §5).
@@ -407,6 +410,7 @@ impl Wallet {
         let plan = match command {
             WalletCommand::Transfer { to, amount, send } => {
                 let to = parse_address("--to", &to)?;
+                positive("--amount", amount, "a transfer")?;
                 self.require_balance(amount, send.fee, "the transfer")
                     .await?;
                 Plan::one(Call::Transfer { to, amount }, send).show("amount", amount)
@@ -419,11 +423,27 @@ impl Wallet {
                     .iter()
                     .try_fold(0u64, |sum, p| sum.checked_add(p.amount))
                     .ok_or_else(|| CliError::Usage("payroll total overflows".into()))?;
-                self.require_balance(total, send.fee, "the payroll").await?;
                 let count = payments.len();
-                Plan::one(Call::Payroll { payments }, send)
+                let calls: Vec<Call> = payments
+                    .chunks(MAX_PAYROLL_PAYMENTS)
+                    .map(|chunk| Call::Payroll {
+                        payments: chunk.to_vec(),
+                    })
+                    .collect();
+                let fees = send.fee.saturating_mul(calls.len() as u64);
+                self.require_balance(total, fees, "the payroll").await?;
+                if calls.len() > 1 {
+                    eprintln!(
+                        "payroll: {count} payments, more than one transaction holds \
+                         ({MAX_PAYROLL_PAYMENTS}): sending {} transactions, {fees} in fees",
+                        calls.len()
+                    );
+                }
+                let transactions = calls.len();
+                Plan::many(calls, send)
                     .show("payments", count)
                     .show("total", total)
+                    .show("transactions", transactions)
             }
             WalletCommand::Task(task) => self.task_call(task, now).await?,
             WalletCommand::Stream(stream) => self.stream_call(stream, now).await?,
@@ -693,6 +713,7 @@ impl Wallet {
                         return Err(not_role(&me, "worker", "task", &id.to_string(), &worker));
                     }
                 }
+                check_task(&id.to_string(), &task, TaskAction::Accept, now)?;
                 Plan::one(Call::TaskAccept { id }, send)
             }
             TaskCommand::Submit {
@@ -702,7 +723,8 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "worker").await?;
+                self.require_role(&id, "worker", TaskAction::Submit(milestone), now)
+                    .await?;
                 Plan::one(
                     Call::TaskSubmit {
                         id,
@@ -718,8 +740,11 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "employer").await?;
-                Plan::one(Call::TaskApprove { id, milestone }, send)
+                let task = self
+                    .require_role(&id, "employer", TaskAction::Approve(milestone), now)
+                    .await?;
+                let amount = milestone_amount(&task, milestone);
+                Plan::one(Call::TaskApprove { id, milestone }, send).show("amount", amount)
             }
             TaskCommand::Claim {
                 id,
@@ -727,8 +752,11 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "worker").await?;
-                Plan::one(Call::TaskClaim { id, milestone }, send)
+                let task = self
+                    .require_role(&id, "worker", TaskAction::Claim(milestone), now)
+                    .await?;
+                let amount = milestone_amount(&task, milestone);
+                Plan::one(Call::TaskClaim { id, milestone }, send).show("amount", amount)
             }
             TaskCommand::Dispute { id, reason, send } => {
                 let id = parse_task_id(&id)?;
@@ -739,6 +767,7 @@ impl Wallet {
                         "you ({me}) are neither the employer nor the worker of task {id}"
                     )));
                 }
+                check_task(&id.to_string(), &task, TaskAction::Dispute, now)?;
                 Plan::one(
                     Call::TaskDispute {
                         id,
@@ -753,7 +782,11 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "arbiter").await?;
+                let task = self
+                    .require_role(&id, "arbiter", TaskAction::Resolve, now)
+                    .await?;
+                let escrow = task.get("escrow").and_then(Value::as_u64).unwrap_or(0);
+                let (to_worker, to_employer) = split(escrow, worker_share_bps);
                 Plan::one(
                     Call::TaskResolve {
                         id,
@@ -761,10 +794,13 @@ impl Wallet {
                     },
                     send,
                 )
+                .show("to_worker", to_worker)
+                .show("to_employer", to_employer)
             }
             TaskCommand::Cancel { id, send } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "employer").await?;
+                self.require_role(&id, "employer", TaskAction::Cancel, now)
+                    .await?;
                 Plan::one(Call::TaskCancel { id }, send)
             }
             TaskCommand::Show { .. } => {
@@ -776,7 +812,13 @@ impl Wallet {
     async fn stream_call(&self, command: StreamCommand, now: u64) -> Result<Plan, CliError> {
         let employer_only = |id: String, send: SendOpts, make: fn(StreamId) -> Call| async move {
             let id = parse_stream_id(&id)?;
-            self.require_stream_role(&id, "employer").await?;
+            let stream = self.require_stream_role(&id, "employer").await?;
+            let action = match make(id) {
+                Call::StreamPause { .. } => StreamAction::Pause,
+                Call::StreamResume { .. } => StreamAction::Resume,
+                _ => StreamAction::Cancel,
+            };
+            check_stream(&id.to_string(), &stream, action)?;
             Ok::<_, CliError>(Plan::one(make(id), send))
         };
         match command {
@@ -813,8 +855,11 @@ impl Wallet {
             }
             StreamCommand::Withdraw { id, send } => {
                 let id = parse_stream_id(&id)?;
-                self.require_stream_role(&id, "worker").await?;
-                Ok(Plan::one(Call::StreamWithdraw { id }, send))
+                let stream = self.require_stream_role(&id, "worker").await?;
+                check_stream(&id.to_string(), &stream, StreamAction::Withdraw)?;
+                // What accrued by the soft head; the batch that runs it pays up to its own time.
+                let accrued = stream.get("withdrawable").cloned().unwrap_or(Value::Null);
+                Ok(Plan::one(Call::StreamWithdraw { id }, send).show("withdrawable_now", accrued))
             }
             StreamCommand::Topup {
                 id,
@@ -823,6 +868,8 @@ impl Wallet {
             } => {
                 let id = parse_stream_id(&id)?;
                 let stream = self.require_stream_role(&id, "employer").await?;
+                check_stream(&id.to_string(), &stream, StreamAction::Topup)?;
+                positive("--extra-secs", extra_secs, "a top-up")?;
                 let rate = stream
                     .get("ratePerSec")
                     .and_then(Value::as_u64)
@@ -831,7 +878,7 @@ impl Wallet {
                     .checked_mul(extra_secs)
                     .ok_or_else(|| CliError::Usage("--extra-secs × rate overflows".into()))?;
                 self.require_balance(cost, send.fee, "the top-up").await?;
-                Ok(Plan::one(Call::StreamTopUp { id, extra_secs }, send))
+                Ok(Plan::one(Call::StreamTopUp { id, extra_secs }, send).show("amount", cost))
             }
             StreamCommand::Pause { id, send } => {
                 employer_only(id, send, |id| Call::StreamPause { id }).await
@@ -868,18 +915,28 @@ impl Wallet {
             .ok_or_else(|| CliError::Usage("amount plus fee overflows".into()))?;
         if balance < needed {
             return Err(CliError::Usage(format!(
-                "insufficient balance: {} has {balance}, {what} needs {needed} ({amount} + fee {fee})",
+                "insufficient balance: {} has {balance}, {what} needs {needed} ({amount} + fees {fee})",
                 self.key.account()
             )));
         }
         Ok(())
     }
 
-    async fn require_role(&self, id: &TaskId, which: &str) -> Result<Value, CliError> {
+    /// The task, if this key holds its `which` role and `action` can succeed on it.
+    async fn require_role(
+        &self,
+        id: &TaskId,
+        which: &str,
+        action: TaskAction,
+        now: u64,
+    ) -> Result<Value, CliError> {
         let task = get_task(&self.client, id).await?;
         let me = self.key.account();
         match role(&task, which) {
-            Some(holder) if holder == me.to_string() => Ok(task),
+            Some(holder) if holder == me.to_string() => {
+                check_task(&id.to_string(), &task, action, now)?;
+                Ok(task)
+            }
             Some(holder) => Err(not_role(&me, which, "task", &id.to_string(), &holder)),
             None => Err(CliError::Usage(format!("task {id} has no {which} yet"))),
         }
@@ -1064,8 +1121,12 @@ struct Plan {
 
 impl Plan {
     fn one(call: Call, send: SendOpts) -> Self {
+        Self::many(vec![call], send)
+    }
+
+    fn many(calls: Vec<Call>, send: SendOpts) -> Self {
         Self {
-            calls: vec![call],
+            calls,
             send,
             id_field: None,
             relative_deadline: None,
@@ -1226,6 +1287,24 @@ async fn get_stream(client: &RpcClient, id: &StreamId) -> Result<Value, CliError
         }
         other => other,
     }
+}
+
+/// A milestone's amount from the task JSON.
+fn milestone_amount(task: &Value, milestone: u32) -> Value {
+    task.get("milestones")
+        .and_then(|m| m.get(milestone as usize))
+        .and_then(|m| m.get("amount"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The arbiter's split of `escrow`: `(to_worker, to_employer)`, as the contracts compute it.
+fn split(escrow: u64, worker_share_bps: u16) -> (u64, u64) {
+    let to_worker = u64::try_from(
+        u128::from(escrow) * u128::from(worker_share_bps) / u128::from(BPS_DENOMINATOR),
+    )
+    .unwrap_or(escrow);
+    (to_worker, escrow.saturating_sub(to_worker))
 }
 
 fn role(record: &Value, which: &str) -> Option<String> {

@@ -1,6 +1,7 @@
-//! Wallet commands against a devnet that restarts under them (issue 18 §2): `--wait` reconnects
-//! and finishes, the txid is on stdout before any waiting, and a retried command reuses its
-//! transaction instead of paying twice.
+//! Wallet commands against a live devnet (issue 18): `--wait` reconnects across a restart and
+//! finishes, the txid is on stdout before any waiting, a retried command reuses its transaction
+//! instead of paying twice (§2); mistakes on a live task are refused before signing, and a
+//! payroll longer than one transaction holds is split (§4).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -138,5 +139,150 @@ fn wait_survives_a_restart_and_a_retry_pays_once() {
     let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_ne!(last["txid"], killed_txid.as_str(), "{stdout}");
     assert_eq!(balance(&rpc, &state, &carol), carol_before + 18);
+
+    prechecks_on_a_live_task(&rpc, &state, &alice_key, &bob);
+    long_payroll_is_split(&rpc, &state, &alice_key);
     drop(devnet);
+}
+
+/// The nonce and balance of the account of `key`.
+fn nonce_and_balance(rpc: &str, state: &Path, key: &str) -> (u64, u64) {
+    let out = run(&mut stint(rpc, state, &["account", "--key", key, "--json"]));
+    let account: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        account["nonce"].as_u64().unwrap(),
+        account["balance"].as_u64().unwrap(),
+    )
+}
+
+/// `task approve` of each `(milestone, reason)` exits 1 with the reason.
+fn approve_is_refused(rpc: &str, state: &Path, key: &str, task: &str, cases: &[(&str, &str)]) {
+    for (milestone, needle) in cases {
+        let out = stint(
+            rpc,
+            state,
+            &[
+                "--key",
+                key,
+                "task",
+                "approve",
+                "--id",
+                task,
+                "--milestone",
+                milestone,
+            ],
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}
+
+fn prechecks_on_a_live_task(rpc: &str, state: &Path, alice_key: &str, bob: &str) {
+    let out = run(&mut stint(
+        rpc,
+        state,
+        &[
+            "--key",
+            alice_key,
+            "task",
+            "create",
+            "--worker",
+            bob,
+            "--milestones",
+            "300,700",
+            "--deadline-secs",
+            "3600",
+            "--review-secs",
+            "60",
+            "--spec",
+            "s",
+            "--wait",
+            "soft",
+            "--field",
+            "task_id",
+        ],
+    ));
+    let task = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let before = nonce_and_balance(rpc, state, alice_key);
+    approve_is_refused(
+        rpc,
+        state,
+        alice_key,
+        &task,
+        &[
+            ("0", "the worker accepts it first"),
+            ("5", "the worker accepts it first"),
+        ],
+    );
+    let bob_key = alice_key.replace("alice", "bob");
+    run(&mut stint(
+        rpc,
+        state,
+        &[
+            "--key", &bob_key, "task", "accept", "--id", &task, "--wait", "soft",
+        ],
+    ));
+    approve_is_refused(
+        rpc,
+        state,
+        alice_key,
+        &task,
+        &[
+            ("0", "it is pending, not submitted"),
+            (
+                "5",
+                "it has 2 milestones (--milestone 0 to 1); there is no milestone 5",
+            ),
+        ],
+    );
+    // Nothing was signed: no nonce used, no fee paid.
+    assert_eq!(nonce_and_balance(rpc, state, alice_key), before);
+}
+
+fn long_payroll_is_split(rpc: &str, state: &Path, alice_key: &str) {
+    let rows = stint_contracts::MAX_PAYROLL_PAYMENTS + 8;
+    let payees: Vec<String> = (0..rows)
+        .map(|i| {
+            let secret = [u8::try_from(i + 1).unwrap(); 32];
+            let key = k256::schnorr::SigningKey::from_bytes(&secret).unwrap();
+            stint_contracts::AccountId::from_signing_key(&key).to_string()
+        })
+        .collect();
+    let csv = state.with_file_name("payroll.csv");
+    let text: String = payees.iter().map(|a| format!("{a},3\n")).collect();
+    std::fs::write(&csv, text).unwrap();
+    let (_, before) = nonce_and_balance(rpc, state, alice_key);
+    let out = run(&mut stint(
+        rpc,
+        state,
+        &[
+            "--key",
+            alice_key,
+            "payroll",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--wait",
+            "soft",
+            "--json",
+        ],
+    ));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sending 2 transactions"), "{stderr}");
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["transactions"], 2, "{stdout}");
+    assert_eq!(last["txids"].as_array().unwrap().len(), 2, "{stdout}");
+    assert_eq!(last["payments"], rows, "{stdout}");
+    assert_eq!(last["total"], 3 * rows, "{stdout}");
+    for payee in &payees {
+        assert_eq!(balance(rpc, state, payee), 3, "{payee}");
+    }
+    let fees = 2 * stint::DEFAULT_FEE;
+    assert_eq!(
+        nonce_and_balance(rpc, state, alice_key).1,
+        before - 3 * rows as u64 - fees
+    );
 }
