@@ -8,12 +8,15 @@
 //! Ctrl-C (or SIGTERM) stops the verifier, the sequencer and bitcoind, in that order.
 //!
 //! The folder holds everything, so `stint devnet --dir DIR` on an existing folder resumes the same
-//! chain with the same keys and state — also after a SIGKILL left an orphaned bitcoind behind
-//! (it is shut down and restarted on the same data directory).
+//! chain with the same keys, state and ports — also after a SIGKILL left an orphaned bitcoind
+//! behind (it is shut down and restarted on the same data directory). While a devnet runs it
+//! holds the folder's lock, and a second `stint devnet` on the folder exits without touching it.
 //!
 //! | path in `DIR` | what |
 //! | --- | --- |
 //! | `devnet.json` | endpoints and accounts (DESIGN §5); removed at start, written when up |
+//! | `devnet.lock` | `flock`ed by the running devnet (holds its pid): a second one is refused |
+//! | `ports.json` | the JSON-RPC ports (from the flags at creation, or later); a resume keeps them |
 //! | `env.sh` | `source` it: `stint` on `PATH`, `STINT_RPC`, `STINT_VERIFIER_RPC`, `$ALICE`, `$ALICE_KEY`, … |
 //! | `genesis.json` | the chain's genesis (written last when a folder is created) |
 //! | `keys/*.json` | key files (mode 0600): demo accounts, `anchor`, `verifier`, `fees` |
@@ -56,6 +59,8 @@ pub const DEMO_BALANCE: u64 = 1_000_000;
 pub const DEVNET_BATCH_INTERVAL_MS: u64 = 1_000;
 /// How often the devnet's nodes poll bitcoind.
 pub const DEVNET_POLL_INTERVAL_MS: u64 = 250;
+/// Longest the banner waits for the nodes to catch up with Bitcoin after a start.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The sequencer's Bitcoin wallet (funds anchors).
 const SEQUENCER_WALLET: &str = "stint";
 /// The (first) verifier's Bitcoin wallet (funds challenges); the others get `-2`, `-3`, ….
@@ -95,12 +100,14 @@ pub struct DevnetArgs {
     /// Dispute window in Bitcoin blocks (only when the devnet is created; default 6).
     #[arg(long, value_name = "BLOCKS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub dispute_window: Option<u64>,
-    /// Sequencer JSON-RPC port on 127.0.0.1.
-    #[arg(long, default_value_t = DEFAULT_DEVNET_RPC_PORT, value_name = "P")]
-    pub rpc_port: u16,
-    /// Verifier JSON-RPC port on 127.0.0.1.
-    #[arg(long, default_value_t = DEFAULT_DEVNET_VERIFIER_RPC_PORT, value_name = "P")]
-    pub verifier_rpc_port: u16,
+    /// Sequencer JSON-RPC port on 127.0.0.1 [default: 7545 for a new devnet; a resumed devnet
+    /// keeps the port stored in its folder].
+    #[arg(long, value_name = "P")]
+    pub rpc_port: Option<u16>,
+    /// Verifier JSON-RPC port on 127.0.0.1 [default: 7546 for a new devnet; a resumed devnet
+    /// keeps the port stored in its folder].
+    #[arg(long, value_name = "P")]
+    pub verifier_rpc_port: Option<u16>,
     /// Make the sequencer misbehave on purpose (to watch the verifier catch it).
     #[arg(long, value_enum, requires = "fault_batch", value_name = "MODE")]
     pub fault: Option<FaultMode>,
@@ -210,6 +217,19 @@ pub enum DevnetError {
     /// The verifier failed.
     #[error("verifier: {0}")]
     Verifier(#[from] stint_verifier::VerifierError),
+    /// Another devnet runs in this folder (it was left alone).
+    #[error(
+        "a devnet is already running in {dir}{}; it was left alone. Use it from another shell \
+         (`source {dir}/env.sh`), or stop it (Ctrl-C in its terminal) before starting it again",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+        dir = dir.display()
+    )]
+    Running {
+        /// The folder.
+        dir: PathBuf,
+        /// The running devnet's pid, if its lock file says.
+        pid: Option<u32>,
+    },
     /// A file of the devnet folder could not be read or written.
     #[error("{path}: {reason}")]
     File {
@@ -236,6 +256,112 @@ pub struct DemoAccount {
     pub account: AccountId,
     /// Its key file.
     pub key_file: PathBuf,
+}
+
+/// The lock file of a devnet folder; its holder's pid is written in it.
+const LOCK_FILE: &str = "devnet.lock";
+/// Where a devnet keeps the ports it was created with (and any given later with the flags).
+const PORTS_FILE: &str = "ports.json";
+
+/// The exclusive `flock(2)` on `DIR/devnet.lock` that a running devnet holds for its whole life.
+/// The kernel drops it when the process ends, however it ends (a SIGKILL too), so a stale lock
+/// never blocks a resume; bitcoind, a child, does not inherit it (Rust opens files close-on-exec).
+#[derive(Debug)]
+struct DevnetLock {
+    _file: std::fs::File,
+}
+
+impl DevnetLock {
+    fn acquire(dir: &Path) -> Result<Self, DevnetError> {
+        use std::io::{Read, Seek, Write};
+        let path = dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(file_error(&path))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(DevnetError::Running {
+                    dir: dir.to_owned(),
+                    pid: holder.trim().parse().ok(),
+                });
+            }
+            Err(e) => return Err(file_error(&path)(e.into())),
+        }
+        file.set_len(0).map_err(file_error(&path))?;
+        file.rewind().map_err(file_error(&path))?;
+        writeln!(file, "{}", std::process::id()).map_err(file_error(&path))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// The devnet's JSON-RPC ports, stored in `DIR/ports.json` so that a resume keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Ports {
+    rpc_port: u16,
+    verifier_rpc_port: u16,
+}
+
+impl Ports {
+    /// The flags where given, else the folder's stored ports, else the defaults.
+    fn resolve(dir: &Path, args: &DevnetArgs) -> Result<Self, DevnetError> {
+        let path = dir.join(PORTS_FILE);
+        let stored: Option<Ports> = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(serde_json::from_str(&text).map_err(|e| DevnetError::File {
+                path: path.clone(),
+                reason: format!("{e} (delete it to go back to the default ports)"),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(file_error(&path)(e)),
+        };
+        let ports = Ports {
+            rpc_port: args
+                .rpc_port
+                .or(stored.map(|p| p.rpc_port))
+                .unwrap_or(DEFAULT_DEVNET_RPC_PORT),
+            verifier_rpc_port: args
+                .verifier_rpc_port
+                .or(stored.map(|p| p.verifier_rpc_port))
+                .unwrap_or(DEFAULT_DEVNET_VERIFIER_RPC_PORT),
+        };
+        if ports.rpc_port == ports.verifier_rpc_port {
+            return Err(DevnetError::Invalid(format!(
+                "--rpc-port and --verifier-rpc-port must differ (both are {})",
+                ports.rpc_port
+            )));
+        }
+        if stored.is_some_and(|s| s != ports) {
+            tracing::info!(target: "devnet", rpc_port = ports.rpc_port, verifier_rpc_port = ports.verifier_rpc_port, "moving the devnet to the ports given");
+        }
+        Ok(ports)
+    }
+
+    /// Fails, naming the flag, when a port is taken: before bitcoind starts or a folder is made.
+    fn check_free(&self) -> Result<(), DevnetError> {
+        for (port, flag) in [
+            (self.rpc_port, "--rpc-port"),
+            (self.verifier_rpc_port, "--verifier-rpc-port"),
+        ] {
+            if let Err(e) = std::net::TcpListener::bind(loopback(port)) {
+                return Err(DevnetError::Invalid(format!(
+                    "port {port} on 127.0.0.1 is not free ({e}): stop what uses it, or pass \
+                     {flag} with another port"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn store(&self, layout: &Layout) -> Result<(), DevnetError> {
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        write_atomic(&layout.path(PORTS_FILE), text.as_bytes(), false)
+    }
 }
 
 /// The paths of a devnet folder.
@@ -266,6 +392,9 @@ pub async fn run_devnet(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), DevnetError> {
     let devnet = Devnet::start(args).await?;
+    // On a resume the nodes first log every past batch again as they re-derive the chain: the
+    // banner comes once they have caught up, so it is the last thing on the screen.
+    devnet.caught_up().await;
     devnet.print_banner(&args.dir);
     let failed = tokio::select! {
         () = shutdown => None,
@@ -283,6 +412,8 @@ pub async fn run_devnet(
 #[derive(Debug)]
 pub struct Devnet {
     layout: Layout,
+    /// Held until the devnet is dropped (the kernel releases it if the process dies).
+    _lock: DevnetLock,
     node: RegtestNode,
     sequencer: Sequencer,
     verifier: VerifierHandle,
@@ -294,12 +425,20 @@ pub struct Devnet {
 impl Devnet {
     /// Start (or resume) the devnet in `args.dir` and write `devnet.json` once it is up.
     pub async fn start(args: &DevnetArgs) -> Result<Self, DevnetError> {
-        if args.rpc_port == args.verifier_rpc_port {
-            return Err(DevnetError::Invalid(
-                "--rpc-port and --verifier-rpc-port must differ".into(),
-            ));
-        }
+        // A running devnet holds the folder's lock: say so before anything here is touched.
+        let lock = if args.dir.is_dir() {
+            Some(DevnetLock::acquire(&args.dir)?)
+        } else {
+            None
+        };
+        let ports = Ports::resolve(&args.dir, args)?;
+        ports.check_free()?;
         let layout = Layout::create(&args.dir)?;
+        let lock = match lock {
+            Some(lock) => lock,
+            None => DevnetLock::acquire(&layout.dir)?,
+        };
+        ports.store(&layout)?;
         let info = layout.path("devnet.json");
         match std::fs::remove_file(&info) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(file_error(&info)(e)),
@@ -330,14 +469,14 @@ impl Devnet {
         let accounts = demo_accounts(&layout)?;
 
         let admin_token = admin_token(&layout)?;
-        let sequencer_config = write_sequencer_config(&layout, &node, args, &admin_token)?;
-        let verifier_config = write_verifier_config(&layout, &node, args)?;
+        let sequencer_config = write_sequencer_config(&layout, &node, args, &ports, &admin_token)?;
+        let verifier_config = write_verifier_config(&layout, &node, &ports)?;
         let sequencer = Sequencer::start(sequencer_config)
             .await
-            .map_err(|e| port_hint(e.into(), args.rpc_port, "--rpc-port"))?;
+            .map_err(|e| port_hint(e.into(), ports.rpc_port, "--rpc-port"))?;
         let verifier = stint_verifier::start(verifier_config)
             .await
-            .map_err(|e| port_hint(e.into(), args.verifier_rpc_port, "--verifier-rpc-port"))?;
+            .map_err(|e| port_hint(e.into(), ports.verifier_rpc_port, "--verifier-rpc-port"))?;
 
         let mining_address = sequencer_wallet.get_new_address(Network::Regtest).await?;
         let miner = tokio::spawn(mine_every(
@@ -348,6 +487,7 @@ impl Devnet {
 
         let devnet = Self {
             layout,
+            _lock: lock,
             node,
             sequencer,
             verifier,
@@ -378,6 +518,50 @@ impl Devnet {
     /// The verifier's JSON-RPC URL.
     pub fn verifier_rpc_url(&self) -> String {
         format!("http://{}", self.verifier.rpc_addr())
+    }
+
+    /// Waits (at most [`CATCH_UP_TIMEOUT`]) until the sequencer's and the verifier's chain
+    /// followers have reached the Bitcoin tip of now and the verifier has verified every batch
+    /// the sequencer found anchored.
+    async fn caught_up(&self) {
+        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+        let Ok(tip) = self.node.client().get_block_count().await else {
+            return;
+        };
+        let (Ok(sequencer), Ok(verifier)) = (
+            crate::client::RpcClient::new(self.rpc_url()),
+            crate::client::RpcClient::new(self.verifier_rpc_url()),
+        ) else {
+            return;
+        };
+        let number = |v: &serde_json::Value, path: &[&str]| {
+            path.iter()
+                .try_fold(v, |v, key| v.get(key))
+                .and_then(serde_json::Value::as_u64)
+        };
+        loop {
+            let seq = sequencer
+                .call::<serde_json::Value>("stint_syncStatus", json!([]))
+                .await;
+            let ver = verifier
+                .call::<serde_json::Value>("stint_syncStatus", json!([]))
+                .await;
+            if let (Ok(seq), Ok(ver)) = (seq, ver) {
+                let followed = |v: &serde_json::Value| number(v, &["l1", "height"]) >= Some(tip);
+                if followed(&seq)
+                    && followed(&ver)
+                    && number(&ver, &["anchored", "number"])
+                        >= number(&seq, &["anchored", "number"])
+                {
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(target: "devnet", "the nodes are still catching up with Bitcoin");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(DEVNET_POLL_INTERVAL_MS)).await;
+        }
     }
 
     /// Resolves when a part of the devnet stopped on its own (bitcoind exited, the verifier's
@@ -654,6 +838,7 @@ fn write_sequencer_config(
     layout: &Layout,
     node: &RegtestNode,
     args: &DevnetArgs,
+    ports: &Ports,
     admin_token: &str,
 ) -> Result<SequencerConfig, DevnetError> {
     let fault = match (args.fault, args.fault_batch) {
@@ -679,7 +864,7 @@ fn write_sequencer_config(
          wallet = \"{SEQUENCER_WALLET}\"\n\
          network = \"regtest\"\n\
          poll_interval_ms = {DEVNET_POLL_INTERVAL_MS}\n{fault}",
-        rpc = loopback(args.rpc_port),
+        rpc = loopback(ports.rpc_port),
         url = node.rpc_url(),
         cookie = toml_path(&node.cookie_file()),
     );
@@ -697,7 +882,7 @@ fn write_sequencer_config(
 fn write_verifier_config(
     layout: &Layout,
     node: &RegtestNode,
-    args: &DevnetArgs,
+    ports: &Ports,
 ) -> Result<VerifierConfig, DevnetError> {
     let text = format!(
         "# Written by `stint devnet` at every start; `stint verifier --config` reads it as is.\n\
@@ -711,7 +896,7 @@ fn write_verifier_config(
          rpc_url = \"{url}\"\n\
          cookie_file = \"{cookie}\"\n\
          wallet = \"{VERIFIER_WALLET}\"\n",
-        rpc = loopback(args.verifier_rpc_port),
+        rpc = loopback(ports.verifier_rpc_port),
         url = node.rpc_url(),
         cookie = toml_path(&node.cookie_file()),
     );

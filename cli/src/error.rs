@@ -56,8 +56,44 @@ pub enum CliError {
         /// The txid.
         txid: String,
     },
+    /// The node went away while a tx was being sent: it may or may not have arrived.
+    #[error(
+        "cannot reach the node at {url} to send {txid}: {reason}. It may or may not have \
+         arrived: run the same command again once the node is back (it sends this same \
+         transaction, not a second one)"
+    )]
+    SendInDoubt {
+        /// The txid.
+        txid: String,
+        /// The RPC URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// `--wait` lost the node for longer than `--reconnect-secs`.
+    #[error(
+        "lost the node at {url} for {secs}s while waiting for {txid} (last seen: {seen}): \
+         {reason}. The transaction was sent: run the same command again to go on waiting (it \
+         sends no second transaction), or raise --reconnect-secs"
+    )]
+    WaitLost {
+        /// The txid.
+        txid: String,
+        /// The RPC URL.
+        url: String,
+        /// Why.
+        reason: String,
+        /// The last level seen.
+        seen: String,
+        /// `--reconnect-secs`.
+        secs: u64,
+    },
     /// `--wait` ran out of time.
-    #[error("timed out after {secs}s waiting for {txid} to become {level} (last seen: {seen})")]
+    #[error(
+        "timed out after {secs}s waiting for {txid} to become {level} (last seen: {seen}); it \
+         was sent: run the same command again to go on waiting (it sends no second \
+         transaction), or raise --wait-timeout"
+    )]
     WaitTimeout {
         /// The txid.
         txid: String,

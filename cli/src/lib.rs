@@ -30,8 +30,12 @@
 mod client;
 mod devnet;
 mod error;
+mod journal;
 mod keys;
 mod payroll;
+mod precheck;
+mod text;
+mod time;
 mod wallet;
 
 pub use client::{RpcClient, DEFAULT_REQUEST_TIMEOUT};
@@ -46,6 +50,6 @@ pub use keys::{write_key_file, Key, KeyFile};
 pub use payroll::parse_payroll_csv;
 pub use wallet::{
     parse_address, run_wallet, KeyCommand, SendOpts, StreamCommand, TaskCommand, WaitLevel,
-    WalletCommand, WalletOpts, DEFAULT_FEE, DEFAULT_RPC_URL, DEFAULT_VERIFIER_RPC_URL,
-    DEFAULT_WAIT_TIMEOUT_SECS,
+    WalletCommand, WalletOpts, DEFAULT_FEE, DEFAULT_RECONNECT_SECS, DEFAULT_RPC_URL,
+    DEFAULT_VERIFIER_RPC_URL, DEFAULT_WAIT_TIMEOUT_SECS,
 };

@@ -7,12 +7,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use stint_contracts::{AccountId, Call, StreamId, TaskId, Tx};
+use stint_contracts::{
+    AccountId, Call, StreamId, TaskId, Tx, BPS_DENOMINATOR, MAX_PAYROLL_PAYMENTS,
+};
 
 use crate::client::RpcClient;
 use crate::error::CliError;
+use crate::journal::{self, Journal};
 use crate::keys::Key;
 use crate::payroll::parse_payroll_csv;
+use crate::precheck::{check_stream, check_task, positive, StreamAction, TaskAction};
+use crate::time;
 
 /// Default sequencer JSON-RPC URL (DESIGN §5).
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:7545";
@@ -24,6 +29,14 @@ pub const DEFAULT_FEE: u64 = 10;
 pub const DEFAULT_WAIT_TIMEOUT_SECS: u64 = 600;
 /// How often `--wait` polls the receipt.
 const WAIT_POLL: Duration = Duration::from_millis(250);
+/// How long `--wait` keeps retrying a node that stopped answering (`--reconnect-secs`).
+pub const DEFAULT_RECONNECT_SECS: u64 = 300;
+/// First pause before retrying a lost node; it doubles up to [`RECONNECT_BACKOFF_MAX`].
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// Longest pause between retries of a lost node.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The sequencer's answer to a tx it already has (a retry's resend).
+const ALREADY_KNOWN: i64 = stint_sequencer::codes::ALREADY_KNOWN;
 
 /// Options of every wallet command.
 #[derive(Debug, Clone, Args)]
@@ -74,8 +87,12 @@ pub struct SendOpts {
     #[arg(long, value_enum)]
     pub wait: Option<WaitLevel>,
     /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = DEFAULT_WAIT_TIMEOUT_SECS)]
+    #[arg(long, default_value_t = DEFAULT_WAIT_TIMEOUT_SECS, value_name = "SECS")]
     pub wait_timeout: u64,
+    /// While waiting, keep retrying a node that stopped answering (a restart) for this many
+    /// seconds; run the same command again afterwards to go on waiting (it sends no second tx).
+    #[arg(long, default_value_t = DEFAULT_RECONNECT_SECS, value_name = "SECS")]
+    pub reconnect_secs: u64,
 }
 
 /// `stint key …`
@@ -335,6 +352,7 @@ pub enum WalletCommand {
 
 /// Runs a wallet command, printing its result on stdout.
 pub async fn run_wallet(command: WalletCommand, opts: &WalletOpts) -> Result<(), CliError> {
+    let mut printer = Printer::new(opts);
     let output = match command {
         WalletCommand::Key(KeyCommand::New { out, force }) => {
             let (_, file) = Key::generate_to(&out, force)?;
@@ -370,10 +388,10 @@ pub async fn run_wallet(command: WalletCommand, opts: &WalletOpts) -> Result<(),
             let key = load_key(opts)?;
             let client = RpcClient::new(&opts.rpc)?;
             let wallet = Wallet { client, key };
-            wallet.execute(other).await?
+            wallet.execute(other, &mut printer).await?
         }
     };
-    output.print(opts.json, opts.field.as_deref())
+    printer.finish(&output)
 }
 
 /// A key and a sequencer to send its transactions to.
@@ -383,15 +401,19 @@ struct Wallet {
 }
 
 impl Wallet {
-    async fn execute(&self, command: WalletCommand) -> Result<Output, CliError> {
-        let me = self.key.account();
+    async fn execute(
+        &self,
+        command: WalletCommand,
+        printer: &mut Printer,
+    ) -> Result<Output, CliError> {
         let now = unix_now();
-        let (call, send, extra): (Call, SendOpts, Option<(&str, String)>) = match command {
+        let plan = match command {
             WalletCommand::Transfer { to, amount, send } => {
                 let to = parse_address("--to", &to)?;
+                positive("--amount", amount, "a transfer")?;
                 self.require_balance(amount, send.fee, "the transfer")
                     .await?;
-                (Call::Transfer { to, amount }, send, None)
+                Plan::one(Call::Transfer { to, amount }, send).show("amount", amount)
             }
             WalletCommand::Payroll { csv, send } => {
                 let text = std::fs::read_to_string(&csv)
@@ -401,8 +423,27 @@ impl Wallet {
                     .iter()
                     .try_fold(0u64, |sum, p| sum.checked_add(p.amount))
                     .ok_or_else(|| CliError::Usage("payroll total overflows".into()))?;
-                self.require_balance(total, send.fee, "the payroll").await?;
-                (Call::Payroll { payments }, send, None)
+                let count = payments.len();
+                let calls: Vec<Call> = payments
+                    .chunks(MAX_PAYROLL_PAYMENTS)
+                    .map(|chunk| Call::Payroll {
+                        payments: chunk.to_vec(),
+                    })
+                    .collect();
+                let fees = send.fee.saturating_mul(calls.len() as u64);
+                self.require_balance(total, fees, "the payroll").await?;
+                if calls.len() > 1 {
+                    eprintln!(
+                        "payroll: {count} payments, more than one transaction holds \
+                         ({MAX_PAYROLL_PAYMENTS}): sending {} transactions, {fees} in fees",
+                        calls.len()
+                    );
+                }
+                let transactions = calls.len();
+                Plan::many(calls, send)
+                    .show("payments", count)
+                    .show("total", total)
+                    .show("transactions", transactions)
             }
             WalletCommand::Task(task) => self.task_call(task, now).await?,
             WalletCommand::Stream(stream) => self.stream_call(stream, now).await?,
@@ -412,53 +453,214 @@ impl Wallet {
                 return Err(CliError::Usage("not a transaction command".into()))
             }
         };
-        let chain_id = self.chain_id().await?;
-        let nonce = self.next_nonce().await?;
-        let tx = Tx {
+        let info = self.chain_info().await?;
+        let mut sent: Vec<String> = Vec::new();
+        let result = self.send_and_wait(&plan, &info, &mut sent, printer).await;
+        // The journal's rule (see `journal`): a command that succeeded lets its sends go; one
+        // that failed keeps them open for a retry, except those that can never execute.
+        let done: Vec<String> = match &result {
+            Ok(_) => sent,
+            Err(CliError::TxFailed { txid, .. } | CliError::TxDropped { txid }) => {
+                vec![txid.clone()]
+            }
+            Err(_) => Vec::new(),
+        };
+        if !done.is_empty() {
+            Journal::open(&self.key.account())?.close(&done)?;
+        }
+        result
+    }
+
+    /// Signs (or takes from the journal) and sends each tx of `plan`, printing each txid as soon
+    /// as the node has it, then waits for them when `--wait` asks.
+    async fn send_and_wait(
+        &self,
+        plan: &Plan,
+        info: &ChainInfo,
+        sent: &mut Vec<String>,
+        printer: &mut Printer,
+    ) -> Result<Output, CliError> {
+        let send = &plan.send;
+        let mut early = Output::new();
+        for call in &plan.calls {
+            let (txid, nonce) = self
+                .sign_or_reuse(
+                    info.chain_id,
+                    call.clone(),
+                    send.fee,
+                    plan.relative_deadline,
+                )
+                .await?;
+            sent.push(txid);
+            if let Some(name) = plan.id_field {
+                let me = self.key.account();
+                let id = match name {
+                    "task_id" => stint_contracts::task_id(&me, nonce).to_string(),
+                    _ => stint_contracts::stream_id(&me, nonce).to_string(),
+                };
+                early = early.field(name, id);
+            }
+        }
+        early = match sent.as_slice() {
+            [one] => early.field("txid", one.clone()),
+            many => early.field("txids", many.to_vec()),
+        };
+        if send.wait.is_some() {
+            printer.early(&early.clone().field("status", "pending"))?;
+        }
+        let mut output = early;
+        for (name, value) in &plan.summary {
+            output = output.field(name, value.clone());
+        }
+        output = output.field("fee", send.fee.saturating_mul(sent.len() as u64));
+        let Some(level) = send.wait else {
+            return Ok(output.field("status", "pending"));
+        };
+        let mut last = Value::Null;
+        for txid in sent.iter() {
+            last = self.wait(txid, level, send, info).await?;
+        }
+        let finality = last
+            .get("finality")
+            .and_then(Value::as_str)
+            .unwrap_or(level.as_str())
+            .to_string();
+        Ok(output
+            .field("status", finality)
+            .field("batch", last.get("batch").cloned().unwrap_or(Value::Null)))
+    }
+
+    /// The journal's rule: the open send of this intent if it can still execute (sent again if
+    /// the node does not know it), else a new tx with the next nonce, recorded before it is
+    /// sent. Returns the txid and nonce.
+    async fn sign_or_reuse(
+        &self,
+        chain_id: u64,
+        call: Call,
+        fee: u64,
+        relative_deadline: Option<u64>,
+    ) -> Result<(String, u64), CliError> {
+        let me = self.key.account();
+        // Held until the tx is with the node, so two commands of one key do not both sign.
+        let mut journal = Journal::open(&me)?;
+        let account = self.account().await?;
+        let mut tx = Tx {
             chain_id,
             from: me,
-            nonce,
-            fee: send.fee,
+            nonce: 0,
+            fee,
             call,
         };
-        let extra = extra.map(|(name, _)| match name {
-            "task_id" => (name, tx.task_id().to_string()),
-            _ => (name, tx.stream_id().to_string()),
-        });
+        let intent = journal::intent(&tx, relative_deadline);
+        if let Some(entry) = journal.find(&intent).cloned() {
+            let used = field_u64(&account, "nonce", "stint_getAccount")?;
+            match self.reuse(&entry, used).await? {
+                Reuse::Known => {
+                    eprintln!(
+                        "reusing {} (signed {}): the same command was run before and did not \
+                         finish, so no second transaction is signed",
+                        entry.txid,
+                        time::describe(entry.signed_at, unix_now())
+                    );
+                    return Ok((entry.txid, entry.nonce));
+                }
+                Reuse::Resend => {
+                    eprintln!(
+                        "sending {} again: the same command was run before and did not finish",
+                        entry.txid
+                    );
+                    self.submit(&entry.raw, &entry.txid, &mut journal).await?;
+                    return Ok((entry.txid, entry.nonce));
+                }
+                Reuse::Gone(why) => {
+                    eprintln!(
+                        "the earlier {} {why}: signing a new transaction",
+                        entry.txid
+                    );
+                }
+            }
+        }
+        tx.nonce = field_u64(&account, "pendingNonce", "stint_getAccount")
+            .or_else(|_| field_u64(&account, "nonce", "stint_getAccount"))?;
+        let nonce = tx.nonce;
         let signed = tx
             .sign(self.key.signing_key())
             .map_err(|e| CliError::Usage(format!("cannot sign: {e}")))?;
+        let txid = signed.txid().to_string();
         let raw = hex::encode(signed.encode());
-        let txid: String = self
+        journal.record(journal::Entry {
+            intent,
+            txid: txid.clone(),
+            raw: raw.clone(),
+            nonce,
+            signed_at: unix_now(),
+        })?;
+        self.submit(&raw, &txid, &mut journal).await?;
+        Ok((txid, nonce))
+    }
+
+    /// Whether an open send can still execute.
+    async fn reuse(&self, entry: &journal::Entry, used_nonce: u64) -> Result<Reuse, CliError> {
+        match self
             .client
-            .call("stint_sendRawTransaction", json!([raw]))
-            .await?;
-        let mut output = Output::new().field("txid", txid.clone());
-        if let Some((name, value)) = extra {
-            output = output.field(name, value);
-        }
-        match send.wait {
-            None => Ok(output.field("status", "pending")),
-            Some(level) => {
-                let receipt = self.wait(&txid, level, send.wait_timeout).await?;
-                let finality = receipt
-                    .get("finality")
-                    .and_then(Value::as_str)
-                    .unwrap_or(level.as_str())
-                    .to_string();
-                Ok(output.field("status", finality).field(
-                    "batch",
-                    receipt.get("batch").cloned().unwrap_or(Value::Null),
-                ))
+            .call::<Value>("stint_getReceipt", json!([entry.txid]))
+            .await
+        {
+            Ok(receipt) => Ok(match receipt.get("finality").and_then(Value::as_str) {
+                Some("dropped") => Reuse::Gone("was dropped".into()),
+                _ if receipt.get("status").and_then(Value::as_str) == Some("failed") => {
+                    let error = receipt.get("error").and_then(Value::as_str).unwrap_or("");
+                    Reuse::Gone(format!("failed ({})", failure_text(error)))
+                }
+                _ => Reuse::Known,
+            }),
+            Err(CliError::Rpc { message, .. }) if message.contains("not found") => {
+                Ok(if entry.nonce < used_nonce {
+                    Reuse::Gone(format!(
+                        "never reached the node and its nonce {} is used",
+                        entry.nonce
+                    ))
+                } else {
+                    Reuse::Resend
+                })
             }
+            Err(e) => Err(e),
         }
     }
 
-    async fn task_call(
-        &self,
-        command: TaskCommand,
-        now: u64,
-    ) -> Result<(Call, SendOpts, Option<(&'static str, String)>), CliError> {
+    /// Sends a signed tx and checks that the node names it by the txid computed here. A
+    /// rejection lets the journal entry go (nothing was accepted); a lost connection keeps it
+    /// (the tx may have arrived: a retry sends the same one).
+    async fn submit(&self, raw: &str, txid: &str, journal: &mut Journal) -> Result<(), CliError> {
+        const METHOD: &str = "stint_sendRawTransaction";
+        match self.client.call::<String>(METHOD, json!([raw])).await {
+            Ok(answer) if answer == txid => Ok(()),
+            Ok(answer) => Err(CliError::Protocol {
+                method: METHOD.into(),
+                reason: format!(
+                    "the node names the transaction {}, but its id is {txid}: not trusting this \
+                     node",
+                    crate::text::shown(&answer)
+                ),
+            }),
+            Err(CliError::Rpc {
+                code: ALREADY_KNOWN,
+                ..
+            }) => Ok(()),
+            Err(e @ CliError::Rpc { .. }) => {
+                journal.close(&[txid.to_owned()])?;
+                Err(e)
+            }
+            Err(CliError::Unreachable { url, reason }) => Err(CliError::SendInDoubt {
+                txid: txid.to_owned(),
+                url,
+                reason,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn task_call(&self, command: TaskCommand, now: u64) -> Result<Plan, CliError> {
         let me = self.key.account();
         Ok(match command {
             TaskCommand::Create {
@@ -488,7 +690,7 @@ impl Wallet {
                 let deadline = now
                     .checked_add(deadline_secs)
                     .ok_or_else(|| CliError::Usage("--deadline-secs is too large".into()))?;
-                (
+                let mut plan = Plan::one(
                     Call::TaskCreate {
                         worker,
                         arbiter,
@@ -498,8 +700,10 @@ impl Wallet {
                         review_secs,
                     },
                     send,
-                    Some(("task_id", String::new())),
-                )
+                );
+                plan.id_field = Some("task_id");
+                plan.relative_deadline = Some(deadline_secs);
+                plan.show("escrow", total)
             }
             TaskCommand::Accept { id, send } => {
                 let id = parse_task_id(&id)?;
@@ -509,7 +713,8 @@ impl Wallet {
                         return Err(not_role(&me, "worker", "task", &id.to_string(), &worker));
                     }
                 }
-                (Call::TaskAccept { id }, send, None)
+                check_task(&id.to_string(), &task, TaskAction::Accept, now)?;
+                Plan::one(Call::TaskAccept { id }, send)
             }
             TaskCommand::Submit {
                 id,
@@ -518,15 +723,15 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "worker").await?;
-                (
+                self.require_role(&id, "worker", TaskAction::Submit(milestone), now)
+                    .await?;
+                Plan::one(
                     Call::TaskSubmit {
                         id,
                         milestone,
                         deliverable_hash: sha256(&deliverable),
                     },
                     send,
-                    None,
                 )
             }
             TaskCommand::Approve {
@@ -535,8 +740,11 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "employer").await?;
-                (Call::TaskApprove { id, milestone }, send, None)
+                let task = self
+                    .require_role(&id, "employer", TaskAction::Approve(milestone), now)
+                    .await?;
+                let amount = milestone_amount(&task, milestone);
+                Plan::one(Call::TaskApprove { id, milestone }, send).show("amount", amount)
             }
             TaskCommand::Claim {
                 id,
@@ -544,8 +752,11 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "worker").await?;
-                (Call::TaskClaim { id, milestone }, send, None)
+                let task = self
+                    .require_role(&id, "worker", TaskAction::Claim(milestone), now)
+                    .await?;
+                let amount = milestone_amount(&task, milestone);
+                Plan::one(Call::TaskClaim { id, milestone }, send).show("amount", amount)
             }
             TaskCommand::Dispute { id, reason, send } => {
                 let id = parse_task_id(&id)?;
@@ -556,13 +767,13 @@ impl Wallet {
                         "you ({me}) are neither the employer nor the worker of task {id}"
                     )));
                 }
-                (
+                check_task(&id.to_string(), &task, TaskAction::Dispute, now)?;
+                Plan::one(
                     Call::TaskDispute {
                         id,
                         reason_hash: sha256(&reason),
                     },
                     send,
-                    None,
                 )
             }
             TaskCommand::Resolve {
@@ -571,20 +782,26 @@ impl Wallet {
                 send,
             } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "arbiter").await?;
-                (
+                let task = self
+                    .require_role(&id, "arbiter", TaskAction::Resolve, now)
+                    .await?;
+                let escrow = task.get("escrow").and_then(Value::as_u64).unwrap_or(0);
+                let (to_worker, to_employer) = split(escrow, worker_share_bps);
+                Plan::one(
                     Call::TaskResolve {
                         id,
                         worker_share_bps,
                     },
                     send,
-                    None,
                 )
+                .show("to_worker", to_worker)
+                .show("to_employer", to_employer)
             }
             TaskCommand::Cancel { id, send } => {
                 let id = parse_task_id(&id)?;
-                self.require_role(&id, "employer").await?;
-                (Call::TaskCancel { id }, send, None)
+                self.require_role(&id, "employer", TaskAction::Cancel, now)
+                    .await?;
+                Plan::one(Call::TaskCancel { id }, send)
             }
             TaskCommand::Show { .. } => {
                 return Err(CliError::Usage("not a transaction command".into()))
@@ -592,15 +809,17 @@ impl Wallet {
         })
     }
 
-    async fn stream_call(
-        &self,
-        command: StreamCommand,
-        now: u64,
-    ) -> Result<(Call, SendOpts, Option<(&'static str, String)>), CliError> {
+    async fn stream_call(&self, command: StreamCommand, now: u64) -> Result<Plan, CliError> {
         let employer_only = |id: String, send: SendOpts, make: fn(StreamId) -> Call| async move {
             let id = parse_stream_id(&id)?;
-            self.require_stream_role(&id, "employer").await?;
-            Ok::<_, CliError>((make(id), send, None))
+            let stream = self.require_stream_role(&id, "employer").await?;
+            let action = match make(id) {
+                Call::StreamPause { .. } => StreamAction::Pause,
+                Call::StreamResume { .. } => StreamAction::Resume,
+                _ => StreamAction::Cancel,
+            };
+            check_stream(&id.to_string(), &stream, action)?;
+            Ok::<_, CliError>(Plan::one(make(id), send))
         };
         match command {
             StreamCommand::Open {
@@ -621,7 +840,7 @@ impl Wallet {
                     .ok_or_else(|| CliError::Usage("--rate × --duration-secs overflows".into()))?;
                 self.require_balance(escrow, send.fee, "the stream's escrow")
                     .await?;
-                Ok((
+                let mut plan = Plan::one(
                     Call::StreamOpen {
                         worker,
                         rate_per_sec: rate,
@@ -630,13 +849,17 @@ impl Wallet {
                         cancelable: !not_cancelable,
                     },
                     send,
-                    Some(("stream_id", String::new())),
-                ))
+                );
+                plan.id_field = Some("stream_id");
+                Ok(plan.show("escrow", escrow))
             }
             StreamCommand::Withdraw { id, send } => {
                 let id = parse_stream_id(&id)?;
-                self.require_stream_role(&id, "worker").await?;
-                Ok((Call::StreamWithdraw { id }, send, None))
+                let stream = self.require_stream_role(&id, "worker").await?;
+                check_stream(&id.to_string(), &stream, StreamAction::Withdraw)?;
+                // What accrued by the soft head; the batch that runs it pays up to its own time.
+                let accrued = stream.get("withdrawable").cloned().unwrap_or(Value::Null);
+                Ok(Plan::one(Call::StreamWithdraw { id }, send).show("withdrawable_now", accrued))
             }
             StreamCommand::Topup {
                 id,
@@ -645,6 +868,8 @@ impl Wallet {
             } => {
                 let id = parse_stream_id(&id)?;
                 let stream = self.require_stream_role(&id, "employer").await?;
+                check_stream(&id.to_string(), &stream, StreamAction::Topup)?;
+                positive("--extra-secs", extra_secs, "a top-up")?;
                 let rate = stream
                     .get("ratePerSec")
                     .and_then(Value::as_u64)
@@ -653,7 +878,7 @@ impl Wallet {
                     .checked_mul(extra_secs)
                     .ok_or_else(|| CliError::Usage("--extra-secs × rate overflows".into()))?;
                 self.require_balance(cost, send.fee, "the top-up").await?;
-                Ok((Call::StreamTopUp { id, extra_secs }, send, None))
+                Ok(Plan::one(Call::StreamTopUp { id, extra_secs }, send).show("amount", cost))
             }
             StreamCommand::Pause { id, send } => {
                 employer_only(id, send, |id| Call::StreamPause { id }).await
@@ -668,14 +893,12 @@ impl Wallet {
         }
     }
 
-    async fn chain_id(&self) -> Result<u64, CliError> {
+    async fn chain_info(&self) -> Result<ChainInfo, CliError> {
         let info: Value = self.client.call("stint_chainInfo", json!([])).await?;
-        info.get("chainId")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| CliError::Protocol {
-                method: "stint_chainInfo".into(),
-                reason: "no chainId".into(),
-            })
+        Ok(ChainInfo {
+            chain_id: field_u64(&info, "chainId", "stint_chainInfo")?,
+            dispute_window: info.get("disputeWindow").and_then(Value::as_u64),
+        })
     }
 
     /// The account at the sequencer's soft head; `pendingNonce` counts its pending txs too.
@@ -685,14 +908,6 @@ impl Wallet {
             .await
     }
 
-    /// The nonce after the account's pending txs, so commands can follow each other without
-    /// waiting.
-    async fn next_nonce(&self) -> Result<u64, CliError> {
-        let account = self.account().await?;
-        field_u64(&account, "pendingNonce", "stint_getAccount")
-            .or_else(|_| field_u64(&account, "nonce", "stint_getAccount"))
-    }
-
     async fn require_balance(&self, amount: u64, fee: u64, what: &str) -> Result<(), CliError> {
         let balance = field_u64(&self.account().await?, "balance", "stint_getAccount")?;
         let needed = amount
@@ -700,18 +915,28 @@ impl Wallet {
             .ok_or_else(|| CliError::Usage("amount plus fee overflows".into()))?;
         if balance < needed {
             return Err(CliError::Usage(format!(
-                "insufficient balance: {} has {balance}, {what} needs {needed} ({amount} + fee {fee})",
+                "insufficient balance: {} has {balance}, {what} needs {needed} ({amount} + fees {fee})",
                 self.key.account()
             )));
         }
         Ok(())
     }
 
-    async fn require_role(&self, id: &TaskId, which: &str) -> Result<Value, CliError> {
+    /// The task, if this key holds its `which` role and `action` can succeed on it.
+    async fn require_role(
+        &self,
+        id: &TaskId,
+        which: &str,
+        action: TaskAction,
+        now: u64,
+    ) -> Result<Value, CliError> {
         let task = get_task(&self.client, id).await?;
         let me = self.key.account();
         match role(&task, which) {
-            Some(holder) if holder == me.to_string() => Ok(task),
+            Some(holder) if holder == me.to_string() => {
+                check_task(&id.to_string(), &task, action, now)?;
+                Ok(task)
+            }
             Some(holder) => Err(not_role(&me, which, "task", &id.to_string(), &holder)),
             None => Err(CliError::Usage(format!("task {id} has no {which} yet"))),
         }
@@ -730,25 +955,55 @@ impl Wallet {
         }
     }
 
-    /// Polls the receipt until `level`, printing each change of finality on stderr.
+    /// Polls the receipt until `level`, printing each change of finality (and, waiting for
+    /// `final`, the dispute window's blocks left) on stderr. A node that stops answering is
+    /// retried with backoff for `--reconnect-secs` before giving up.
     async fn wait(
         &self,
         txid: &str,
         level: WaitLevel,
-        timeout_secs: u64,
+        send: &SendOpts,
+        info: &ChainInfo,
     ) -> Result<Value, CliError> {
         let started = Instant::now();
         let mut seen = String::from("pending");
+        let mut lost: Option<Instant> = None;
+        let mut backoff = RECONNECT_BACKOFF_MIN;
+        let mut blocks_left: Option<u64> = None;
         eprintln!("waiting for {txid} to become {} …", level.as_str());
         loop {
-            let receipt: Option<Value> = match self
-                .client
-                .call::<Option<Value>>("stint_getReceipt", json!([txid]))
-                .await
-            {
-                Ok(receipt) => receipt,
-                // Not in a batch yet.
-                Err(CliError::Rpc { message, .. }) if message.contains("not found") => None,
+            let polled = self.poll(txid, level, info, &mut blocks_left).await;
+            let receipt = match polled {
+                Ok(receipt) => {
+                    if lost.take().is_some() {
+                        eprintln!("  reconnected to {}", self.client.url());
+                        backoff = RECONNECT_BACKOFF_MIN;
+                    }
+                    receipt
+                }
+                // A restarting node refuses connections, or answers oddly while it stops.
+                Err(CliError::Unreachable { reason, .. } | CliError::Protocol { reason, .. }) => {
+                    let url = self.client.url().to_owned();
+                    let since = *lost.get_or_insert_with(|| {
+                        eprintln!(
+                            "  lost the node at {url} ({reason}); retrying for up to {}s",
+                            send.reconnect_secs
+                        );
+                        Instant::now()
+                    });
+                    if since.elapsed() >= Duration::from_secs(send.reconnect_secs) {
+                        return Err(CliError::WaitLost {
+                            txid: txid.to_string(),
+                            url,
+                            reason,
+                            seen,
+                            secs: send.reconnect_secs,
+                        });
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             if let Some(receipt) = receipt.filter(|r| !r.is_null()) {
@@ -765,11 +1020,12 @@ impl Wallet {
                 if receipt.get("status").and_then(Value::as_str) == Some("failed") {
                     return Err(CliError::TxFailed {
                         txid: txid.to_string(),
-                        reason: receipt
-                            .get("error")
-                            .and_then(Value::as_str)
-                            .unwrap_or("unknown error")
-                            .to_string(),
+                        reason: failure_text(
+                            receipt
+                                .get("error")
+                                .and_then(Value::as_str)
+                                .unwrap_or("unknown error"),
+                        ),
                     });
                 }
                 let reached = match finality.as_str() {
@@ -787,16 +1043,153 @@ impl Wallet {
                     return Ok(receipt);
                 }
             }
-            if started.elapsed() >= Duration::from_secs(timeout_secs) {
+            if started.elapsed() >= Duration::from_secs(send.wait_timeout) {
                 return Err(CliError::WaitTimeout {
                     txid: txid.to_string(),
                     level: level.as_str().into(),
                     seen,
-                    secs: timeout_secs,
+                    secs: send.wait_timeout,
                 });
             }
             tokio::time::sleep(WAIT_POLL).await;
         }
+    }
+
+    /// One look at the receipt (`None`: the node does not have it in a batch yet). Waiting for
+    /// `final` on an anchored tx, prints the window's blocks left when they change.
+    async fn poll(
+        &self,
+        txid: &str,
+        level: WaitLevel,
+        info: &ChainInfo,
+        blocks_left: &mut Option<u64>,
+    ) -> Result<Option<Value>, CliError> {
+        let receipt = match self
+            .client
+            .call::<Option<Value>>("stint_getReceipt", json!([txid]))
+            .await
+        {
+            Ok(receipt) => receipt,
+            Err(CliError::Rpc { message, .. }) if message.contains("not found") => None,
+            Err(e) => return Err(e),
+        };
+        let anchored_batch = receipt
+            .as_ref()
+            .filter(|r| r.get("finality").and_then(Value::as_str) == Some("anchored"))
+            .and_then(|r| r.get("batch"))
+            .and_then(Value::as_u64);
+        if let (WaitLevel::Final, Some(batch), Some(window)) =
+            (level, anchored_batch, info.dispute_window)
+        {
+            let left = window_blocks_left(&self.client, batch, window).await?;
+            if left.is_some() && left != *blocks_left {
+                if let Some(left) = left {
+                    eprintln!(
+                        "  final in {left} more Bitcoin block{} (dispute window {window})",
+                        if left == 1 { "" } else { "s" }
+                    );
+                }
+                *blocks_left = left;
+            }
+        }
+        Ok(receipt)
+    }
+}
+
+/// How an open send of the journal stands.
+enum Reuse {
+    /// The node has it: wait for it.
+    Known,
+    /// The node does not know it, and it can still execute: send it again.
+    Resend,
+    /// It can no longer execute (why): sign a new tx.
+    Gone(String),
+}
+
+/// What a command will send: one tx per call, in order.
+#[derive(Debug)]
+struct Plan {
+    calls: Vec<Call>,
+    send: SendOpts,
+    /// `task_id` or `stream_id`: the new record's id, printed with the txid.
+    id_field: Option<&'static str>,
+    /// `--deadline-secs` of a task (what the journal's intent keeps instead of the deadline).
+    relative_deadline: Option<u64>,
+    /// Amounts and counts printed with the result.
+    summary: Vec<(&'static str, Value)>,
+}
+
+impl Plan {
+    fn one(call: Call, send: SendOpts) -> Self {
+        Self::many(vec![call], send)
+    }
+
+    fn many(calls: Vec<Call>, send: SendOpts) -> Self {
+        Self {
+            calls,
+            send,
+            id_field: None,
+            relative_deadline: None,
+            summary: Vec::new(),
+        }
+    }
+
+    fn show(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.summary.push((name, value.into()));
+        self
+    }
+}
+
+/// What wallet commands need of `stint_chainInfo`.
+#[derive(Debug, Clone, Copy)]
+struct ChainInfo {
+    chain_id: u64,
+    dispute_window: Option<u64>,
+}
+
+/// Blocks left in the dispute window of anchored batch `number` (`None` if not anchored).
+async fn window_blocks_left(
+    client: &RpcClient,
+    number: u64,
+    window: u64,
+) -> Result<Option<u64>, CliError> {
+    let batch: Value = client.call("stint_getBatch", json!([number])).await?;
+    let Some(height) = batch
+        .get("anchor")
+        .and_then(|a| a.get("height"))
+        .and_then(Value::as_u64)
+    else {
+        return Ok(None);
+    };
+    let sync: Value = client.call("stint_syncStatus", json!([])).await?;
+    let tip = sync
+        .get("l1")
+        .and_then(|l1| l1.get("height"))
+        .and_then(Value::as_u64)
+        .unwrap_or(height);
+    // Final once the tip is `window` blocks past the anchoring block.
+    Ok(Some((height.saturating_add(window)).saturating_sub(tip)))
+}
+
+/// A receipt's failure code in words, with the code: `zeroAmount` → `zero amount (zeroAmount)`.
+fn failure_text(code: &str) -> String {
+    let mut words = String::new();
+    for c in code.chars() {
+        if c.is_uppercase() {
+            words.push(' ');
+            words.extend(c.to_lowercase());
+        } else {
+            words.push(c);
+        }
+    }
+    if words == code {
+        crate::text::shown(code)
+    } else {
+        format!(
+            "{} ({})",
+            crate::text::shown(&words),
+            crate::text::shown(code)
+        )
     }
 }
 
@@ -896,6 +1289,24 @@ async fn get_stream(client: &RpcClient, id: &StreamId) -> Result<Value, CliError
     }
 }
 
+/// A milestone's amount from the task JSON.
+fn milestone_amount(task: &Value, milestone: u32) -> Value {
+    task.get("milestones")
+        .and_then(|m| m.get(milestone as usize))
+        .and_then(|m| m.get("amount"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The arbiter's split of `escrow`: `(to_worker, to_employer)`, as the contracts compute it.
+fn split(escrow: u64, worker_share_bps: u16) -> (u64, u64) {
+    let to_worker = u64::try_from(
+        u128::from(escrow) * u128::from(worker_share_bps) / u128::from(BPS_DENOMINATOR),
+    )
+    .unwrap_or(escrow);
+    (to_worker, escrow.saturating_sub(to_worker))
+}
+
 fn role(record: &Value, which: &str) -> Option<String> {
     record
         .get(which)
@@ -957,7 +1368,7 @@ fn unix_now() -> u64 {
 }
 
 /// What a command prints: one JSON object with `--json`, else `key: value` lines.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Output(Map<String, Value>);
 
 impl Output {
@@ -977,25 +1388,110 @@ impl Output {
         self
     }
 
-    fn print(&self, json: bool, field: Option<&str>) -> Result<(), CliError> {
-        let text = |value: &Value| match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if let Some(field) = field {
-            let value = self.0.get(field).ok_or_else(|| {
-                let names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+    /// The value at a dotted path (`verifier.agrees`, `milestones.0.state`).
+    fn lookup(&self, path: &str) -> Result<&Value, CliError> {
+        let mut parts = path.split('.');
+        let first = parts.next().unwrap_or_default();
+        let mut value = self.0.get(first);
+        let mut at = first.to_owned();
+        let mut names: Vec<String> = self.0.keys().cloned().collect();
+        for part in parts {
+            let Some(inner) = value else { break };
+            names = match inner {
+                Value::Object(map) => map.keys().cloned().collect(),
+                Value::Array(items) => (0..items.len()).map(|i| i.to_string()).collect(),
+                _ => Vec::new(),
+            };
+            value = match inner {
+                Value::Object(map) => map.get(part),
+                Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            };
+            if value.is_some() {
+                at = format!("{at}.{part}");
+            }
+        }
+        value.ok_or_else(|| {
+            let path = crate::text::shown(path);
+            if names.is_empty() {
+                CliError::Usage(format!("--field {path}: {at} has no fields"))
+            } else if at == first && !self.0.contains_key(first) {
                 CliError::Usage(format!(
-                    "--field {field}: the result has no such field (it has: {})",
+                    "--field {path}: the result has no such field (it has: {})",
                     names.join(", ")
                 ))
-            })?;
-            println!("{}", text(value));
-        } else if json {
-            println!("{}", Value::Object(self.0.clone()));
-        } else {
-            for (name, value) in &self.0 {
-                println!("{name}: {}", text(value));
+            } else {
+                CliError::Usage(format!(
+                    "--field {path}: no such field in {at} (it has: {})",
+                    names.join(", ")
+                ))
+            }
+        })
+    }
+}
+
+/// A value as one line of text (strings without quotes).
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints a command's result on stdout: `name: value` lines, one JSON object (`--json`), or one
+/// field as plain text (`--field`, a dotted path). A command that waits prints what it knows at
+/// send time first (the txid and any new id): as lines, as a first JSON object with `status`
+/// `pending`, or the field if it is one of them; the rest once the wait is over.
+#[derive(Debug)]
+pub(crate) struct Printer {
+    json: bool,
+    field: Option<String>,
+    /// Names printed early (text mode).
+    shown: Vec<String>,
+    /// The `--field` was printed early.
+    field_done: bool,
+}
+
+impl Printer {
+    fn new(opts: &WalletOpts) -> Self {
+        Self {
+            json: opts.json,
+            field: opts.field.clone(),
+            shown: Vec::new(),
+            field_done: false,
+        }
+    }
+
+    fn early(&mut self, out: &Output) -> Result<(), CliError> {
+        match &self.field {
+            Some(field) => {
+                if let Ok(value) = out.lookup(field) {
+                    println!("{}", plain(value));
+                    self.field_done = true;
+                }
+            }
+            None if self.json => println!("{}", Value::Object(out.0.clone())),
+            None => {
+                for (name, value) in out.0.iter().filter(|(name, _)| *name != "status") {
+                    println!("{name}: {}", plain(value));
+                    self.shown.push(name.clone());
+                }
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        Ok(())
+    }
+
+    fn finish(&self, out: &Output) -> Result<(), CliError> {
+        match &self.field {
+            Some(_) if self.field_done => {}
+            Some(field) => println!("{}", plain(out.lookup(field)?)),
+            None if self.json => println!("{}", Value::Object(out.0.clone())),
+            None => {
+                for (name, value) in out.0.iter().filter(|(name, _)| !self.shown.contains(name)) {
+                    println!("{name}: {}", plain(value));
+                }
             }
         }
         Ok(())

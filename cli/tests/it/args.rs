@@ -8,6 +8,10 @@ fn stint(args: &[&str]) -> Output {
         .args(args)
         .env_remove("STINT_RPC")
         .env_remove("STINT_KEY")
+        .env(
+            "STINT_STATE_DIR",
+            std::env::temp_dir().join("stint-args-test-state"),
+        )
         .output()
         .expect("run stint")
 }
@@ -135,6 +139,25 @@ fn bad_arguments_exit_non_zero_with_reasons() {
         "cannot reach the node",
     );
     fails_with(&["account", "--rpc", "ftp://x", "--key", k], 1, "http://");
+    // Local pre-checks: refused before any network use (the node here does not exist).
+    let offline = ["--key", k, "--rpc", "http://127.0.0.1:9"];
+    fails_with(
+        &[&["transfer", "--to", &valid, "--amount", "0"][..], &offline].concat(),
+        1,
+        "--amount must be positive: a transfer of 0 would only pay the fee",
+    );
+    let twice = dir.path().join("twice.csv");
+    std::fs::write(&twice, format!("address,amount\n{valid},10\n{valid},5\n")).unwrap();
+    fails_with(
+        &[&["payroll", "--csv", twice.to_str().unwrap()][..], &offline].concat(),
+        1,
+        "payroll CSV line 3: ",
+    );
+    fails_with(
+        &[&["payroll", "--csv", twice.to_str().unwrap()][..], &offline].concat(),
+        1,
+        "is paid on line 2 already",
+    );
     let csv = dir.path().join("pay.csv");
     std::fs::write(&csv, format!("{valid},10\n{broken},5\n")).unwrap();
     fails_with(
@@ -213,6 +236,14 @@ fn devnet_and_genesis_refuse_bad_flags_before_starting_anything() {
         ],
         2,
         "--bitcoind-password",
+    );
+    // A port in use is found before bitcoind starts or the folder is made.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    fails_with(
+        &["devnet", "--dir", d, "--verifier-rpc-port", &port],
+        1,
+        "pass --verifier-rpc-port with another port",
     );
     // Nothing was created.
     assert!(!Path::new(d).exists());

@@ -4,5 +4,6 @@
 mod args;
 mod common;
 mod crash;
+mod retry;
 mod tour;
 mod watchtower;

@@ -8,19 +8,16 @@
 //! SIGKILL (leaving bitcoind behind), and resumes it again: same chain, same balances.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use crate::common::{crate_dir, free_port};
-use serde_json::Value;
+use crate::common::{crate_dir, free_port, rpc_call, Devnet};
 
 /// What every demo account starts with (`stint::DEMO_BALANCE`).
 const START: i64 = stint::DEMO_BALANCE as i64;
 /// The default fee of a wallet command (`stint::DEFAULT_FEE`).
 const FEE: i64 = stint::DEFAULT_FEE as i64;
 const NAMES: [&str; 4] = ["ALICE", "BOB", "CAROL", "ARBITER"];
-const UP_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The tour's shell blocks, in order.
 fn tour_blocks() -> Vec<String> {
@@ -47,110 +44,6 @@ fn tour_blocks() -> Vec<String> {
     }
     assert!(current.is_none(), "unterminated code block in the tour");
     blocks
-}
-
-/// A `stint devnet` child process.
-struct Devnet {
-    child: Option<Child>,
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Devnet {
-    fn start(dir: &Path, ports: (u16, u16), log: PathBuf) -> Devnet {
-        let _ = std::fs::remove_file(dir.join("devnet.json"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_stint"))
-            .args(["devnet", "--dir"])
-            .arg(dir)
-            .args(["--block-interval", "1", "--rpc-port"])
-            .arg(ports.0.to_string())
-            .arg("--verifier-rpc-port")
-            .arg(ports.1.to_string())
-            .env("RUST_LOG", "info")
-            .env_remove("STINT_RPC")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let mut devnet = Devnet {
-            child: Some(child),
-            dir: dir.to_owned(),
-            log,
-        };
-        devnet.wait_up();
-        devnet
-    }
-
-    fn wait_up(&mut self) {
-        let deadline = Instant::now() + UP_TIMEOUT;
-        while !self.dir.join("devnet.json").exists() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("stint devnet exited early ({status}):\n{}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "devnet did not come up:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn info(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("devnet.json")).unwrap())
-            .unwrap()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "devnet did not exit on {signal}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGINT first so bitcoind is stopped too.
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("--- last lines of the devnet log ---");
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
 }
 
 /// Balances per step (`step → name → balance`) from the tour's checkpoint file.
@@ -215,7 +108,7 @@ fn the_readme_tour_works_word_for_word() {
     let dir = tmp.path().join("devnet");
     let ports = (free_port(), free_port());
     let log = tmp.path().join("devnet.log");
-    let mut devnet = Devnet::start(&dir, ports, log.clone());
+    let mut devnet = Devnet::start(&dir, Some(ports), log.clone());
     let info = devnet.info();
     assert_eq!(info["rpc"], format!("http://127.0.0.1:{}", ports.0));
     assert_eq!(
@@ -223,6 +116,8 @@ fn the_readme_tour_works_word_for_word() {
         format!("http://127.0.0.1:{}", ports.1)
     );
     assert_eq!(info["accounts"].as_array().unwrap().len(), 4);
+    devnet.assert_banner_last(0, 0);
+    assert_second_devnet_is_refused(&devnet, &dir, ports);
     for account in info["accounts"].as_array().unwrap() {
         let key = Path::new(account["key_file"].as_str().unwrap());
         use std::os::unix::fs::PermissionsExt;
@@ -256,6 +151,7 @@ fn the_readme_tour_works_word_for_word() {
         .env_remove("STINT_RPC")
         .env_remove("STINT_KEY")
         .env_remove("STINT_VERIFIER_RPC")
+        .env("STINT_STATE_DIR", tmp.path().join("state"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -299,6 +195,7 @@ fn the_readme_tour_works_word_for_word() {
     }
 
     // Ctrl-C stops everything cleanly.
+    let mut heads = rpc_heads(ports.0);
     let status = devnet.signal("-INT");
     assert!(
         status.success(),
@@ -307,10 +204,18 @@ fn the_readme_tour_works_word_for_word() {
     );
     let final_balances = before;
 
-    // Resume: same chain, same balances; then SIGKILL (bitcoind is orphaned) and resume again.
+    // Resume without the port flags (the folder keeps them): same chain, ports and balances, the
+    // banner last; then SIGKILL (bitcoind is orphaned) and resume again.
     for round in ["after Ctrl-C", "after SIGKILL"] {
-        let mut devnet = Devnet::start(&dir, ports, log.clone());
+        let mut devnet = Devnet::start(&dir, None, log.clone());
         assert_eq!(devnet.info()["chain_id"], info["chain_id"]);
+        assert_eq!(devnet.info()["rpc"], info["rpc"], "{round}");
+        assert_eq!(
+            devnet.info()["verifier_rpc"],
+            info["verifier_rpc"],
+            "{round}"
+        );
+        devnet.assert_banner_last(heads.0, heads.1);
         for account in devnet.info()["accounts"].as_array().unwrap() {
             let name = account["name"].as_str().unwrap().to_uppercase();
             let out = Command::new(env!("CARGO_BIN_EXE_stint"))
@@ -332,7 +237,63 @@ fn the_readme_tour_works_word_for_word() {
             assert_eq!(balance, final_balances[&name], "{name} {round}");
         }
         if round == "after Ctrl-C" {
+            heads = rpc_heads(ports.0);
             devnet.signal("-KILL");
         }
     }
+}
+
+/// The sequencer's anchored and final batch numbers.
+fn rpc_heads(rpc_port: u16) -> (u64, u64) {
+    let sync = rpc_call(
+        &format!("http://127.0.0.1:{rpc_port}"),
+        "stint_syncStatus",
+        serde_json::json!([]),
+    );
+    let number = |head: &str| sync[head]["number"].as_u64().unwrap();
+    (number("anchored"), number("final"))
+}
+
+/// A second `stint devnet` on the running devnet's folder (with or without other ports) says so
+/// and exits 1, and the running devnet goes on as if nothing happened.
+fn assert_second_devnet_is_refused(devnet: &Devnet, dir: &Path, ports: (u16, u16)) {
+    let before = std::fs::read_to_string(dir.join("devnet.json")).unwrap();
+    let other = (free_port(), free_port());
+    for extra in [vec![], vec!["--rpc-port".to_owned(), other.0.to_string()]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stint"))
+            .args(["devnet", "--dir"])
+            .arg(dir)
+            .args(&extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("a devnet is already running in") && stderr.contains("left alone"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("orphaned"), "{stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("devnet.json")).unwrap(),
+        before
+    );
+    // Still up, on the same ports, and its bitcoind still mines.
+    let rpc = format!("http://127.0.0.1:{}", ports.0);
+    let tip = |_: ()| {
+        rpc_call(&rpc, "stint_syncStatus", serde_json::json!([]))["l1"]["height"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = tip(());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tip(()) <= first {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running devnet stopped mining"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(devnet.log_text().matches(crate::common::BANNER).count() >= 1);
+    assert!(!devnet.log_text().contains("bitcoind stopped answering"));
 }

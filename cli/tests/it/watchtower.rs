@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, write_private};
+use crate::common::{free_port, rpc_result, write_private};
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::{FeeRate, Network};
 use k256::schnorr::SigningKey;
@@ -228,20 +228,7 @@ impl Net {
     }
 
     async fn rpc(&self, node: &Node, method: &str, params: Value) -> Value {
-        let resp: Value = self
-            .http
-            .post(&node.url)
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(resp.get("error").is_none(), "{method}: {resp}");
-        resp["result"].clone()
+        rpc_result(&self.http, &node.url, Some(ADMIN_TOKEN), method, params).await
     }
 
     async fn metric(&self, node: &Node, name: &str) -> u64 {
