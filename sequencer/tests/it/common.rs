@@ -161,6 +161,18 @@ impl Env {
             .unwrap()
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Call `method`, expecting a result.
     pub(crate) async fn call(&self, method: &str, params: Value) -> Value {
         let resp = self.call_raw(method, params).await;

@@ -313,15 +313,7 @@ async fn specification_examples_and_application_errors() {
     assert_eq!(old["nonce"], 0);
     assert_eq!(acc["nonce"], 1);
 
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("stint_sequencer_txs_admitted_total 1"),
         "{metrics}"

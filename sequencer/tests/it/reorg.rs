@@ -94,16 +94,9 @@ async fn reorged_anchor_returns_to_soft_is_reanchored_and_finalizes() {
 }
 
 async fn metric(env: &Env, name: &str) -> u64 {
-    let text = env
-        .http
-        .get(format!("{}/metrics", env.url))
-        .send()
+    env.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("metric {name} missing"))
 }
@@ -166,15 +159,7 @@ async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
             break b;
         }
         if Instant::now() > deadline {
-            let text = env
-                .http
-                .get(format!("{}/metrics", env.url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = env.metrics().await;
             let status = env.call("stint_syncStatus", json!([])).await;
             panic!("batch {number} never re-sealed: {b}\n{status}\n{text}");
         }
