@@ -174,6 +174,27 @@ impl Env {
     }
 
     /// Call `method`, expecting a result.
+    /// One counter or gauge of `/metrics`, by name.
+    pub(crate) async fn metric(&self, name: &str) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing"))
+    }
+
+    /// Sign and send a transfer of `amount` from user `signer` (fee 1); its txid.
+    pub(crate) async fn transfer(
+        &self,
+        signer: usize,
+        nonce: u64,
+        to: AccountId,
+        amount: u64,
+    ) -> String {
+        self.send(&self.sign(signer, nonce, 1, Call::Transfer { to, amount }))
+            .await
+    }
+
     pub(crate) async fn call(&self, method: &str, params: Value) -> Value {
         let resp = self.call_raw(method, params).await;
         assert!(resp.get("error").is_none(), "{method}: {resp}");

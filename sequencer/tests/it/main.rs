@@ -7,3 +7,4 @@ mod flow;
 mod jsonrpc;
 mod outage;
 mod reorg;
+mod slots;

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use stint_contracts::Call;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{account, Env};
@@ -28,17 +27,7 @@ async fn reorged_anchor_returns_to_soft_is_reanchored_and_finalizes() {
     .unwrap();
 
     let bob = account(&env.keys[1]);
-    let txid = env
-        .send(&env.sign(
-            0,
-            0,
-            1,
-            Call::Transfer {
-                to: bob,
-                amount: 77,
-            },
-        ))
-        .await;
+    let txid = env.transfer(0, 0, bob, 77).await;
     let r = env.wait_finality(&txid, "anchored").await;
     let number = r["batch"].as_u64().unwrap();
     let batch = env.call("stint_getBatch", json!([number])).await;
@@ -93,14 +82,6 @@ async fn reorged_anchor_returns_to_soft_is_reanchored_and_finalizes() {
     env.shutdown().await;
 }
 
-async fn metric(env: &Env, name: &str) -> u64 {
-    env.metrics()
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing"))
-}
-
 /// Issue 13 §4: a reorg deeper than `l1_origin_depth` removes the L1 origin of an anchored
 /// batch. Re-posting that batch could never be accepted again, so the sequencer rolls it back
 /// on its own, seals its tx again on an origin of the new chain, and the tx ends final exactly
@@ -121,17 +102,7 @@ async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let bob = account(&env.keys[1]);
-    let txid = env
-        .send(&env.sign(
-            0,
-            0,
-            1,
-            Call::Transfer {
-                to: bob,
-                amount: 41,
-            },
-        ))
-        .await;
+    let txid = env.transfer(0, 0, bob, 41).await;
     let r = env.wait_finality(&txid, "anchored").await;
     let number = r["batch"].as_u64().unwrap();
     let before = env.call("stint_getBatch", json!([number])).await;
@@ -141,7 +112,7 @@ async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
         before["anchor"]["height"].as_u64().unwrap() > origin,
         "{before}"
     );
-    assert_eq!(metric(&env, "stint_sequencer_rollbacks_total").await, 0);
+    assert_eq!(env.metric("stint_sequencer_rollbacks_total").await, 0);
 
     // Take the origin block (and with it the anchoring block) away; the new chain is built by
     // another miner, so none of its blocks is the old origin.
@@ -176,7 +147,7 @@ async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
         new_origin.to_string(),
         "the new origin is on the new chain"
     );
-    assert!(metric(&env, "stint_sequencer_rollbacks_total").await >= 1);
+    assert!(env.metric("stint_sequencer_rollbacks_total").await >= 1);
 
     env.mine(W).await;
     let r = env.wait_finality(&txid, "final").await;
