@@ -12,9 +12,10 @@ use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::{Block, BlockHash, FeeRate, Network, Transaction, Txid};
 use serde_json::{json, Value};
 use stint_anchor::{Anchorer, BitcoindClient, RegtestConfig, RegtestNode};
-use stint_contracts::AccountId;
+use stint_contracts::{AccountId, Call};
 use stint_protocol::{
-    build_fraud_proof, Batch, BatchBuilder, Envelope, EnvelopeKind, FraudProof, Genesis,
+    build_fraud_proof, Batch, BatchBuilder, BuildParams, Envelope, EnvelopeKind, FraudProof,
+    Genesis, L1Origin, ParentFacts,
 };
 use stint_sequencer::{FaultConfig, FaultMode};
 use stint_state::{MemoryNodeStore, SparseMerkleTree};
@@ -351,5 +352,86 @@ async fn an_old_envelope_taking_its_slot_back_restores_its_batch() {
     assert_eq!(r["batch"], 1, "{r}");
     assert_eq!(env.balance(1).await, START_BALANCE + 19);
     assert_eq!(env.balance(0).await, START_BALANCE - 20);
+    env.shutdown().await;
+}
+
+/// Another process holding the sequencer's anchor key (a second sequencer started by mistake,
+/// or a leaked key) anchors a valid batch 1 of its own. Derivation accepts it; this sequencer
+/// cannot link anything to a batch it never held, so it stops anchoring and says so (gauge and
+/// `stint_syncStatus`) instead of posting envelopes derivation would refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_under_our_key_from_another_process_pauses_anchoring_visibly() {
+    const W: u64 = 3;
+    let mut env = Env::start(W).await;
+    let client = env.node.client().clone();
+
+    // The other process: a valid batch 1 of user 3's transfer, under the genesis anchor key.
+    let update = env.genesis.state_update().unwrap();
+    let mut store = MemoryNodeStore::new();
+    store.write(&update);
+    let height = client.get_block_count().await.unwrap();
+    let hash = client.get_block_hash(height).await.unwrap();
+    let time = u64::from(client.get_block(&hash).await.unwrap().header.time);
+    let params = BuildParams {
+        parent: ParentFacts::genesis(&env.genesis, update.root),
+        timestamp: time,
+        l1_origin: L1Origin {
+            height,
+            hash: bitcoin::hashes::Hash::to_byte_array(hash),
+        },
+    };
+    let bob = account(&env.keys[1]);
+    let theirs = BatchBuilder::new(&env.genesis)
+        .build(
+            &store,
+            &params,
+            vec![env.sign(2, 0, 1, Call::Transfer { to: bob, amount: 3 })],
+        )
+        .unwrap();
+    assert!(theirs.rejected.is_empty(), "{:?}", theirs.rejected);
+    let secret = SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let other = Anchorer::new(
+        env.wallet.clone(),
+        Keypair::from_secret_key(&Secp256k1::new(), &secret),
+        Network::Regtest,
+    );
+    assert_eq!(other.key(), env.genesis.anchor_key);
+    let envelope = other.batch_envelope(
+        &env.genesis.hash(),
+        theirs.batch.hash(),
+        theirs.batch.encode().unwrap(),
+    );
+    let posted = other
+        .post(&envelope, None, FeeRate::from_sat_per_vb_u32(2))
+        .await
+        .unwrap();
+    if other.confirmations(&posted.reveal_txid).await.unwrap() < 1 {
+        env.mine(1).await;
+    }
+    advance(&env, 0).await;
+
+    // Our sequencer seals its own batch 1 for a new tx, and must not anchor it.
+    let txid = env.transfer(0, 0, bob, 4).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.metric("stint_sequencer_waiting_for_batch").await != 1 {
+        assert!(Instant::now() < deadline, "{}", env.metrics().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = env.call("stint_syncStatus", json!([])).await;
+    assert!(
+        status
+            .to_string()
+            .contains(&hex::encode(theirs.batch.hash())),
+        "the reason names the batch: {status}"
+    );
+    let tip = client.get_block_count().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        client.get_block_count().await.unwrap(),
+        tip,
+        "nothing was posted"
+    );
+    let r = env.call("stint_getReceipt", json!([txid])).await;
+    assert_eq!(r["finality"], "soft", "{r}");
     env.shutdown().await;
 }
