@@ -29,9 +29,19 @@ fn to_rpc(e: SequencerError) -> RpcError {
         SequencerError::Rejected(r) => RpcError::new(r.code(), r.to_string()),
         SequencerError::Config(c) => RpcError::invalid_params(c),
         other => {
+            // The details (file paths, bitcoind's words) go to the operator's log only.
             tracing::error!(target: "sequencer::rpc", error = %other, "internal error answering a call");
-            RpcError::internal(other)
+            RpcError::internal(internal_reason(&other))
         }
+    }
+}
+
+/// What a client is told of an internal error: its kind, never its details.
+fn internal_reason(e: &SequencerError) -> &'static str {
+    match e {
+        SequencerError::Storage(_) => "the node's storage failed (details in the node's log)",
+        SequencerError::Bitcoind(_) => "bitcoind did not answer (details in the node's log)",
+        _ => "the node failed (details in the node's log)",
     }
 }
 
@@ -576,4 +586,20 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
     .map_err(reg)?;
 
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_show_server_paths_to_clients() {
+        let e = SequencerError::Storage(
+            "IO error: No space left on device: /srv/stint/seq/db/000123.log".into(),
+        );
+        let rpc = to_rpc(e);
+        let text = format!("{rpc:?}");
+        assert!(!text.contains("/srv/stint"), "{text}");
+        assert!(text.contains("storage failed"), "{text}");
+    }
 }
