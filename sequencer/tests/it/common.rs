@@ -173,7 +173,6 @@ impl Env {
             .unwrap()
     }
 
-    /// Call `method`, expecting a result.
     /// One counter or gauge of `/metrics`, by name.
     pub(crate) async fn metric(&self, name: &str) -> u64 {
         self.metrics()
@@ -195,6 +194,47 @@ impl Env {
             .await
     }
 
+    /// Mine `n` blocks and wait until the sequencer followed them.
+    pub(crate) async fn advance(&self, n: u64) {
+        let target = self.node.client().get_block_count().await.unwrap() + n;
+        self.mine(n).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.call("stint_syncStatus", json!([])).await["l1"]["height"].as_u64() < Some(target)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sequencer never followed the new blocks"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Poll `stint_getBatch(number)` until `done` holds for it (the batch may not exist between
+    /// a rollback and the next seal).
+    pub(crate) async fn wait_batch(
+        &self,
+        number: u64,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let b = self.call_raw("stint_getBatch", json!([number])).await["result"].clone();
+            if b.is_object() && done(&b) {
+                return b;
+            }
+            if Instant::now() > deadline {
+                let status = self.call("stint_syncStatus", json!([])).await;
+                panic!(
+                    "batch {number}: never {what}: {b}\n{status}\n{}",
+                    self.metrics().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Call `method`, expecting a result.
     pub(crate) async fn call(&self, method: &str, params: Value) -> Value {
         let resp = self.call_raw(method, params).await;
         assert!(resp.get("error").is_none(), "{method}: {resp}");

@@ -92,15 +92,7 @@ async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
     let mut env = Env::start(W).await;
     // An origin above the genesis start block (which no reorg may remove).
     let start = env.genesis.l1_start_height;
-    env.mine(3).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while env.call("stint_syncStatus", json!([])).await["l1"]["height"].as_u64() < Some(start + 3) {
-        assert!(
-            Instant::now() < deadline,
-            "the sequencer never followed the new blocks"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.advance(3).await;
     let bob = account(&env.keys[1]);
     let txid = env.transfer(0, 0, bob, 41).await;
     let r = env.wait_finality(&txid, "anchored").await;
@@ -122,20 +114,12 @@ async fn reorg_removing_the_l1_origin_reseals_the_batch_on_the_new_chain() {
     env.mine(2).await;
 
     // Sealed again (a new header) and anchored on the new chain.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let after = loop {
-        // Between the rollback and the new seal the batch does not exist.
-        let b = env.call_raw("stint_getBatch", json!([number])).await["result"].clone();
-        if b.is_object() && b["hash"] != before["hash"] && b["status"] == "anchored" {
-            break b;
-        }
-        if Instant::now() > deadline {
-            let text = env.metrics().await;
-            let status = env.call("stint_syncStatus", json!([])).await;
-            panic!("batch {number} never re-sealed: {b}\n{status}\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Between the rollback and the new seal the batch does not exist.
+    let after = env
+        .wait_batch(number, "re-sealed", |b| {
+            b["hash"] != before["hash"] && b["status"] == "anchored"
+        })
+        .await;
     let r = env.wait_finality(&txid, "anchored").await;
     assert_eq!(r["batch"].as_u64(), Some(number), "{r}");
     let new_origin = client

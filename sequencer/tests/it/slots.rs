@@ -22,39 +22,6 @@ use stint_state::{MemoryNodeStore, SparseMerkleTree};
 
 use crate::common::{account, Env, START_BALANCE};
 
-/// Poll `stint_getBatch(number)` until `done` holds for it.
-async fn wait_batch(env: &Env, number: u64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let b = env.call_raw("stint_getBatch", json!([number])).await["result"].clone();
-        if b.is_object() && done(&b) {
-            return b;
-        }
-        if Instant::now() > deadline {
-            let status = env.call("stint_syncStatus", json!([])).await;
-            panic!(
-                "batch {number}: never {what}: {b}\n{status}\n{}",
-                env.metrics().await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Mine `n` blocks and wait until the sequencer followed them.
-async fn advance(env: &Env, n: u64) {
-    let target = env.node.client().get_block_count().await.unwrap() + n;
-    env.mine(n).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while env.call("stint_syncStatus", json!([])).await["l1"]["height"].as_u64() < Some(target) {
-        assert!(
-            Instant::now() < deadline,
-            "the sequencer never followed the new blocks"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn submit_block(client: &BitcoindClient, block: &Block) {
     let r: Value = client
         .call("submitblock", json!([serialize_hex(block)]))
@@ -180,10 +147,11 @@ async fn reveals_mined_out_of_order_by_a_reorg_are_posted_anew() {
     publish_side_chain(&env, fork, &blocks).await;
 
     // Batch 2 anchored again, the same batch in a new envelope.
-    let after = wait_batch(&env, 2, "posted anew", |b| {
-        b["status"] == "anchored" && b["anchor"]["btcTxid"] != two["anchor"]["btcTxid"]
-    })
-    .await;
+    let after = env
+        .wait_batch(2, "posted anew", |b| {
+            b["status"] == "anchored" && b["anchor"]["btcTxid"] != two["anchor"]["btcTxid"]
+        })
+        .await;
     assert_eq!(after["hash"], two["hash"], "{after}");
     assert_eq!(
         env.call("stint_getBatch", json!([1])).await["hash"],
@@ -263,10 +231,11 @@ async fn reorg_removing_an_accepted_challenge_restores_the_convicted_batch() {
     }
     let challenge_block = client.get_block_hash(before + 1).await.unwrap();
 
-    let resealed = wait_batch(&env, 1, "re-sealed after the challenge", |b| {
-        b["hash"] != convicted_hash.as_str() && b["status"] == "anchored"
-    })
-    .await;
+    let resealed = env
+        .wait_batch(1, "re-sealed after the challenge", |b| {
+            b["hash"] != convicted_hash.as_str() && b["status"] == "anchored"
+        })
+        .await;
     assert!(env.metric("stint_sequencer_rollbacks_total").await >= 1);
     assert_eq!(
         env.metric("stint_sequencer_batches_restored_total").await,
@@ -275,10 +244,8 @@ async fn reorg_removing_an_accepted_challenge_restores_the_convicted_batch() {
 
     // The challenge's block (and the re-sealed batch's anchor after it) leaves the chain.
     client.invalidate_block(&challenge_block).await.unwrap();
-    wait_batch(&env, 1, "restored", |b| {
-        b["hash"] == convicted_hash.as_str()
-    })
-    .await;
+    env.wait_batch(1, "restored", |b| b["hash"] == convicted_hash.as_str())
+        .await;
     assert!(env.metric("stint_sequencer_batches_restored_total").await >= 1);
     assert_eq!(env.metric("stint_sequencer_waiting_for_batch").await, 0);
     let r = env.call("stint_getReceipt", json!([txid])).await;
@@ -290,10 +257,11 @@ async fn reorg_removing_an_accepted_challenge_restores_the_convicted_batch() {
         .generate_block(&to, &[], &[&challenge.commit, &challenge.reveal])
         .await
         .unwrap();
-    let honest = wait_batch(&env, 1, "re-sealed after the challenge came back", |b| {
-        b["hash"] != convicted_hash.as_str() && b["status"] == "anchored"
-    })
-    .await;
+    let honest = env
+        .wait_batch(1, "re-sealed after the challenge came back", |b| {
+            b["hash"] != convicted_hash.as_str() && b["status"] == "anchored"
+        })
+        .await;
     assert_eq!(honest["stateRoot"], resealed["stateRoot"], "{honest}");
     env.mine(W).await;
     let r = env.wait_finality(&txid, "final").await;
@@ -312,7 +280,7 @@ async fn an_old_envelope_taking_its_slot_back_restores_its_batch() {
     let mut env = Env::start(W).await;
     let client = env.node.client().clone();
     // An origin above the genesis start block (which no reorg may remove).
-    advance(&env, 3).await;
+    env.advance(3).await;
     let bob = account(&env.keys[1]);
     let txid = env.transfer(0, 0, bob, 19).await;
     env.wait_finality(&txid, "anchored").await;
@@ -325,10 +293,11 @@ async fn an_old_envelope_taking_its_slot_back_restores_its_batch() {
     // Chain B: without the origin, batch 1 is re-sealed and anchored anew.
     client.invalidate_block(&origin_hash).await.unwrap();
     env.mine(2).await;
-    let second = wait_batch(&env, 1, "re-sealed on the new chain", |b| {
-        b["hash"] != first["hash"] && b["status"] == "anchored"
-    })
-    .await;
+    let second = env
+        .wait_batch(1, "re-sealed on the new chain", |b| {
+            b["hash"] != first["hash"] && b["status"] == "anchored"
+        })
+        .await;
     assert_eq!(
         env.metric("stint_sequencer_batches_restored_total").await,
         0
@@ -339,10 +308,11 @@ async fn an_old_envelope_taking_its_slot_back_restores_its_batch() {
     client.reconsider_block(&origin_hash).await.unwrap();
     client.invalidate_block(&b_first).await.unwrap();
     assert_eq!(client.get_best_block_hash().await.unwrap(), old_tip);
-    let back = wait_batch(&env, 1, "restored", |b| {
-        b["hash"] == first["hash"] && b["status"] == "anchored"
-    })
-    .await;
+    let back = env
+        .wait_batch(1, "restored", |b| {
+            b["hash"] == first["hash"] && b["status"] == "anchored"
+        })
+        .await;
     assert_ne!(back["hash"], second["hash"]);
     assert!(env.metric("stint_sequencer_batches_restored_total").await >= 1);
     assert_eq!(env.metric("stint_sequencer_waiting_for_batch").await, 0);
@@ -408,7 +378,7 @@ async fn a_batch_under_our_key_from_another_process_pauses_anchoring_visibly() {
     if other.confirmations(&posted.reveal_txid).await.unwrap() < 1 {
         env.mine(1).await;
     }
-    advance(&env, 0).await;
+    env.advance(0).await;
 
     // Our sequencer seals its own batch 1 for a new tx, and must not anchor it.
     let txid = env.transfer(0, 0, bob, 4).await;
