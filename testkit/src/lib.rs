@@ -1,0 +1,75 @@
+//! # stint-testkit
+//!
+//! Dev-only helpers shared by the integration tests of Stint's crates (never a dependency of
+//! a shipped crate). Issue 14 asks for one place for what the tests of `cli/`, `sequencer/` and
+//! `verifier/` each copied; this crate starts with what the hostile-client tests need.
+//!
+//! ## Key components
+//!
+//! - [`connect_from`] — a TCP connection from a chosen loopback source address: Linux routes all
+//!   of 127.0.0.0/8 to the loopback interface, so each address is a distinct client IP to a
+//!   server (per-IP limits can be tested on one machine).
+//! - [`client_from`] — an HTTP client bound to such an address.
+//! - [`rss_mib`] — this process's resident memory, for memory bounds under load.
+//!
+//! ## Usage
+//!
+//! ```no_run
+//! # async fn demo(addr: std::net::SocketAddr) {
+//! use std::net::Ipv4Addr;
+//! let socket = stint_testkit::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
+//! assert!(stint_testkit::rss_mib() > 0);
+//! # }
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP connection to `addr` from source address `ip` (any port), or `None` if it could not be
+/// made (the server may refuse; the caller counts).
+pub async fn connect_from(ip: Ipv4Addr, addr: SocketAddr) -> Option<TcpStream> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(ip), 0)).ok()?;
+    socket.connect(addr).await.ok()
+}
+
+/// An HTTP client whose connections come from `ip`, with a 60 s timeout per request.
+pub fn client_from(ip: Ipv4Addr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(ip))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|e| panic!("an HTTP client bound to {ip}: {e}"))
+}
+
+/// This process's resident set size in MiB (`VmRSS` of `/proc/self/status`; 0 where that is
+/// not readable).
+pub fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_comes_from_the_chosen_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let from = Ipv4Addr::new(127, 0, 0, 7);
+        let (_client, accepted) = tokio::join!(connect_from(from, addr), listener.accept());
+        assert_eq!(accepted.unwrap().1.ip(), IpAddr::V4(from));
+        assert!(rss_mib() > 0);
+    }
+}
