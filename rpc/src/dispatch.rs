@@ -7,11 +7,14 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 use futures_util::FutureExt;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::config::RpcServerConfig;
 use crate::error::{codes, RpcError};
+use crate::json::{self, Envelope, EnvelopeError, RawCall};
 use crate::metrics::{Gauge, Rejection, RpcMetrics};
 use crate::module::{ApiInfo, MethodEntry, MethodKind};
 use crate::params::Params;
@@ -27,9 +30,9 @@ pub(crate) struct CallCx<'a> {
 }
 
 /// A structurally valid request.
-struct Request {
-    /// `None` for a notification.
-    id: Option<Value>,
+struct Request<'a> {
+    /// `None` for a notification; else the id's exact text.
+    id: Option<&'a RawValue>,
     method: String,
     params: Option<Value>,
 }
@@ -51,13 +54,35 @@ impl Drop for GaugeGuard<'_> {
     }
 }
 
-/// Builds a response object.
-pub(crate) fn response(id: Value, result: Result<Value, RpcError>) -> Value {
-    match result {
-        Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": id}),
-        Err(error) => json!({"jsonrpc": "2.0", "error": error, "id": id}),
-    }
+/// A response object; the id is written back exactly as it was received.
+#[derive(Serialize)]
+struct ResponseObject<'a> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RpcError>,
+    id: &'a RawValue,
 }
+
+/// Writes a response object.
+pub(crate) fn response(id: &RawValue, result: Result<Value, RpcError>) -> String {
+    let (result, error) = match &result {
+        Ok(value) => (Some(value), None),
+        Err(error) => (None, Some(error)),
+    };
+    let object = ResponseObject {
+        jsonrpc: "2.0",
+        result,
+        error,
+        id,
+    };
+    // Serializing values, an error object and raw JSON text cannot fail.
+    serde_json::to_string(&object).unwrap_or_default()
+}
+
+/// The id of answers to requests whose own id cannot be read.
+pub(crate) const NULL_ID: &RawValue = RawValue::NULL;
 
 impl Dispatcher {
     pub(crate) fn new(
@@ -81,65 +106,53 @@ impl Dispatcher {
     /// Handles one HTTP body or WebSocket message. `None` means "send nothing" (only
     /// notifications were received).
     pub(crate) async fn handle_payload(&self, payload: &[u8], cx: &CallCx<'_>) -> Option<String> {
-        let value: Value = match serde_json::from_slice(payload) {
-            Ok(v) => v,
-            Err(_) => {
+        let limit = self.config.max_batch_len;
+        let items = match json::split(payload, limit) {
+            Ok(Envelope::Single(item)) => return self.handle_item(item, cx).await,
+            Ok(Envelope::Batch(items)) => items,
+            Err(EnvelopeError::Parse) => {
                 self.metrics
                     .record_call("invalid", Some(codes::PARSE_ERROR), Default::default());
-                return Some(response(Value::Null, Err(RpcError::parse_error())).to_string());
+                return Some(response(NULL_ID, Err(RpcError::parse_error())));
+            }
+            Err(EnvelopeError::TooLong) => {
+                self.metrics.reject(Rejection::BatchTooLong);
+                let err = RpcError::new(
+                    codes::INVALID_REQUEST,
+                    format!("Invalid Request: a batch holds at most {limit} calls"),
+                )
+                .with_data(json!({"limit": limit}));
+                return Some(response(NULL_ID, Err(err)));
             }
         };
-        match value {
-            Value::Array(items) => {
-                if items.is_empty() {
-                    self.metrics.record_call(
-                        "invalid",
-                        Some(codes::INVALID_REQUEST),
-                        Default::default(),
-                    );
-                    return Some(
-                        response(Value::Null, Err(RpcError::invalid_request())).to_string(),
-                    );
-                }
-                let limit = self.config.max_batch_len;
-                if items.len() > limit {
-                    self.metrics.reject(Rejection::BatchTooLong);
-                    let err = RpcError::new(
-                        codes::INVALID_REQUEST,
-                        format!(
-                            "Invalid Request: batch of {} calls exceeds the limit of {limit}",
-                            items.len()
-                        ),
-                    )
-                    .with_data(json!({"limit": limit, "received": items.len()}));
-                    return Some(response(Value::Null, Err(err)).to_string());
-                }
-                let responses: Vec<Value> =
-                    join_all(items.into_iter().map(|item| self.handle_item(item, cx)))
-                        .await
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                if responses.is_empty() {
-                    None
-                } else {
-                    Some(Value::Array(responses).to_string())
-                }
-            }
-            single => self.handle_item(single, cx).await.map(|v| v.to_string()),
+        if items.is_empty() {
+            self.metrics
+                .record_call("invalid", Some(codes::INVALID_REQUEST), Default::default());
+            return Some(response(NULL_ID, Err(RpcError::invalid_request())));
+        }
+        let responses: Vec<String> =
+            join_all(items.into_iter().map(|item| self.handle_item(item, cx)))
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+        if responses.is_empty() {
+            None
+        } else {
+            Some(format!("[{}]", responses.join(",")))
         }
     }
 
-    async fn handle_item(&self, item: Value, cx: &CallCx<'_>) -> Option<Value> {
+    async fn handle_item(&self, item: &RawValue, cx: &CallCx<'_>) -> Option<String> {
         let request = match validate(item) {
             Ok(r) => r,
-            Err(id) => {
+            Err((id, err)) => {
                 self.metrics.record_call(
                     "invalid",
                     Some(codes::INVALID_REQUEST),
                     Default::default(),
                 );
-                return Some(response(id, Err(RpcError::invalid_request())));
+                return Some(response(id, Err(err)));
             }
         };
         let started = Instant::now();
@@ -166,7 +179,11 @@ impl Dispatcher {
         params: Option<Value>,
         cx: &CallCx<'_>,
     ) -> (&'s str, Result<Value, RpcError>) {
-        let Some(entry) = self.methods.get(method) else {
+        let Some(entry) = self
+            .methods
+            .get(method)
+            .filter(|e| !e.is_subscription() || !self.hub.all_topics().is_empty())
+        else {
             return ("unknown", Err(RpcError::method_not_found()));
         };
         let label = entry.spec.name();
@@ -178,6 +195,11 @@ impl Dispatcher {
             return (label, Err(RpcError::unauthorized()));
         }
         let params = Params::new(params, entry.names.clone());
+        if !entry.spec.is_variadic() {
+            if let Err(e) = params.check_declared() {
+                return (label, Err(e));
+            }
+        }
         let call = async {
             let Ok(_permit) = self.in_flight.acquire().await else {
                 return Err(RpcError::internal("server is shutting down"));
@@ -237,30 +259,46 @@ fn websocket_required(method: &str) -> RpcError {
     )
 }
 
-/// Checks the request object's structure. On failure returns the id to answer with
-/// (the request's own id when it is readable, else `null`).
-fn validate(item: Value) -> Result<Request, Value> {
-    let Value::Object(mut obj) = item else {
-        return Err(Value::Null);
-    };
-    let id = match obj.remove("id") {
-        None => None,
-        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
-        Some(_) => return Err(Value::Null),
-    };
-    let err_id = || id.clone().unwrap_or(Value::Null);
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(err_id());
+/// Checks the request object's structure. On failure returns the id to answer with (the
+/// request's own id when it is readable, else `null`) and the error.
+fn validate(item: &RawValue) -> Result<Request<'_>, (&RawValue, RpcError)> {
+    fn invalid(id: &RawValue) -> (&RawValue, RpcError) {
+        (id, RpcError::invalid_request())
     }
-    let method = match obj.remove("method") {
-        Some(Value::String(m)) => m,
-        _ => return Err(err_id()),
+    let call: RawCall<'_> = match serde_json::from_str(item.get()) {
+        Ok(call) => call,
+        Err(e) => {
+            // Not an object, a member named twice or one the specification does not define.
+            // The answer carries the specification's exact message; the reason goes to the log.
+            tracing::debug!("invalid request: {e}");
+            return Err(invalid(NULL_ID));
+        }
+    };
+    let id = match call.id {
+        None => None,
+        Some(id) if json::is_valid_id(id) => Some(id),
+        Some(_) => return Err(invalid(NULL_ID)),
+    };
+    let err_id = id.unwrap_or(NULL_ID);
+    let text =
+        |raw: Option<&RawValue>| raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+    if text(call.jsonrpc).as_deref() != Some("2.0") {
+        return Err(invalid(err_id));
+    }
+    let Some(method) = text(call.method) else {
+        return Err(invalid(err_id));
     };
     // `"params": null` is accepted as "no params" (a common client habit).
-    let params = match obj.remove("params") {
-        None | Some(Value::Null) => None,
-        Some(p @ (Value::Array(_) | Value::Object(_))) => Some(p),
-        Some(_) => return Err(err_id()),
+    let params = match call.params.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) if raw.starts_with(['[', '{']) => match json::parse_strict(raw) {
+            Ok(params) => Some(params),
+            Err(e) => {
+                tracing::debug!("invalid request params: {e}");
+                return Err(invalid(err_id));
+            }
+        },
+        Some(_) => return Err(invalid(err_id)),
     };
     Ok(Request { id, method, params })
 }
@@ -269,29 +307,54 @@ fn validate(item: Value) -> Result<Request, Value> {
 mod tests {
     use super::*;
 
+    fn check(text: &str) -> Result<Option<String>, String> {
+        let raw: &RawValue = serde_json::from_str(text).unwrap();
+        validate(raw)
+            .map(|r| r.id.map(|id| id.get().to_owned()))
+            .map_err(|(id, _)| id.get().to_owned())
+    }
+
     #[test]
     fn validation() {
-        assert!(validate(json!({"jsonrpc": "2.0", "method": "a", "id": 1})).is_ok());
-        let notif = validate(json!({"jsonrpc": "2.0", "method": "a"})).unwrap();
-        assert!(notif.id.is_none());
-        let null_id = validate(json!({"jsonrpc": "2.0", "method": "a", "id": null})).unwrap();
         assert_eq!(
-            null_id.id,
-            Some(Value::Null),
+            check(r#"{"jsonrpc": "2.0", "method": "a", "id": 1}"#),
+            Ok(Some("1".into()))
+        );
+        assert_eq!(check(r#"{"jsonrpc": "2.0", "method": "a"}"#), Ok(None));
+        assert_eq!(
+            check(r#"{"jsonrpc": "2.0", "method": "a", "id": null}"#),
+            Ok(Some("null".into())),
             "id null is a call, not a notification"
         );
         assert_eq!(
-            validate(json!({"jsonrpc": "1.0", "method": "a", "id": 7})).err(),
-            Some(json!(7))
+            check(r#"{"jsonrpc": "2.0", "method": "a", "id": 18446744073709551616}"#),
+            Ok(Some("18446744073709551616".into()))
         );
         assert_eq!(
-            validate(json!({"jsonrpc": "2.0", "method": "a", "id": [1]})).err(),
-            Some(Value::Null)
+            check(r#"{"jsonrpc": "1.0", "method": "a", "id": 7}"#),
+            Err("7".into())
         );
         assert_eq!(
-            validate(json!({"jsonrpc": "2.0", "method": "a", "params": 3, "id": "x"})).err(),
-            Some(json!("x"))
+            check(r#"{"jsonrpc": "2.0", "method": "a", "id": [1]}"#),
+            Err("null".into())
         );
-        assert_eq!(validate(json!(1)).err(), Some(Value::Null));
+        assert_eq!(
+            check(r#"{"jsonrpc": "2.0", "method": "a", "params": 3, "id": "x"}"#),
+            Err("\"x\"".into())
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc": "2.0", "method": "a", "params": {"k": 1, "k": 2}, "id": "x"}"#),
+            Err("\"x\"".into())
+        );
+        assert_eq!(check("1"), Err("null".into()));
+    }
+
+    #[test]
+    fn responses_echo_the_id_text() {
+        let id: &RawValue = serde_json::from_str("18446744073709551616").unwrap();
+        assert_eq!(
+            response(id, Ok(json!(true))),
+            r#"{"jsonrpc":"2.0","result":true,"id":18446744073709551616}"#
+        );
     }
 }

@@ -82,6 +82,7 @@
 mod config;
 mod dispatch;
 mod error;
+mod json;
 mod metrics;
 mod module;
 mod openrpc;
@@ -91,8 +92,9 @@ mod subscription;
 mod ws;
 
 pub use config::{
-    AdminToken, RpcServerConfig, DEFAULT_MAX_BATCH_LEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    AdminToken, RpcServerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BATCH_LEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_WS_OUTBOUND_QUEUE,
 };
 pub use error::{codes, PublishError, RegisterError, RpcError, ServeError};

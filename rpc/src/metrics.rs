@@ -29,7 +29,9 @@ struct CallStats {
 /// `method` is a registered method name, `unknown` (method not found) or `invalid`
 /// (unparseable request), so clients cannot grow the label set. `outcome` is `ok`,
 /// `parse_error`, `invalid_request`, `method_not_found`, `invalid_params`,
-/// `internal_error`, `unauthorized`, `timeout` or `app_error`.
+/// `internal_error`, `unauthorized`, `timeout` or `app_error`. `reason` is `body_too_large`,
+/// `batch_too_long`, `connection_limit`, `per_ip_limit`, `header_timeout`, `content_type` or
+/// `busy`.
 #[derive(Default)]
 pub struct RpcMetrics {
     stats: Mutex<CallStats>,
@@ -38,8 +40,7 @@ pub struct RpcMetrics {
     ws_connections: AtomicI64,
     ws_subscriptions: AtomicI64,
     slow_consumers: AtomicU64,
-    body_too_large: AtomicU64,
-    batch_too_long: AtomicU64,
+    rejected: [AtomicU64; Rejection::ALL.len()],
 }
 
 impl std::fmt::Debug for RpcMetrics {
@@ -65,6 +66,40 @@ pub(crate) enum Gauge {
 pub(crate) enum Rejection {
     BodyTooLarge,
     BatchTooLong,
+    /// The server held `max_connections` connections.
+    ConnectionLimit,
+    /// The client's IP held `max_connections_per_ip` connections.
+    PerIpLimit,
+    /// Headers not received in time (or an idle keep-alive connection timed out).
+    HeaderTimeout,
+    /// `POST /` without `Content-Type: application/json`.
+    ContentType,
+    /// No room in the in-flight byte budget within the request timeout.
+    Busy,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 7] = [
+        Rejection::BodyTooLarge,
+        Rejection::BatchTooLong,
+        Rejection::ConnectionLimit,
+        Rejection::PerIpLimit,
+        Rejection::HeaderTimeout,
+        Rejection::ContentType,
+        Rejection::Busy,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::BodyTooLarge => "body_too_large",
+            Rejection::BatchTooLong => "batch_too_long",
+            Rejection::ConnectionLimit => "connection_limit",
+            Rejection::PerIpLimit => "per_ip_limit",
+            Rejection::HeaderTimeout => "header_timeout",
+            Rejection::ContentType => "content_type",
+            Rejection::Busy => "busy",
+        }
+    }
 }
 
 pub(crate) fn outcome_label(code: Option<i64>) -> &'static str {
@@ -120,15 +155,23 @@ impl RpcMetrics {
     }
 
     pub(crate) fn reject(&self, reason: Rejection) {
-        match reason {
-            Rejection::BodyTooLarge => &self.body_too_large,
-            Rejection::BatchTooLong => &self.batch_too_long,
+        if let Some(counter) = self.rejected.get(reason as usize) {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
-        .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn slow_consumer_dropped(&self) {
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests or connections were refused for `reason` (a `reason` label, see the
+    /// type docs); 0 for an unknown label.
+    pub fn rejected_count(&self, reason: &str) -> u64 {
+        Rejection::ALL
+            .iter()
+            .zip(&self.rejected)
+            .find(|(r, _)| r.label() == reason)
+            .map_or(0, |(_, v)| v.load(Ordering::Relaxed))
     }
 
     /// How many calls of `method` ended with `outcome` (see the type docs for the labels).
@@ -236,13 +279,11 @@ impl RpcMetrics {
             "Requests rejected before dispatch, by reason.",
             "counter",
         );
-        for (reason, value) in [
-            ("body_too_large", &self.body_too_large),
-            ("batch_too_long", &self.batch_too_long),
-        ] {
+        for (reason, value) in Rejection::ALL.iter().zip(&self.rejected) {
             let _ = writeln!(
                 out,
-                "stint_rpc_rejected_total{{reason=\"{reason}\"}} {}",
+                "stint_rpc_rejected_total{{reason=\"{}\"}} {}",
+                reason.label(),
                 value.load(Ordering::Relaxed)
             );
         }

@@ -105,6 +105,7 @@ pub struct MethodSpec {
     result_schema: Value,
     errors: Vec<ErrorSpec>,
     admin: bool,
+    variadic: bool,
 }
 
 impl MethodSpec {
@@ -119,6 +120,7 @@ impl MethodSpec {
             result_schema: json!({}),
             errors: Vec::new(),
             admin: false,
+            variadic: false,
         }
     }
 
@@ -195,6 +197,19 @@ impl MethodSpec {
     pub fn admin(mut self) -> Self {
         self.admin = true;
         self
+    }
+
+    /// Takes any number of by-position params, beyond the declared ones. Without this a call
+    /// with a param the method does not declare (one too many by position, or an unknown name)
+    /// is refused with −32602 before the handler runs.
+    pub fn variadic(mut self) -> Self {
+        self.variadic = true;
+        self
+    }
+
+    /// Whether the method takes params beyond the declared ones ([`MethodSpec::variadic`]).
+    pub fn is_variadic(&self) -> bool {
+        self.variadic
     }
 
     /// The method name.
@@ -293,6 +308,13 @@ pub(crate) struct MethodEntry {
     pub(crate) spec: MethodSpec,
     pub(crate) names: Arc<[String]>,
     pub(crate) kind: MethodKind,
+}
+
+impl MethodEntry {
+    /// `stint_subscribe` or `stint_unsubscribe`.
+    pub(crate) fn is_subscription(&self) -> bool {
+        matches!(self.kind, MethodKind::Subscribe | MethodKind::Unsubscribe)
+    }
 }
 
 /// API title and version shown in the OpenRPC `info` object.

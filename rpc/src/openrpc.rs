@@ -20,6 +20,9 @@ pub(crate) fn document(
     let topics = hub.all_topics();
     let methods: Vec<Value> = methods
         .values()
+        // Without topics there is nothing to subscribe to: the methods are not served (and an
+        // empty topic `enum` would make the document invalid).
+        .filter(|entry| !topics.is_empty() || !entry.is_subscription())
         .map(|entry| {
             let mut m = entry.spec.to_openrpc();
             if entry.spec.name() == SUBSCRIBE_METHOD {

@@ -47,6 +47,30 @@ impl Params {
         }
     }
 
+    /// Checks the params against the declared names: no more by-position params than
+    /// declared, no by-name param that is not declared. The dispatcher runs this before every
+    /// handler, so a method never silently ignores a param it does not take.
+    pub fn check_declared(&self) -> Result<(), RpcError> {
+        match &self.value {
+            Some(Value::Array(items)) if items.len() > self.names.len() => {
+                Err(too_many(self.names.len(), items.len()))
+            }
+            Some(Value::Object(map)) => {
+                match map.keys().find(|k| !self.names.iter().any(|n| n == *k)) {
+                    Some(unknown) if self.names.is_empty() => Err(RpcError::invalid_params(
+                        format_args!("unknown param `{unknown}`: this method takes no params"),
+                    )),
+                    Some(unknown) => Err(RpcError::invalid_params(format_args!(
+                        "unknown param `{unknown}` (expected {})",
+                        self.names.join(", ")
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Parses the params into `T`, usually a struct with one field per param
     /// (`#[serde(rename_all = "camelCase")]` fits the JSON conventions).
     ///

@@ -1,9 +1,10 @@
 //! The axum server: routes, connection limit, start and graceful shutdown.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::StreamExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +27,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::{AdminToken, RpcServerConfig};
-use crate::dispatch::{response, CallCx, Dispatcher};
+use crate::dispatch::{response, CallCx, Dispatcher, NULL_ID};
 use crate::error::{codes, RpcError, ServeError};
 use crate::metrics::{Gauge, Rejection, RpcMetrics};
 use crate::module::{HealthFn, HealthStatus, MetricsFn, RpcModule};
@@ -39,6 +43,8 @@ struct ServerState {
     metrics_source: Option<MetricsFn>,
     shutdown: watch::Receiver<bool>,
     ws_tracker: Arc<WsTracker>,
+    /// Request body bytes in flight ([`RpcServerConfig::max_in_flight_bytes`]).
+    body_budget: Semaphore,
 }
 
 /// A running server. Dropping the handle also stops the server (gracefully, without
@@ -114,6 +120,9 @@ pub async fn serve<Ctx: Send + Sync + 'static>(
     let ws_tracker = Arc::new(WsTracker::default());
     let hub = module.hub.clone();
     let max_connections = config.max_connections;
+    let max_per_ip = config.max_connections_per_ip;
+    let header_read_timeout = config.header_read_timeout;
+    let body_budget = Semaphore::new(config.max_in_flight_bytes);
     let dispatcher = Arc::new(Dispatcher::new(
         module.methods,
         module.info,
@@ -127,6 +136,7 @@ pub async fn serve<Ctx: Send + Sync + 'static>(
         metrics_source: module.metrics_source,
         shutdown: shutdown_rx.clone(),
         ws_tracker: ws_tracker.clone(),
+        body_budget,
     });
     let app = Router::new()
         .route("/", post(http_rpc))
@@ -134,20 +144,19 @@ pub async fn serve<Ctx: Send + Sync + 'static>(
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .with_state(state);
-    let listener = LimitedListener {
-        inner: listener,
+    let admission = Arc::new(Admission {
         permits: Arc::new(Semaphore::new(max_connections)),
+        per_ip: Mutex::new(HashMap::new()),
+        max_per_ip,
         metrics: metrics.clone(),
-    };
-    let mut signal = shutdown_rx;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                // An error means the handle is gone: stop as well.
-                let _ = signal.wait_for(|stop| *stop).await;
-            })
-            .await
     });
+    let task = tokio::spawn(accept_loop(
+        listener,
+        app,
+        admission,
+        header_read_timeout,
+        shutdown_rx,
+    ));
     tracing::info!(%local_addr, "JSON-RPC server listening");
     Ok(RpcServerHandle {
         local_addr,
@@ -188,10 +197,7 @@ fn too_large(metrics: &RpcMetrics, limit: usize) -> Response {
         format!("Invalid Request: body exceeds the limit of {limit} bytes"),
     )
     .with_data(json!({"limit": limit}));
-    json_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        response(serde_json::Value::Null, Err(err)).to_string(),
-    )
+    json_response(StatusCode::PAYLOAD_TOO_LARGE, response(NULL_ID, Err(err)))
 }
 
 enum BodyError {
@@ -212,6 +218,16 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     Ok(Bytes::from(buf))
 }
 
+/// Whether `headers` declare a JSON body (`application/json`, parameters such as `charset`
+/// allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
 async fn http_rpc(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
@@ -219,6 +235,17 @@ async fn http_rpc(
 ) -> Response {
     let dispatcher = &state.dispatcher;
     let config = &dispatcher.config;
+    if !is_json(&headers) {
+        dispatcher.metrics.reject(Rejection::ContentType);
+        let err = RpcError::new(
+            codes::INVALID_REQUEST,
+            "Invalid Request: Content-Type must be application/json",
+        );
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            response(NULL_ID, Err(err)),
+        );
+    }
     let limit = config.max_body_bytes;
     let declared = headers
         .get(CONTENT_LENGTH)
@@ -227,8 +254,24 @@ async fn http_rpc(
     if declared.is_some_and(|len| len > limit as u64) {
         return too_large(&dispatcher.metrics, limit);
     }
-    let bytes = match tokio::time::timeout(config.request_timeout, read_limited(body, limit)).await
-    {
+    // The body's share of the in-flight byte budget, held until the response is built: its
+    // declared length, or the whole limit when it does not say (chunked).
+    let share = declared.map_or(limit, |len| len as usize).clamp(1, limit);
+    let share = u32::try_from(share).unwrap_or(u32::MAX);
+    let deadline = tokio::time::Instant::now() + config.request_timeout;
+    let _budget =
+        match tokio::time::timeout_at(deadline, state.body_budget.acquire_many(share)).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => {
+                dispatcher.metrics.reject(Rejection::Busy);
+                let err = RpcError::new(
+                    codes::INVALID_REQUEST,
+                    "Invalid Request: the server is busy, retry later",
+                );
+                return json_response(StatusCode::SERVICE_UNAVAILABLE, response(NULL_ID, Err(err)));
+            }
+        };
+    let bytes = match tokio::time::timeout_at(deadline, read_limited(body, limit)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(BodyError::TooLarge)) => return too_large(&dispatcher.metrics, limit),
         Ok(Err(BodyError::Broken)) => return StatusCode::BAD_REQUEST.into_response(),
@@ -295,46 +338,143 @@ async fn metrics_text(State(state): State<Arc<ServerState>>) -> Response {
         .into_response()
 }
 
-/// A TCP listener that holds at most `permits` connections open at once.
-struct LimitedListener {
-    inner: TcpListener,
+/// Accepts connections until shutdown, admits each one or closes it at once, and serves the
+/// admitted ones over HTTP/1.1 (with upgrades, for WebSocket) with a header-read timeout that
+/// also bounds the idle time of a keep-alive connection. Returns once every connection it
+/// served has ended (a WebSocket session, which holds its connection's guard, may outlive it;
+/// [`RpcServerHandle::shutdown`] waits for those separately).
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    admission: Arc<Admission>,
+    header_read_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    // Every connection task holds a clone of `open_rx`; `open_tx.closed()` resolves when the
+    // last one ends.
+    let (open_tx, open_rx) = watch::channel(());
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // E.g. too many open files: back off instead of spinning.
+                tracing::error!("accept failed: {e}");
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        // Closed at once when over a limit: the client sees a reset instead of waiting in a
+        // backlog that nobody drains.
+        let Some(guard) = admission.admit(addr.ip()) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(LimitedStream {
+            stream,
+            _guard: guard,
+        });
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = shutdown.clone();
+        let open = open_rx.clone();
+        let metrics = admission.metrics.clone();
+        tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(io, service).with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    served = conn.as_mut() => {
+                        if let Err(e) = served {
+                            if e.is_timeout() {
+                                metrics.reject(Rejection::HeaderTimeout);
+                            }
+                            tracing::trace!(%addr, "connection ended: {e}");
+                        }
+                        break;
+                    }
+                    _ = stop.wait_for(|stop| *stop), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(open_rx);
+    open_tx.closed().await;
+    Ok(())
+}
+
+/// The connection limits: at most `permits` connections in all and `max_per_ip` per address.
+struct Admission {
     permits: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
     metrics: Arc<RpcMetrics>,
 }
 
-impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedStream;
-    type Addr = SocketAddr;
+impl Admission {
+    /// A guard for one more connection from `ip`, or `None` (counted) when over a limit.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.metrics.reject(Rejection::ConnectionLimit);
+            return None;
+        };
+        {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let open = per_ip.entry(ip).or_insert(0);
+            if *open >= self.max_per_ip {
+                drop(per_ip);
+                self.metrics.reject(Rejection::PerIpLimit);
+                return None;
+            }
+            *open += 1;
+        }
+        self.metrics.inc(Gauge::Connections);
+        Some(ConnGuard {
+            admission: self.clone(),
+            ip,
+            _permit: permit,
+        })
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // The semaphore is never closed, so `acquire_owned` only fails in theory.
-        let permit = self.permits.clone().acquire_owned().await.ok();
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    self.metrics.inc(Gauge::Connections);
-                    return (
-                        LimitedStream {
-                            stream,
-                            _permit: permit,
-                            metrics: self.metrics.clone(),
-                        },
-                        addr,
-                    );
-                }
-                Err(e) if is_connection_error(&e) => continue,
-                Err(e) => {
-                    // E.g. too many open files: back off instead of spinning.
-                    tracing::error!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+/// One admitted connection: releases its permit and its per-IP count when dropped.
+struct ConnGuard {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .admission
+            .per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = per_ip.get_mut(&self.ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                per_ip.remove(&self.ip);
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+        drop(per_ip);
+        self.admission.metrics.dec(Gauge::Connections);
     }
 }
 
@@ -347,17 +487,11 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// A TCP stream that holds a connection permit until dropped.
+/// A TCP stream that holds its connection's [`ConnGuard`] until dropped; the guard travels
+/// with the stream into a WebSocket session after an upgrade.
 struct LimitedStream {
     stream: TcpStream,
-    _permit: Option<OwnedSemaphorePermit>,
-    metrics: Arc<RpcMetrics>,
-}
-
-impl Drop for LimitedStream {
-    fn drop(&mut self) {
-        self.metrics.dec(Gauge::Connections);
-    }
+    _guard: ConnGuard,
 }
 
 impl AsyncRead for LimitedStream {

@@ -28,6 +28,8 @@ use crate::subscription::{EventFilter, SubscriptionHub};
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Close code: normal closure.
 const CLOSE_NORMAL: u16 = 1000;
+/// Close code: a message larger than the server takes.
+const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code: server going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: policy violation (used for slow consumers).
@@ -311,7 +313,13 @@ pub(crate) async fn run(
             Some(Ok(Message::Text(text))) => axum::body::Bytes::from(text),
             Some(Ok(Message::Binary(bytes))) => bytes,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            Some(Err(e)) => {
+                if is_too_big(e) {
+                    close = (CLOSE_TOO_BIG, "message too big");
+                }
+                break;
+            }
+            Some(Ok(Message::Close(_))) | None => break,
         };
         let cx = CallCx {
             authorized,
@@ -336,4 +344,11 @@ pub(crate) async fn run(
     }
     metrics.dec(Gauge::WsConnections);
     tracker.leave();
+}
+
+/// Whether a WebSocket read failed because a frame or message exceeded the size limit.
+fn is_too_big(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
