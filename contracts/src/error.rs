@@ -24,6 +24,12 @@ pub enum AddressError {
     /// Valid checksum but not the canonical encoding (non-zero padding bits).
     #[error("address is not canonically encoded")]
     NonCanonical,
+    /// The 32 bytes are not an x-only public key: nobody could ever sign for the account.
+    #[error(
+        "address is not a public key: nobody could ever spend from it, so units sent there \
+         would be lost"
+    )]
+    NotAKey,
 }
 
 /// Why bytes do not decode as a transaction or record.

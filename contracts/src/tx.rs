@@ -52,7 +52,8 @@ pub struct Payment {
 #[serde(
     tag = "type",
     rename_all = "camelCase",
-    rename_all_fields = "camelCase"
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
 )]
 pub enum Call {
     /// Move `amount` from the sender to `to`.
@@ -253,6 +254,31 @@ impl Call {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Every account the call names besides its sender (recipients, workers, arbiters), in
+    /// the call's order.
+    pub fn named_accounts(&self) -> Vec<AccountId> {
+        match self {
+            Call::Transfer { to, .. } => vec![*to],
+            Call::Payroll { payments } => payments.iter().map(|p| p.to).collect(),
+            Call::StreamOpen { worker, .. } => vec![*worker],
+            Call::TaskCreate {
+                worker, arbiter, ..
+            } => worker.iter().chain(arbiter.iter()).copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The first account the call names that is not a public key ([`AccountId::is_key`]),
+    /// with its position among [`Call::named_accounts`]. Not a consensus rule (a signed tx
+    /// paying such an account executes, and burns what it pays); the sequencer and the CLI
+    /// refuse such txs before they are signed or admitted.
+    pub fn first_non_key(&self) -> Option<(usize, AccountId)> {
+        self.named_accounts()
+            .into_iter()
+            .enumerate()
+            .find(|(_, a)| !a.is_key())
     }
 
     /// Short camelCase name of the call (as in JSON `"type"`).
@@ -686,5 +712,50 @@ mod tests {
         let mut pre = a.0.to_vec();
         pre.extend_from_slice(&1u64.to_le_bytes());
         assert_eq!(task_id(&a, 1).0, tagged_hash(TASK_TAG, &[&pre]));
+    }
+
+    #[test]
+    fn unknown_fields_in_a_json_call_are_refused() {
+        let to = AccountId::from_signing_key(&key(2)).to_address();
+        let ok = format!(r#"{{"type": "transfer", "to": "{to}", "amount": 5}}"#);
+        assert!(serde_json::from_str::<Call>(&ok).is_ok());
+        let extra = format!(r#"{{"type": "transfer", "to": "{to}", "amount": 5, "memo": "x"}}"#);
+        let err = serde_json::from_str::<Call>(&extra).unwrap_err();
+        assert!(err.to_string().contains("memo"), "{err}");
+    }
+
+    #[test]
+    fn calls_name_their_accounts_and_the_first_non_key_is_found() {
+        let good = AccountId::from_signing_key(&key(2));
+        let burn = AccountId([0xff; 32]);
+        let payroll = Call::Payroll {
+            payments: vec![
+                Payment {
+                    to: good,
+                    amount: 1,
+                },
+                Payment {
+                    to: burn,
+                    amount: 2,
+                },
+            ],
+        };
+        assert_eq!(payroll.named_accounts(), vec![good, burn]);
+        assert_eq!(payroll.first_non_key(), Some((1, burn)));
+        let task = Call::TaskCreate {
+            worker: None,
+            arbiter: Some(good),
+            spec_hash: [0; 32],
+            milestones: vec![1],
+            deadline: 0,
+            review_secs: 0,
+        };
+        assert_eq!(task.named_accounts(), vec![good]);
+        assert_eq!(task.first_non_key(), None);
+        let transfer = Call::Transfer {
+            to: burn,
+            amount: 1,
+        };
+        assert_eq!(transfer.first_non_key(), Some((0, burn)));
     }
 }

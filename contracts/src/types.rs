@@ -47,11 +47,19 @@ impl AccountId {
         out
     }
 
+    /// Whether the 32 bytes are a valid BIP340 x-only public key (an x coordinate on the
+    /// curve). Only then can anyone ever sign for the account: units sent to any other 32 bytes
+    /// would be burned for good, so addresses and wallet-facing entry points refuse them.
+    pub fn is_key(&self) -> bool {
+        k256::schnorr::VerifyingKey::from_bytes(&self.0).is_ok()
+    }
+
     /// Parse a bech32m address, telling apart the ways it can be wrong.
     ///
     /// Accepts the all-lowercase or all-uppercase form (as BIP173 allows); rejects mixed case,
-    /// a bech32 (not bech32m) checksum, another hrp, a payload that is not 32 bytes, and
-    /// non-canonical padding.
+    /// a bech32 (not bech32m) checksum, another hrp, a payload that is not 32 bytes,
+    /// non-canonical padding, and 32 bytes that are not an x-only public key
+    /// ([`AccountId::is_key`]).
     pub fn from_address(s: &str) -> Result<Self, AddressError> {
         let unchecked =
             UncheckedHrpstring::new(s).map_err(|e| AddressError::Malformed(e.to_string()))?;
@@ -75,6 +83,9 @@ impl AccountId {
         // Padding bits and length in 5-bit groups must be exactly what the encoder writes.
         if account.to_address() != s.to_ascii_lowercase() {
             return Err(AddressError::NonCanonical);
+        }
+        if !account.is_key() {
+            return Err(AddressError::NotAKey);
         }
         Ok(account)
     }
@@ -207,11 +218,27 @@ mod tests {
     use super::*;
 
     fn sample() -> AccountId {
-        let mut b = [0u8; 32];
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = i as u8;
+        // The x-only key of secret key 1 (the generator's x coordinate).
+        let key = k256::schnorr::SigningKey::from_bytes(&[1; 32]).unwrap();
+        AccountId(key.verifying_key().to_bytes().into())
+    }
+
+    #[test]
+    fn addresses_must_be_keys() {
+        // 0xff..ff is above the field size; 0x03..03 is below it but no point has that x.
+        for bytes in [[0xff; 32], [3; 32], [0; 32]] {
+            let a = AccountId(bytes);
+            assert!(!a.is_key());
+            let text = a.to_address();
+            assert_eq!(
+                text.parse::<AccountId>(),
+                Err(AddressError::NotAKey),
+                "{text}"
+            );
+            assert!(serde_json::from_str::<AccountId>(&format!("\"{text}\"")).is_err());
         }
-        AccountId(b)
+        assert!(AccountId([0xff; 32]).to_address().starts_with("stint1llll"));
+        assert!(sample().is_key());
     }
 
     #[test]

@@ -95,6 +95,29 @@ fn bad_arguments_exit_non_zero_with_reasons() {
         1,
         "--to",
     );
+    // An address that is not a public key (0xff..ff): nobody could ever spend from it.
+    let burn = stint_contracts::AccountId([0xff; 32]).to_address();
+    assert!(burn.starts_with("stint1llll"));
+    fails_with(
+        &["transfer", "--to", &burn, "--amount", "5", "--key", k],
+        1,
+        "not a public key",
+    );
+    let burn_csv = dir.path().join("burn.csv");
+    std::fs::write(&burn_csv, format!("{valid},10\n{burn},5\n")).unwrap();
+    fails_with(
+        &[
+            "payroll",
+            "--csv",
+            burn_csv.to_str().unwrap(),
+            "--key",
+            k,
+            "--rpc",
+            "http://127.0.0.1:9",
+        ],
+        1,
+        "not a public key",
+    );
     fails_with(&["account"], 1, "--key");
     fails_with(
         &[
