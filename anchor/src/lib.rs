@@ -62,6 +62,7 @@ mod anchorer;
 mod follower;
 mod node;
 mod rpc;
+mod secret;
 
 pub use anchorer::{
     AnchorError, AnchorStatus, Anchorer, PostedEnvelope, Submission, MAX_STANDARD_TX_WEIGHT,
@@ -73,3 +74,4 @@ pub use rpc::{
     Auth, BitcoindClient, BlockHeaderInfo, BlockchainInfo, FundedTransaction, MempoolAcceptResult,
     MempoolEntry, MempoolFees, NetworkInfo, RpcError, WalletTransaction, RPC_IN_WARMUP,
 };
+pub use secret::Secret;

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bitcoin::hashes::Hash as _;
 use stint_contracts::{
@@ -129,6 +130,14 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
         let tree = SparseMerkleTree::new(shared.store.state());
         let view = tree.view(head.honest_root);
         let mut failure = None;
+        pool.expire(Instant::now(), |a| {
+            read_account(&view, a)
+                .map(|acc| acc.nonce)
+                .unwrap_or_else(|e| {
+                    failure = Some(e.to_string());
+                    u64::MAX // nothing expires for an account we cannot read
+                })
+        });
         let picked = pool.take_candidates(limits.max_batch_txs as usize, |a| {
             read_account(&view, a)
                 .map(|acc| acc.nonce)
@@ -144,6 +153,16 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
         picked
     };
     if candidates.is_empty() {
+        // No batch to carry them: the drop records of expired txs are written now.
+        let evicted = shared.pool.lock().take_evicted();
+        if !evicted.is_empty() {
+            record_evicted(shared, &evicted)?;
+            let m = &shared.metrics;
+            m.add(&m.txs_dropped, evicted.len() as u64);
+            for e in &evicted {
+                shared.publish_tx_status(&e.txid, "dropped", None);
+            }
+        }
         return Ok(None);
     }
     let result = build_and_commit(shared, &head, &limits, candidates);

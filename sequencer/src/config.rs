@@ -50,6 +50,12 @@ pub const DEFAULT_MEMPOOL_MAX_PER_ACCOUNT: usize = 1_024;
 /// Default largest nonce gap queued (a tx whose nonce is more than this above the account's next
 /// nonce is refused).
 pub const DEFAULT_MAX_NONCE_GAP: u64 = 64;
+/// Default bound on one account's queued txs (a nonce gap before them, so not executable yet).
+pub const DEFAULT_MEMPOOL_MAX_QUEUED_PER_ACCOUNT: usize = 16;
+/// Default bound on queued txs over all accounts.
+pub const DEFAULT_MEMPOOL_MAX_QUEUED: usize = 10_000;
+/// Default lifetime of a queued tx whose gap stays open: 10 minutes.
+pub const DEFAULT_MEMPOOL_QUEUED_TTL_SECS: u64 = 600;
 /// Default bitcoind RPC URL (regtest).
 pub const DEFAULT_BITCOIND_RPC_URL: &str = "http://127.0.0.1:18443";
 /// Default bitcoind wallet funding the anchors.
@@ -66,43 +72,7 @@ pub const DEFAULT_L1_ORIGIN_DEPTH: u64 = 3;
 /// Default number of admissions written and fsync'd together at most.
 pub const DEFAULT_MAX_GROUP_COMMIT: usize = 4_096;
 
-/// A secret string (password, token): its `Debug` and `Display` output is redacted so it never
-/// reaches a log (and it is not `Serialize`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself (pass it on; never log it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::new(s))
-    }
-}
+pub use stint_anchor::Secret;
 
 /// Settings of the bitcoind connection and the anchoring loop.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -172,6 +142,12 @@ pub struct MempoolConfig {
     pub max_per_account: usize,
     /// Largest gap between a tx's nonce and its account's next nonce.
     pub max_nonce_gap: u64,
+    /// Most queued txs (a nonce gap before them) of one account.
+    pub max_queued_per_account: usize,
+    /// Most queued txs over all accounts.
+    pub max_queued: usize,
+    /// Seconds a queued tx may wait for its gap to fill before it is dropped.
+    pub queued_ttl_secs: u64,
 }
 
 impl Default for MempoolConfig {
@@ -180,6 +156,9 @@ impl Default for MempoolConfig {
             max_txs: DEFAULT_MEMPOOL_MAX_TXS,
             max_per_account: DEFAULT_MEMPOOL_MAX_PER_ACCOUNT,
             max_nonce_gap: DEFAULT_MAX_NONCE_GAP,
+            max_queued_per_account: DEFAULT_MEMPOOL_MAX_QUEUED_PER_ACCOUNT,
+            max_queued: DEFAULT_MEMPOOL_MAX_QUEUED,
+            queued_ttl_secs: DEFAULT_MEMPOOL_QUEUED_TTL_SECS,
         }
     }
 }
@@ -316,6 +295,7 @@ impl SequencerConfig {
                 self.bitcoind.bump_after_blocks,
             ),
             ("mempool.max_nonce_gap", self.mempool.max_nonce_gap),
+            ("mempool.queued_ttl_secs", self.mempool.queued_ttl_secs),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -329,6 +309,11 @@ impl SequencerConfig {
             ("max_group_commit", self.max_group_commit),
             ("mempool.max_txs", self.mempool.max_txs),
             ("mempool.max_per_account", self.mempool.max_per_account),
+            (
+                "mempool.max_queued_per_account",
+                self.mempool.max_queued_per_account,
+            ),
+            ("mempool.max_queued", self.mempool.max_queued),
         ];
         for (field, value) in positive_sizes {
             if value == 0 {

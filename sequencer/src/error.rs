@@ -93,15 +93,18 @@ pub enum Rejection {
         /// The fees needed.
         needed: u64,
     },
-    /// A pending tx has the same nonce and at least this fee.
+    /// A pending tx has the same nonce and the fee is not enough above its fee.
     #[error(
-        "replacement underpriced: fee {fee} must be above the pending transaction's fee {pending}"
+        "replacement underpriced: fee {fee} is below {min}, the pending transaction's fee \
+         {pending} plus 10 %"
     )]
     ReplacementUnderpriced {
         /// The tx's fee.
         fee: u64,
         /// The pending tx's fee.
         pending: u64,
+        /// The lowest fee that replaces it.
+        min: u64,
     },
     /// The pending tx with this nonce is being sealed.
     #[error("the pending transaction with nonce {nonce} is being sealed into a batch and cannot be replaced")]
@@ -115,6 +118,18 @@ pub enum Rejection {
     /// The mempool is full.
     #[error("mempool full: {0}")]
     MempoolFull(&'static str),
+    /// The call names an account whose 32 bytes are not a public key (units sent there could
+    /// never move again).
+    #[error(
+        "the call names an account that is not a public key ({account}, account {index} of \
+         the call): nobody could ever spend from it"
+    )]
+    NotAKey {
+        /// Position among the accounts the call names.
+        index: usize,
+        /// The account.
+        account: stint_contracts::AccountId,
+    },
 }
 
 impl Rejection {
@@ -133,6 +148,7 @@ impl Rejection {
             Rejection::BeingSealed { .. } => codes::BEING_SEALED,
             Rejection::AlreadyKnown => codes::ALREADY_KNOWN,
             Rejection::MempoolFull(_) => codes::MEMPOOL_FULL,
+            Rejection::NotAKey { .. } => codes::INVALID_TRANSACTION,
         }
     }
 }

@@ -172,11 +172,20 @@ pub(crate) fn render(shared: &Shared) -> String {
             chain.waiting.as_ref().map_or(0, |(n, _)| *n),
         )
     };
+    let (pending, queued) = {
+        let pool = shared.pool.lock();
+        (pool.len() as u64, pool.queued_len() as u64)
+    };
     let gauges = [
         (
             "stint_sequencer_mempool_txs",
             "Pending transactions.",
-            shared.pool.lock().len() as u64,
+            pending,
+        ),
+        (
+            "stint_sequencer_mempool_queued_txs",
+            "Pending transactions admitted behind a nonce gap (not executable yet).",
+            queued,
         ),
         (
             "stint_sequencer_soft_batch",

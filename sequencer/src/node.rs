@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::BlockHash;
@@ -192,6 +192,9 @@ impl Shared {
             .call
             .check_bounds()
             .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if let Some((index, account)) = tx.tx.call.first_non_key() {
+            return Err(Rejection::NotAKey { index, account }.into());
+        }
         let bytes = tx.encode();
         if bytes.len() > MAX_SIGNED_TX_SIZE {
             return Err(Rejection::TooLarge {
@@ -208,7 +211,7 @@ impl Shared {
             let mut pool = self.pool.lock();
             let root = self.head.read().honest_root;
             let account = self.account_at(root, &tx.tx.from)?;
-            pool.insert(tx, txid, account, None)?
+            pool.insert(tx, txid, account, None, Instant::now())?
         };
         let (done, wait) = oneshot::channel();
         let sent = self.log_tx.send(LogRequest {
@@ -548,7 +551,7 @@ fn recover_log(shared: &Shared) -> Result<(), SequencerError> {
         match parsed {
             Ok((tx, txid)) => {
                 let account = shared.account_at(root, &tx.tx.from)?;
-                match pool.insert(tx, txid, account, Some(seq)) {
+                match pool.insert(tx, txid, account, Some(seq), Instant::now()) {
                     Ok(_) => {
                         pool.mark_durable(&txid);
                         restored = restored.saturating_add(1);

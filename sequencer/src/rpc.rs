@@ -124,11 +124,13 @@ fn receipt_json(shared: &Shared, txid: &Txid) -> Result<Value, RpcError> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TxidParam {
     txid: String,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IdParam {
     id: String,
 }
@@ -189,6 +191,45 @@ fn txid_filter(params: Option<&Value>) -> Result<EventFilter, RpcError> {
                 event["txid"] == want.as_str()
             }))
         }
+    }
+}
+
+/// Every code admission answers with ([`Rejection::code`]), as documented on both submit
+/// methods.
+pub(crate) const SUBMIT_ERRORS: [(i64, &str); 12] = [
+    (
+        codes::INVALID_TRANSACTION,
+        "invalid transaction: does not decode, breaks a bound, or names an account that is not a public key",
+    ),
+    (codes::WRONG_CHAIN, "wrong chain id"),
+    (codes::INVALID_SIGNATURE, "invalid signature"),
+    (codes::NONCE_TOO_LOW, "nonce too low"),
+    (codes::NONCE_GAP_TOO_LARGE, "nonce gap too large"),
+    (codes::FEE_TOO_LOW, "fee below the sequencer's minimum"),
+    (codes::FEE_UNPAYABLE, "the sender cannot pay the fees of its pending transactions"),
+    (
+        codes::REPLACEMENT_UNDERPRICED,
+        "replacement fee not at least 10 % above the pending transaction's",
+    ),
+    (codes::ALREADY_KNOWN, "already pending or executed"),
+    (codes::MEMPOOL_FULL, "mempool full (in all, for the sender, or for queued transactions)"),
+    (codes::TOO_LARGE, "transaction too large"),
+    (
+        codes::BEING_SEALED,
+        "the pending transaction with this nonce is being sealed and cannot be replaced",
+    ),
+];
+
+/// Documents [`SUBMIT_ERRORS`] on a method.
+trait WithSubmitErrors {
+    fn with_submit_errors(self) -> Self;
+}
+
+impl WithSubmitErrors for MethodSpec {
+    fn with_submit_errors(self) -> Self {
+        SUBMIT_ERRORS
+            .iter()
+            .fold(self, |spec, (code, message)| spec.error(*code, *message))
     }
 }
 
@@ -297,13 +338,7 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .summary("Submit a signed transaction in JSON form; answers with the txid once durable")
             .param("tx", obj.clone())
             .result("txid", hash_schema.clone())
-            .error(codes::INVALID_SIGNATURE, "invalid signature")
-            .error(codes::NONCE_TOO_LOW, "nonce too low")
-            .error(codes::NONCE_GAP_TOO_LARGE, "nonce gap too large")
-            .error(codes::FEE_UNPAYABLE, "fee unpayable")
-            .error(codes::WRONG_CHAIN, "wrong chain")
-            .error(codes::MEMPOOL_FULL, "mempool full")
-            .error(codes::TOO_LARGE, "too large"),
+            .with_submit_errors(),
         |s: Arc<Shared>, p: Params| async move {
             let (value,): (Value,) = p.parse_positional()?;
             if value.is_null() {
@@ -322,10 +357,7 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .summary("Submit a signed transaction as hex of its canonical encoding")
             .param("raw", json!({"type": "string"}))
             .result("txid", hash_schema.clone())
-            .error(codes::INVALID_TRANSACTION, "invalid transaction")
-            .error(codes::INVALID_SIGNATURE, "invalid signature")
-            .error(codes::NONCE_TOO_LOW, "nonce too low")
-            .error(codes::WRONG_CHAIN, "wrong chain"),
+            .with_submit_errors(),
         |s: Arc<Shared>, p: Params| async move {
             let (raw,): (String,) = p.parse_positional()?;
             let bytes = hex::decode(raw.trim_start_matches("0x"))
@@ -601,5 +633,62 @@ mod tests {
         let text = format!("{rpc:?}");
         assert!(!text.contains("/srv/stint"), "{text}");
         assert!(text.contains("storage failed"), "{text}");
+    }
+
+    #[test]
+    fn every_rejection_code_is_documented_on_the_submit_methods() {
+        let account = stint_contracts::AccountId([0xff; 32]);
+        let every = [
+            Rejection::Malformed(String::new()),
+            Rejection::WrongChain {
+                found: 0,
+                expected: 1,
+            },
+            Rejection::InvalidSignature,
+            Rejection::NonceTooLow { found: 0, next: 1 },
+            Rejection::NonceGapTooLarge {
+                found: 9,
+                next: 1,
+                max: 2,
+            },
+            Rejection::FeeTooLow { fee: 0, min: 1 },
+            Rejection::FeeUnpayable {
+                balance: 0,
+                needed: 1,
+            },
+            Rejection::ReplacementUnderpriced {
+                fee: 1,
+                pending: 1,
+                min: 2,
+            },
+            Rejection::BeingSealed { nonce: 0 },
+            Rejection::AlreadyKnown,
+            Rejection::MempoolFull(""),
+            Rejection::TooLarge { size: 2, max: 1 },
+            Rejection::NotAKey { index: 0, account },
+        ];
+        for rejection in every {
+            // A new variant must be added above (the match makes the compiler ask).
+            match rejection {
+                Rejection::Malformed(_)
+                | Rejection::WrongChain { .. }
+                | Rejection::InvalidSignature
+                | Rejection::NonceTooLow { .. }
+                | Rejection::NonceGapTooLarge { .. }
+                | Rejection::FeeTooLow { .. }
+                | Rejection::FeeUnpayable { .. }
+                | Rejection::ReplacementUnderpriced { .. }
+                | Rejection::BeingSealed { .. }
+                | Rejection::AlreadyKnown
+                | Rejection::MempoolFull(_)
+                | Rejection::TooLarge { .. }
+                | Rejection::NotAKey { .. } => {}
+            }
+            let code = rejection.code();
+            assert!(
+                SUBMIT_ERRORS.iter().any(|(c, _)| *c == code),
+                "{rejection:?} answers code {code}, which the submit methods do not document"
+            );
+        }
     }
 }

@@ -68,53 +68,7 @@ pub struct VerifierConfig {
     pub alert_blocks: u64,
 }
 
-/// A secret string (the bitcoind password): `Debug` and `Display` print `<redacted>`, and it
-/// serializes as `"<redacted>"`, so a config that is logged or serialized never shows it. Read
-/// it with [`Secret::expose`] to pass it on.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// What `Debug`, `Display` and serialization show instead of the secret.
-    pub const REDACTED: &'static str = "<redacted>";
-
-    /// Wrap a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself (pass it on; never log it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(Self::REDACTED)
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(Self::REDACTED)
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::new(s))
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(Self::REDACTED)
-    }
-}
+pub use stint_anchor::Secret;
 
 /// How to reach bitcoind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

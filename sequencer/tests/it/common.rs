@@ -59,6 +59,15 @@ impl Env {
 
     /// Like [`Env::start`], with a fault mode.
     pub(crate) async fn start_with(w: u64, fault: Option<stint_sequencer::FaultConfig>) -> Env {
+        Self::start_users(w, fault, 4).await
+    }
+
+    /// Like [`Env::start_with`], with `users` funded users (keys 1..=users, at most 255).
+    pub(crate) async fn start_users(
+        w: u64,
+        fault: Option<stint_sequencer::FaultConfig>,
+        users: u8,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
             .await
@@ -73,7 +82,7 @@ impl Env {
         let anchor_key = dir.path().join("anchor.key");
         write_private(&anchor_key, &hex::encode(secret.secret_bytes()));
 
-        let keys: Vec<SigningKey> = (1..=4).map(key).collect();
+        let keys: Vec<SigningKey> = (1..=users).map(key).collect();
         let alloc = keys
             .iter()
             .map(|k| GenesisAlloc {

@@ -106,9 +106,63 @@ async fn specification_examples_and_application_errors() {
     assert_eq!(e["code"], -32602, "{e}");
     let e = env.call_err("stint_getBatch", json!([true])).await;
     assert_eq!(e["code"], -32602, "{e}");
+    // Params a method does not take are refused, not ignored.
+    let e = env.call_err("stint_chainInfo", json!([1])).await;
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = env
+        .call_err("stint_estimateFee", json!({"priority": "high"}))
+        .await;
+    assert_eq!(e["code"], -32602, "{e}");
+    // An address that is not a public key (0xff..ff) is refused as a param and as a recipient.
+    let burn = stint_contracts::AccountId([0xff; 32]);
+    let e = env
+        .call_err("stint_getAccount", json!([burn.to_address()]))
+        .await;
+    assert_eq!(e["code"], -32602, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("not a public key"),
+        "{e}"
+    );
+    let to_burn = env.sign(
+        0,
+        0,
+        1,
+        stint_contracts::Call::Transfer {
+            to: burn,
+            amount: 1,
+        },
+    );
+    let e = env
+        .call_err(
+            "stint_sendRawTransaction",
+            json!([hex::encode(to_burn.encode())]),
+        )
+        .await;
+    assert_eq!(
+        e["code"],
+        stint_sequencer::codes::INVALID_TRANSACTION,
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("not a public key"),
+        "{e}"
+    );
+    let e = env
+        .call_err(
+            "stint_sendTransaction",
+            json!([serde_json::to_value(&to_burn).unwrap()]),
+        )
+        .await;
+    assert_eq!(e["code"], -32602, "{e}");
 
     // --- Discovery, health, metrics, admin ---
     let doc = env.call("rpc.discover", json!([])).await;
+    if let Some(dir) = std::env::var_os("STINT_OPENRPC_OUT") {
+        // Validated by scripts/test.sh with an OpenRPC validator after the tests.
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sequencer.json"), doc.to_string()).unwrap();
+    }
     let names: Vec<&str> = doc["methods"]
         .as_array()
         .unwrap()

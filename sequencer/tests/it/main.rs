@@ -4,6 +4,7 @@
 mod common;
 mod faults;
 mod flow;
+mod hostile;
 mod jsonrpc;
 mod outage;
 mod reorg;
