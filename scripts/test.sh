@@ -29,6 +29,17 @@ export STINT_BITCOIND="${STINT_BITCOIND:-$bindir/bitcoind}"
 export PATH="$bindir:$PATH"
 "$STINT_BITCOIND" -version | head -n 1 >&2
 
+step "OpenRPC validator (@open-rpc/schema-utils-js, from the npm registry)"
+command -v npm >/dev/null || { echo "test.sh: npm is needed for the OpenRPC validator" >&2; exit 1; }
+openrpc_tools="$STINT_CACHE/openrpc-validator"
+if [[ ! -d "$openrpc_tools/node_modules/@open-rpc/schema-utils-js" ]]; then
+    mkdir -p "$openrpc_tools"
+    npm install --prefix "$openrpc_tools" --no-audit --no-fund --silent \
+        @open-rpc/schema-utils-js@2.2.1 >&2
+fi
+# The regtest tests write both nodes' rpc.discover documents here; validated after the tests.
+export STINT_OPENRPC_OUT="$(mktemp -d)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -37,19 +48,17 @@ step "cargo build (every test target)"
 cargo test --workspace --locked --no-run
 
 step "cargo clippy (all targets, warnings are errors)"
-# Clippy type-checks and never links, but its build-script run of librocksdb-sys is a unit of its
-# own (check mode) and would compile RocksDB's C++ a second time: point it at the archive the
-# build step just made instead (the newest one in the target dir).
-rocksdb_lib="$(ls -t "$CARGO_TARGET_DIR"/debug/build/librocksdb-sys-*/out/librocksdb.a 2>/dev/null | head -n 1)"
-if [[ -n "$rocksdb_lib" ]]; then
-    ROCKSDB_LIB_DIR="$(dirname "$rocksdb_lib")" ROCKSDB_STATIC=1 \
-        cargo clippy --workspace --all-targets --locked --profile test -- -D warnings
-else
-    cargo clippy --workspace --all-targets --locked --profile test -- -D warnings
-fi
+# Same (dev) profile as the dependencies of the build step above (`cargo test` builds
+# dependencies with the dev profile, only the test executables with the test profile), so
+# librocksdb-sys' build-script run is shared and RocksDB's C++ is not compiled a second time.
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
+
+step "OpenRPC documents of both nodes (written by the tests) pass the validator"
+NODE_PATH="$openrpc_tools/node_modules" node "$repo/scripts/validate-openrpc.js" \
+    "$STINT_OPENRPC_OUT/sequencer.json" "$STINT_OPENRPC_OUT/verifier.json"
 
 step "stint-bench --quick (smoke run of every benchmark, no thresholds)"
 # Built by the test step above (the bench package's integration test needs the binary).

@@ -358,6 +358,16 @@ pub(crate) fn verified_number(s: &Snapshot) -> u64 {
     s.verified.map_or(0, |v| v.number)
 }
 
+/// Writes `doc` (an `rpc.discover` answer) to `$STINT_OPENRPC_OUT/<node>.json` when that is
+/// set: `scripts/test.sh` validates the files with an OpenRPC validator after the tests.
+pub(crate) fn save_openrpc(node: &str, doc: &serde_json::Value) {
+    if let Some(dir) = std::env::var_os("STINT_OPENRPC_OUT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{node}.json")), doc.to_string()).unwrap();
+    }
+}
+
 /// A JSON-RPC call to a verifier.
 pub(crate) async fn rpc(
     handle: &VerifierHandle,

@@ -32,6 +32,8 @@ async fn honest_chain_is_verified_and_never_challenged() {
         hex::encode(tip.header().state_root)
     );
     assert_eq!(status["challenges"], json!([]));
+    let doc = rpc(&v, "rpc.discover", json!([])).await;
+    crate::common::save_openrpc("verifier", &doc);
     let sync = rpc(&v, "stint_syncStatus", json!([])).await;
     assert_eq!(sync["soft"]["number"], 4);
     assert_eq!(sync["anchored"]["number"], 4);

@@ -9,6 +9,7 @@ mod common;
 mod faults;
 mod forge;
 mod honest;
+mod hostile;
 mod reorg;
 mod restart;
 mod two_verifiers;
