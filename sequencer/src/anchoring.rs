@@ -26,7 +26,7 @@ use stint_state::Hash;
 use tokio::sync::watch;
 
 use crate::converge::Step;
-use crate::error::SequencerError;
+use crate::error::{SequencerError, Severity};
 use crate::node::{AnchorInfo, BatchFinality, Shared};
 use crate::store::StoredAnchor;
 
@@ -84,13 +84,27 @@ pub(crate) async fn run(
                     }
                 }
             }
-            Err(e) => {
+            // Only bitcoind's failures mean bitcoind is down; a storage or internal failure of
+            // following or converging is reported as what it is (before, any of them marked
+            // bitcoind down).
+            Err(e @ SequencerError::Bitcoind { .. }) => {
                 if was_up {
                     tracing::warn!(target: "sequencer::anchor", error = %e, "bitcoind unreachable; sealing continues, anchoring waits");
                 }
                 was_up = false;
                 wallet_loaded = false;
                 shared.chain.write().bitcoind_up = false;
+            }
+            Err(e) => {
+                shared.metrics.inc(&shared.metrics.anchor_failures);
+                match e.severity() {
+                    Severity::Transient => {
+                        tracing::warn!(target: "sequencer::anchor", error = %e, "following the chain failed; will retry")
+                    }
+                    Severity::Fatal => {
+                        tracing::error!(target: "sequencer::anchor", error = %e, "following the chain failed and retrying cannot help; anchoring is stuck until the operator acts")
+                    }
+                }
             }
         }
         if *stop.borrow() {
@@ -195,7 +209,7 @@ async fn follow(
         let event = follower
             .next_event()
             .await
-            .map_err(|e| SequencerError::Bitcoind(e.to_string()))?;
+            .map_err(|e| SequencerError::bitcoind("following the chain", e))?;
         let Some(event) = event else { break };
         changed = true;
         let events = match event {
@@ -349,10 +363,10 @@ fn fee_rate(shared: &Shared) -> FeeRate {
 }
 
 fn to_posted(number: u64, stored: &StoredAnchor) -> Result<PostedEnvelope, SequencerError> {
-    let commit: bitcoin::Transaction = deserialize(&stored.commit)
-        .map_err(|e| SequencerError::Storage(format!("stored commit: {e}")))?;
-    let reveal: bitcoin::Transaction = deserialize(&stored.reveal)
-        .map_err(|e| SequencerError::Storage(format!("stored reveal: {e}")))?;
+    let commit: bitcoin::Transaction =
+        deserialize(&stored.commit).map_err(|e| SequencerError::corrupt_by("stored commit", e))?;
+    let reveal: bitcoin::Transaction =
+        deserialize(&stored.reveal).map_err(|e| SequencerError::corrupt_by("stored reveal", e))?;
     Ok(PostedEnvelope {
         commit_txid: commit.compute_txid(),
         reveal_txid: reveal.compute_txid(),
@@ -403,7 +417,7 @@ async fn anchor_next(
     let stored = shared
         .store
         .batch(next)?
-        .ok_or_else(|| SequencerError::Storage(format!("sealed batch {next} missing")))?;
+        .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {next} missing")))?;
     let batch = stored.batch()?;
     let hash = batch.hash();
     let parent = derivation.tip_facts().hash;
@@ -475,7 +489,7 @@ async fn anchor_next(
     let posted = anchorer
         .post(&envelope, Some(hint), fee_rate(shared))
         .await
-        .map_err(|e| SequencerError::Bitcoind(format!("posting batch {next}: {e}")))?;
+        .map_err(|e| SequencerError::bitcoind(format!("posting batch {next}"), e))?;
     shared
         .store
         .put_anchor(next, &to_stored(hash, &posted, height))?;

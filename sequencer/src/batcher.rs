@@ -134,7 +134,7 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
             read_account(&view, a)
                 .map(|acc| acc.nonce)
                 .unwrap_or_else(|e| {
-                    failure = Some(e.to_string());
+                    failure = Some(e);
                     u64::MAX // nothing expires for an account we cannot read
                 })
         });
@@ -142,13 +142,13 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
             read_account(&view, a)
                 .map(|acc| acc.nonce)
                 .unwrap_or_else(|e| {
-                    failure = Some(e.to_string());
+                    failure = Some(e);
                     u64::MAX
                 })
         });
         if let Some(e) = failure {
             pool.abort_seal();
-            return Err(SequencerError::Storage(e));
+            return Err(SequencerError::storage("reading an account", e));
         }
         picked
     };
@@ -266,8 +266,8 @@ fn build_and_commit(
                 _ => None,
             };
             if let Some(id) = task {
-                if let Some(task) =
-                    read_task(&view, &id).map_err(|e| SequencerError::Storage(e.to_string()))?
+                if let Some(task) = read_task(&view, &id)
+                    .map_err(|e| SequencerError::storage("reading the state", e))?
                 {
                     task_index.push((TaskRole::Employer, task.employer.0, id));
                     if let Some(worker) = task.worker {
@@ -477,9 +477,9 @@ fn overdraft(
                 let from = txs.get(victim).map(|t| t.tx.from).unwrap_or_default();
                 let view = tree.view(root);
                 let mut sender = read_account(&view, &from)
-                    .map_err(|e| SequencerError::Storage(e.to_string()))?;
-                let mut recipient =
-                    read_account(&view, to).map_err(|e| SequencerError::Storage(e.to_string()))?;
+                    .map_err(|e| SequencerError::storage("reading the state", e))?;
+                let mut recipient = read_account(&view, to)
+                    .map_err(|e| SequencerError::storage("reading the state", e))?;
                 sender.balance = sender.balance.saturating_sub(*amount);
                 recipient.balance = recipient.balance.saturating_add(*amount);
                 let mut patch = ChangeSet::new();

@@ -126,7 +126,7 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
     let stored = shared
         .store
         .batch(next)?
-        .ok_or_else(|| SequencerError::Storage(format!("sealed batch {next} missing")))?;
+        .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {next} missing")))?;
     let batch = stored.batch()?;
     if let Some((_, BatchStatus::Invalidated)) = derivation.batch_by_hash(&batch.hash()) {
         return Ok(Step::Rewind {
@@ -146,7 +146,7 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
         let stored = shared
             .store
             .batch(number)?
-            .ok_or_else(|| SequencerError::Storage(format!("sealed batch {number} missing")))?;
+            .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {number} missing")))?;
         let origin = stored.batch()?.header().l1_origin;
         let on_chain = derivation
             .l1_block(origin.height)
@@ -181,7 +181,7 @@ pub(crate) fn rewind(
     let mut restored_txids = BTreeSet::new();
     for hash in restore {
         let parked = shared.store.parked(hash)?.ok_or_else(|| {
-            SequencerError::Storage(format!("parked batch {} vanished", hex::encode(hash)))
+            SequencerError::corrupt(format!("parked batch {} vanished", hex::encode(hash)))
         })?;
         for tx in parked.stored.batch()?.txs() {
             restored_txids.insert(tx.txid());
@@ -195,7 +195,7 @@ pub(crate) fn rewind(
         let stored = shared
             .store
             .batch(number)?
-            .ok_or_else(|| SequencerError::Storage(format!("sealed batch {number} missing")))?;
+            .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {number} missing")))?;
         let batch = stored.batch()?;
         let mut receipts = Vec::with_capacity(batch.txs().len());
         for (index, tx) in batch.txs().iter().enumerate() {

@@ -177,6 +177,18 @@ pub enum ConfigError {
     },
 }
 
+/// A boxed error cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a loop treats an internal error (see [`SequencerError::severity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The cause may go away by itself (bitcoind down, a full disk, an I/O error): retry.
+    Transient,
+    /// Retrying cannot help (corrupt or missing data, a bug, a bad config): the operator must act.
+    Fatal,
+}
+
 /// Errors of the sequencer.
 #[derive(Debug, thiserror::Error)]
 pub enum SequencerError {
@@ -186,15 +198,38 @@ pub enum SequencerError {
     /// Invalid input: a transaction was refused.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// Internal: the database failed or holds something unexpected.
-    #[error("storage: {0}")]
-    Storage(String),
+    /// Internal: the database failed (`source` is the I/O or engine error) or holds something
+    /// unexpected (`corrupt`).
+    #[error("storage: {what}{}", cause_text(source))]
+    Storage {
+        /// What was being done, or what is wrong.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+        /// The data is corrupt or missing (retrying cannot help), rather than the I/O failing.
+        corrupt: bool,
+    },
     /// Internal: talking to bitcoind failed.
-    #[error("bitcoind: {0}")]
-    Bitcoind(String),
+    #[error("bitcoind: {what}{}", cause_text(source))]
+    Bitcoind {
+        /// What was being asked.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Internal: anything else that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `": cause"`, so that a log line of the error keeps its cause.
+fn cause_text(source: &Option<BoxError>) -> String {
+    source
+        .as_ref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default()
 }
 
 impl SequencerError {
@@ -202,22 +237,111 @@ impl SequencerError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, Self::Config(_) | Self::Rejected(_))
     }
+
+    /// Whether a loop should retry ([`Severity::Transient`]: bitcoind, storage I/O) or stop
+    /// and alert ([`Severity::Fatal`]: corrupt data, bugs, configuration). A refused
+    /// transaction is the client's and counts as transient for the node.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Self::Rejected(_) | Self::Bitcoind { .. } => Severity::Transient,
+            Self::Storage { corrupt, .. } if !corrupt => Severity::Transient,
+            Self::Storage { .. } | Self::Config(_) | Self::Internal(_) => Severity::Fatal,
+        }
+    }
+
+    /// Storage I/O failed while doing `what` (transient).
+    pub fn storage(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: Some(Box::new(source)),
+            corrupt: false,
+        }
+    }
+
+    /// The database holds something it should not, or lacks something it should (fatal).
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: None,
+            corrupt: true,
+        }
+    }
+
+    /// Like [`SequencerError::corrupt`], with the decoding error that found it.
+    pub fn corrupt_by(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: Some(Box::new(source)),
+            corrupt: true,
+        }
+    }
+
+    /// A call to bitcoind (`what`) failed (transient).
+    pub fn bitcoind(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Bitcoind {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 impl From<rocksdb::Error> for SequencerError {
     fn from(e: rocksdb::Error) -> Self {
-        Self::Storage(e.to_string())
+        Self::storage("RocksDB", e)
     }
 }
 
 impl From<stint_state::StateError> for SequencerError {
     fn from(e: stint_state::StateError) -> Self {
-        Self::Storage(e.to_string())
+        Self::storage("state tree", e)
     }
 }
 
 impl From<std::io::Error> for SequencerError {
     fn from(e: std::io::Error) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn severity_and_causes() {
+        let disk = SequencerError::storage(
+            "admission log",
+            std::io::Error::other("No space left on device"),
+        );
+        assert_eq!(disk.severity(), Severity::Transient);
+        assert!(disk.source().is_some(), "the cause is kept");
+        assert_eq!(
+            disk.to_string(),
+            "storage: admission log: No space left on device"
+        );
+        let corrupt = SequencerError::corrupt("sealed batch 7 missing");
+        assert_eq!(corrupt.severity(), Severity::Fatal);
+        let down =
+            SequencerError::bitcoind("getblockcount", std::io::Error::other("connection refused"));
+        assert_eq!(down.severity(), Severity::Transient);
+        assert_eq!(
+            SequencerError::Internal("bug".into()).severity(),
+            Severity::Fatal
+        );
+        assert_eq!(
+            SequencerError::from(Rejection::AlreadyKnown).severity(),
+            Severity::Transient
+        );
     }
 }

@@ -78,7 +78,7 @@ pub use config::{
     DEFAULT_MEMPOOL_MAX_QUEUED_PER_ACCOUNT, DEFAULT_MEMPOOL_MAX_TXS,
     DEFAULT_MEMPOOL_QUEUED_TTL_SECS, DEFAULT_MIN_FEE, DEFAULT_POLL_INTERVAL_MS, DEFAULT_RPC_ADDR,
 };
-pub use error::{codes, ConfigError, Rejection, SequencerError};
+pub use error::{codes, BoxError, ConfigError, Rejection, SequencerError, Severity};
 pub use keys::load_anchor_key;
 pub use node::Sequencer;
 

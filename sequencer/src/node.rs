@@ -150,7 +150,8 @@ impl Shared {
     /// The account `id` in the state with root `root`.
     pub(crate) fn account_at(&self, root: Hash, id: &AccountId) -> Result<Account, SequencerError> {
         let tree = SparseMerkleTree::new(self.store.state());
-        read_account(&tree.view(root), id).map_err(|e| SequencerError::Storage(e.to_string()))
+        read_account(&tree.view(root), id)
+            .map_err(|e| SequencerError::storage("reading the state", e))
     }
 
     pub(crate) fn publish_tx_status(&self, txid: &Txid, finality: &str, batch: Option<u64>) {
@@ -239,7 +240,12 @@ impl Shared {
             }
             Err(e) => {
                 pool.remove_failed(&txid);
-                Err(SequencerError::Storage(format!("admission log: {e}")))
+                // Writing failed (a full disk, an I/O error): the client may retry.
+                Err(SequencerError::Storage {
+                    what: format!("admission log: {e}"),
+                    source: None,
+                    corrupt: false,
+                })
             }
         }
     }
@@ -482,8 +488,8 @@ pub(crate) fn head_at(
     let state_root = store.state_root(number)?;
     if number == 0 {
         if state_root != Some(genesis_root) {
-            return Err(SequencerError::Storage(
-                "state version 0 is not the genesis state".into(),
+            return Err(SequencerError::corrupt(
+                "state version 0 is not the genesis state",
             ));
         }
         return Ok(Head {
@@ -500,9 +506,9 @@ pub(crate) fn head_at(
     }
     let stored = store
         .batch(number)?
-        .ok_or_else(|| SequencerError::Storage(format!("batch {number} vanished")))?;
+        .ok_or_else(|| SequencerError::corrupt(format!("batch {number} vanished")))?;
     if state_root != Some(stored.honest_root) {
-        return Err(SequencerError::Storage(format!(
+        return Err(SequencerError::corrupt(format!(
             "state version {number} does not match batch {number}"
         )));
     }

@@ -39,8 +39,8 @@ fn to_rpc(e: SequencerError) -> RpcError {
 /// What a client is told of an internal error: its kind, never its details.
 fn internal_reason(e: &SequencerError) -> &'static str {
     match e {
-        SequencerError::Storage(_) => "the node's storage failed (details in the node's log)",
-        SequencerError::Bitcoind(_) => "bitcoind did not answer (details in the node's log)",
+        SequencerError::Storage { .. } => "the node's storage failed (details in the node's log)",
+        SequencerError::Bitcoind { .. } => "bitcoind did not answer (details in the node's log)",
         _ => "the node failed (details in the node's log)",
     }
 }
@@ -626,8 +626,9 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_show_server_paths_to_clients() {
-        let e = SequencerError::Storage(
-            "IO error: No space left on device: /srv/stint/seq/db/000123.log".into(),
+        let e = SequencerError::storage(
+            "admission log",
+            std::io::Error::other("No space left on device: /srv/stint/seq/db/000123.log"),
         );
         let rpc = to_rpc(e);
         let text = format!("{rpc:?}");

@@ -63,7 +63,7 @@ pub(crate) struct StoredBatch {
 impl StoredBatch {
     pub(crate) fn batch(&self) -> Result<Batch, SequencerError> {
         Batch::decode(&self.encoded)
-            .map_err(|e| SequencerError::Storage(format!("stored batch does not decode: {e}")))
+            .map_err(|e| SequencerError::corrupt_by("stored batch does not decode", e))
     }
 }
 
@@ -174,12 +174,12 @@ fn be(n: u64) -> [u8; 8] {
 fn read_be(bytes: &[u8]) -> Result<u64, SequencerError> {
     let arr: [u8; 8] = bytes
         .try_into()
-        .map_err(|_| SequencerError::Storage("corrupt u64 key".into()))?;
+        .map_err(|_| SequencerError::corrupt("corrupt u64 key"))?;
     Ok(u64::from_be_bytes(arr))
 }
 
 fn decode<T: BorshDeserialize>(bytes: &[u8], what: &str) -> Result<T, SequencerError> {
-    borsh::from_slice(bytes).map_err(|e| SequencerError::Storage(format!("corrupt {what}: {e}")))
+    borsh::from_slice(bytes).map_err(|e| SequencerError::corrupt_by(format!("corrupt {what}"), e))
 }
 
 fn encode<T: BorshSerialize>(value: &T) -> Result<Vec<u8>, SequencerError> {
@@ -214,7 +214,7 @@ impl Store {
         match store.db().get_cf(store.cf(CF_META)?, META_GENESIS)? {
             Some(stored) if stored.as_slice() == genesis_hash.as_slice() => {}
             Some(stored) => {
-                return Err(SequencerError::Storage(format!(
+                return Err(SequencerError::corrupt(format!(
                     "data directory belongs to genesis {}, not {}",
                     hex::encode(stored),
                     hex::encode(genesis_hash)
@@ -242,7 +242,7 @@ impl Store {
     fn cf(&self, name: &str) -> Result<&ColumnFamily, SequencerError> {
         self.db()
             .cf_handle(name)
-            .ok_or_else(|| SequencerError::Storage(format!("missing column family {name}")))
+            .ok_or_else(|| SequencerError::corrupt(format!("missing column family {name}")))
     }
 
     /// The node store of the state tree.
@@ -458,20 +458,21 @@ impl Store {
         let Some(receipt) = self.receipt(txid)? else {
             return Ok(None);
         };
-        let tx =
-            match &receipt {
-                StoredReceipt::Included { batch, index, .. } => {
-                    let stored = self.batch(*batch)?.ok_or_else(|| {
-                        SequencerError::Storage(format!("receipt names missing batch {batch}"))
-                    })?;
-                    let batch = stored.batch()?;
-                    batch.txs().get(*index as usize).cloned().ok_or_else(|| {
-                        SequencerError::Storage("receipt index out of range".into())
-                    })?
-                }
-                StoredReceipt::Dropped { tx, .. } => SignedTx::decode(tx)
-                    .map_err(|e| SequencerError::Storage(format!("corrupt dropped tx: {e}")))?,
-            };
+        let tx = match &receipt {
+            StoredReceipt::Included { batch, index, .. } => {
+                let stored = self.batch(*batch)?.ok_or_else(|| {
+                    SequencerError::corrupt(format!("receipt names missing batch {batch}"))
+                })?;
+                let batch = stored.batch()?;
+                batch
+                    .txs()
+                    .get(*index as usize)
+                    .cloned()
+                    .ok_or_else(|| SequencerError::corrupt("receipt index out of range"))?
+            }
+            StoredReceipt::Dropped { tx, .. } => SignedTx::decode(tx)
+                .map_err(|e| SequencerError::corrupt_by("corrupt dropped tx", e))?,
+        };
         Ok(Some((tx, receipt)))
     }
 
@@ -497,7 +498,7 @@ impl Store {
             let id: [u8; 32] = k
                 .get(33..)
                 .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| SequencerError::Storage("corrupt task index key".into()))?;
+                .ok_or_else(|| SequencerError::corrupt("corrupt task index key"))?;
             out.push(TaskId(id));
         }
         Ok(out)
