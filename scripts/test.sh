@@ -54,7 +54,8 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (workspace)"
-cargo test --workspace --locked
+# --no-fail-fast: a failure report names every failing test binary, not only the first.
+cargo test --workspace --locked --no-fail-fast
 
 step "OpenRPC documents of both nodes (written by the tests) pass the validator"
 NODE_PATH="$openrpc_tools/node_modules" node "$repo/scripts/validate-openrpc.js" \
