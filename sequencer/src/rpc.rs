@@ -692,4 +692,40 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_batch_of_the_largest_legitimate_calls_fits_the_body_limit() {
+        use k256::schnorr::SigningKey;
+        use stint_contracts::{Call, Payment, Tx};
+        let key = SigningKey::from_bytes(&[1; 32]).unwrap();
+        let to = AccountId::from_signing_key(&SigningKey::from_bytes(&[2; 32]).unwrap());
+        // The largest call: a full payroll with the widest numbers JSON can carry.
+        let tx = Tx {
+            chain_id: u64::MAX,
+            from: AccountId::from_signing_key(&key),
+            nonce: u64::MAX,
+            fee: u64::MAX,
+            call: Call::Payroll {
+                payments: vec![
+                    Payment {
+                        to,
+                        amount: u64::MAX
+                    };
+                    stint_contracts::MAX_PAYROLL_PAYMENTS
+                ],
+            },
+        }
+        .sign(&key)
+        .unwrap();
+        let call = json!({"jsonrpc": "2.0", "id": u64::MAX, "method": "stint_sendTransaction",
+            "params": [serde_json::to_value(&tx).unwrap()]});
+        let batch: Vec<Value> = vec![call; stint_rpc::DEFAULT_MAX_BATCH_LEN];
+        let body = serde_json::to_string(&batch).unwrap();
+        assert!(
+            body.len() <= stint_rpc::DEFAULT_MAX_BODY_BYTES,
+            "{} bytes do not fit the {} byte limit",
+            body.len(),
+            stint_rpc::DEFAULT_MAX_BODY_BYTES
+        );
+    }
 }
