@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use bitcoin::hashes::Hash as _;
 use stint_contracts::{
-    account_entry, execute_segment, read_account, read_task, Call, FailureCode, SignedTx, TaskId,
-    Txid,
+    account_entry, execute_segment, read_account, read_task, AccountId, Call, FailureCode,
+    SignedTx, TaskId, Txid,
 };
 use stint_protocol::{
     block_context, trace_root, tx_root, Batch, BatchBuilder, BuildParams, Checkpoint, Genesis,
@@ -130,22 +130,18 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
         let tree = SparseMerkleTree::new(shared.store.state());
         let view = tree.view(head.honest_root);
         let mut failure = None;
-        pool.expire(Instant::now(), |a| {
-            read_account(&view, a)
-                .map(|acc| acc.nonce)
-                .unwrap_or_else(|e| {
-                    failure = Some(e);
-                    u64::MAX // nothing expires for an account we cannot read
-                })
-        });
-        let picked = pool.take_candidates(limits.max_batch_txs as usize, |a| {
+        // An account that cannot be read has no candidates and nothing expires for it; the
+        // failure aborts the seal below.
+        let mut state_nonce = |a: &AccountId| {
             read_account(&view, a)
                 .map(|acc| acc.nonce)
                 .unwrap_or_else(|e| {
                     failure = Some(e);
                     u64::MAX
                 })
-        });
+        };
+        pool.expire(Instant::now(), &mut state_nonce);
+        let picked = pool.take_candidates(limits.max_batch_txs as usize, &mut state_nonce);
         if let Some(e) = failure {
             pool.abort_seal();
             return Err(SequencerError::storage("reading an account", e));

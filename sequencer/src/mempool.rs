@@ -74,6 +74,18 @@ pub(crate) struct Evicted {
     pub(crate) reason: String,
 }
 
+impl Evicted {
+    /// The eviction of `entry`, for `reason`.
+    fn new(entry: PoolTx, reason: String) -> Self {
+        Self {
+            seq: entry.seq,
+            txid: entry.txid,
+            tx: entry.tx,
+            reason,
+        }
+    }
+}
+
 /// The result of a successful [`Mempool::insert`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admitted {
@@ -238,16 +250,12 @@ impl Mempool {
         if let Some((account, victim_nonce)) = victim {
             if let Some(old) = self.take_entry(&account, victim_nonce) {
                 self.prune_account(&account);
-                self.evicted.push(Evicted {
-                    seq: old.seq,
-                    txid: old.txid,
-                    reason: format!(
-                        "evicted from the full mempool by a transaction paying a higher fee \
-                         (fee {} < {fee})",
-                        old.tx.tx.fee
-                    ),
-                    tx: old.tx,
-                });
+                let reason = format!(
+                    "evicted from the full mempool by a transaction paying a higher fee \
+                     (fee {} < {fee})",
+                    old.tx.tx.fee
+                );
+                self.evicted.push(Evicted::new(old, reason));
             }
         }
         let seq = match assigned_seq {
@@ -304,6 +312,9 @@ impl Mempool {
     /// state; it is asked only for accounts holding such old queued txs. The evictions get drop
     /// records at the next seal.
     pub(crate) fn expire(&mut self, now: Instant, mut state_nonce: impl FnMut(&AccountId) -> u64) {
+        if self.queued == 0 {
+            return; // the common case: no scan of the pool at each seal
+        }
         let ttl = Duration::from_secs(self.config.queued_ttl_secs);
         let is_old = |entry: &PoolTx| {
             entry.queued
@@ -333,15 +344,11 @@ impl Mempool {
         }
         for (account, nonce) in expired {
             if let Some(old) = self.take_entry(&account, nonce) {
-                self.evicted.push(Evicted {
-                    seq: old.seq,
-                    txid: old.txid,
-                    reason: format!(
-                        "expired: queued {} s behind a nonce gap (nonce {nonce})",
-                        ttl.as_secs()
-                    ),
-                    tx: old.tx,
-                });
+                let reason = format!(
+                    "expired: queued {} s behind a nonce gap (nonce {nonce})",
+                    ttl.as_secs()
+                );
+                self.evicted.push(Evicted::new(old, reason));
             }
             self.prune_account(&account);
         }
@@ -395,12 +402,8 @@ impl Mempool {
             self.next_seq = self.next_seq.max(seq.saturating_add(1));
             let (from, nonce) = (tx.tx.from, tx.tx.nonce);
             if let Some(old) = self.take_entry(&from, nonce) {
-                self.evicted.push(Evicted {
-                    seq: old.seq,
-                    txid: old.txid,
-                    tx: old.tx,
-                    reason: format!("nonce {nonce} belongs to rolled-back transaction {txid}"),
-                });
+                let reason = format!("nonce {nonce} belongs to rolled-back transaction {txid}");
+                self.evicted.push(Evicted::new(old, reason));
             }
             self.put(PoolTx {
                 tx,
@@ -433,12 +436,7 @@ impl Mempool {
         if let Some(entry) = self.entry_mut(txid) {
             entry.durable = true;
             if let Some(old) = entry.replaced.take() {
-                evicted = Some(Evicted {
-                    seq: old.seq,
-                    txid: old.txid,
-                    tx: old.tx,
-                    reason: format!("replaced by {txid}"),
-                });
+                evicted = Some(Evicted::new(*old, format!("replaced by {txid}")));
             }
         }
         self.evicted.extend(evicted);
@@ -540,12 +538,8 @@ impl Mempool {
             for nonce in stale {
                 if let Some(entry) = self.take_entry(&account, nonce) {
                     if entry.durable {
-                        self.evicted.push(Evicted {
-                            seq: entry.seq,
-                            txid: entry.txid,
-                            tx: entry.tx,
-                            reason: format!("nonce {nonce} was used by another transaction"),
-                        });
+                        let reason = format!("nonce {nonce} was used by another transaction");
+                        self.evicted.push(Evicted::new(entry, reason));
                     }
                 }
             }

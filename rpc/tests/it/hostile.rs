@@ -6,18 +6,16 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 use super::*;
 
-/// A TCP connection to `addr` from the loopback address `from` (127.0.0.x: Linux routes all
-/// of 127/8 to the loopback interface, so each is a distinct client IP to the server).
+/// A TCP connection to `addr` from the loopback address `from` (see
+/// [`stint_testkit::connect_from`]); the test fails if it cannot be made.
 async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::from((from, 0)))
-        .expect("bind a loopback source address");
-    socket.connect(addr).await.expect("connect")
+    stint_testkit::connect_from(from.into(), addr)
+        .await
+        .expect("connect from a loopback source address")
 }
 
 /// Waits until the server closes `stream` (EOF or reset) and returns how long it took, or
