@@ -306,7 +306,7 @@ impl Bench {
         let url = url.to_owned();
         let total = txs.len();
         self.load_rt.block_on(async move {
-            wait_for_l1(&http, &url).await?;
+            wait_for_l1(&url).await?;
             let sealed_before = metric(&http, &url, "stint_sequencer_txs_sealed_total").await?;
             let batches_before =
                 metric(&http, &url, "stint_sequencer_batches_sealed_total").await?;
@@ -530,21 +530,16 @@ async fn run_client(
 }
 
 /// Wait until the sequencer has followed L1 (it needs an L1 origin to seal).
-async fn wait_for_l1(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+async fn wait_for_l1(url: &str) -> anyhow::Result<()> {
+    let node = stint_api::ApiClient::new(url)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let answer: Value = http
-            .post(url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "stint_syncStatus", "params": []}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if answer["result"]["l1"]["height"].is_u64() {
+        let status = node.sync_status().await?;
+        if status.l1.is_some() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the sequencer never saw an L1 block: {answer}");
+            bail!("the sequencer never saw an L1 block: {status:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1268,8 +1268,7 @@ async fn get_task(client: &RpcClient, id: &TaskId) -> Result<Value, CliError> {
         .call::<Value>("stint_getTask", json!([id.to_string()]))
         .await
     {
-        Ok(Value::Null) => Err(CliError::Usage(format!("unknown task {id}"))),
-        Err(CliError::Rpc { message, .. }) if message.contains("not found") => {
+        Err(CliError::Rpc { code, .. }) if code == stint_api::NOT_FOUND => {
             Err(CliError::Usage(format!("unknown task {id}")))
         }
         other => other,
@@ -1281,8 +1280,7 @@ async fn get_stream(client: &RpcClient, id: &StreamId) -> Result<Value, CliError
         .call::<Value>("stint_getStream", json!([id.to_string()]))
         .await
     {
-        Ok(Value::Null) => Err(CliError::Usage(format!("unknown stream {id}"))),
-        Err(CliError::Rpc { message, .. }) if message.contains("not found") => {
+        Err(CliError::Rpc { code, .. }) if code == stint_api::NOT_FOUND => {
             Err(CliError::Usage(format!("unknown stream {id}")))
         }
         other => other,

@@ -68,6 +68,7 @@ mod metrics;
 mod node;
 mod rpc;
 mod store;
+mod view;
 
 pub use config::{
     BitcoindConfig, FaultConfig, FaultMode, MempoolConfig, Secret, SequencerArgs, SequencerConfig,

@@ -6,9 +6,7 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::BlockHash;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stint_contracts::{
-    account_key, read_stream, read_task, AccountId, SignedTx, StreamId, TaskId, Txid,
-};
+use stint_contracts::{read_task, AccountId, SignedTx, Txid};
 use stint_protocol::BatchHeader;
 use stint_rpc::{
     AdminToken, EventFilter, HealthStatus, MethodSpec, Params, RpcError, RpcModule,
@@ -87,10 +85,6 @@ pub(crate) fn batch_json(
     })
 }
 
-fn head_json(number: u64, hash: &Hash, state_root: &Hash) -> Value {
-    json!({"number": number, "hash": hex::encode(hash), "stateRoot": hex::encode(state_root)})
-}
-
 fn receipt_json(shared: &Shared, txid: &Txid) -> Result<Value, RpcError> {
     if shared.pool.lock().get(txid).is_some() {
         return Ok(json!({
@@ -127,28 +121,6 @@ fn receipt_json(shared: &Shared, txid: &Txid) -> Result<Value, RpcError> {
 #[serde(deny_unknown_fields)]
 struct TxidParam {
     txid: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdParam {
-    id: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct AccountOptions {
-    #[serde(default)]
-    proof: bool,
-    at: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchOptions {
-    /// Include the canonical encoding of the whole batch (hex).
-    #[serde(default)]
-    raw: bool,
 }
 
 #[derive(Deserialize)]
@@ -296,42 +268,10 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
         m.set_metrics_source(move || crate::metrics::render(&shared));
     }
 
+    stint_api::register_read_methods(&mut m, Arc::clone(&shared)).map_err(reg)?;
+
     let hash_schema = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
     let obj = json!({"type": "object"});
-
-    m.register(
-        MethodSpec::new("stint_chainInfo")
-            .summary("Chain parameters")
-            .result("info", obj.clone()),
-        |s: Arc<Shared>, _p: Params| async move {
-            let mut info = s.genesis.chain_info(&s.genesis_root);
-            info["minFee"] = json!(s.config.min_fee);
-            Ok(info)
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
-        MethodSpec::new("stint_syncStatus")
-            .summary("Soft, anchored and final heads and the L1 tip")
-            .result("status", obj.clone()),
-        |s: Arc<Shared>, _p: Params| async move {
-            let head = *s.head.read();
-            let chain = s.chain.read().clone();
-            let genesis = head_json(0, &s.genesis.hash(), &s.genesis_root);
-            let at = |n: u64| match chain.anchored.get(&n) {
-                Some(a) if n > 0 => head_json(n, &a.hash, &a.state_root),
-                _ => genesis.clone(),
-            };
-            Ok(json!({
-                "soft": head_json(head.number, &head.hash, &head.claimed_root),
-                "anchored": at(chain.anchored_number()),
-                "final": at(chain.final_number),
-                "l1": chain.l1_tip.map(|(h, hash)| json!({"height": h, "hash": hash.to_string()})),
-            }))
-        },
-    )
-    .map_err(reg)?;
 
     m.register(
         MethodSpec::new("stint_sendTransaction")
@@ -424,99 +364,6 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
     .map_err(reg)?;
 
     m.register(
-        MethodSpec::new("stint_getAccount")
-            .summary("Account {address, balance, nonce} at the soft head or batch `at`, optionally with a Merkle proof")
-            .param("address", json!({"type": "string"}))
-            .optional_param("options", json!({"type": "object", "properties": {"proof": {"type": "boolean"}, "at": {"type": "integer"}}}))
-            .result("account", obj.clone())
-            .error(codes::NOT_FOUND, "state at that batch not retained"),
-        |s: Arc<Shared>, p: Params| async move {
-            let (address, options): (String, Option<AccountOptions>) = p.parse_positional()?;
-            let id = parse_address(&address)?;
-            let options = options.unwrap_or_default();
-            let head = *s.head.read();
-            let at = options.at.unwrap_or(head.number);
-            let root = match s.store.state_root(at).map_err(to_rpc)? {
-                Some(root) => root,
-                None => return Err(not_found(format_args!("state at batch {at}"))),
-            };
-            let account = s.account_at(root, &id).map_err(to_rpc)?;
-            let mut out = json!({
-                "address": id.to_address(),
-                "balance": account.balance,
-                "nonce": account.nonce,
-                "at": at,
-                "stateRoot": hex::encode(root),
-            });
-            if options.at.is_none() {
-                let pending = s.pool.lock().pending_nonce(&id, account.nonce);
-                out["pendingNonce"] = json!(pending);
-            }
-            if options.proof {
-                let tree = SparseMerkleTree::new(s.store.state());
-                let (value, proof) = tree
-                    .prove(&root, &account_key(&id))
-                    .map_err(|e| to_rpc(e.into()))?;
-                let proof = proof.to_bytes().map_err(RpcError::internal)?;
-                out["proof"] = json!(hex::encode(proof));
-                out["value"] = json!(value.map(hex::encode));
-            }
-            Ok(out)
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
-        MethodSpec::new("stint_getTask")
-            .summary("A task escrow by id, at the soft head")
-            .param("id", hash_schema.clone())
-            .result("task", obj.clone())
-            .error(codes::NOT_FOUND, "not found"),
-        |s: Arc<Shared>, p: Params| async move {
-            let p: IdParam = p.parse()?;
-            let id = TaskId(parse_hash(&p.id, "id")?);
-            let root = s.head.read().honest_root;
-            let tree = SparseMerkleTree::new(s.store.state());
-            match read_task(&tree.view(root), &id).map_err(RpcError::internal)? {
-                Some(task) => Ok(with_id(
-                    id.to_string(),
-                    serde_json::to_value(task).map_err(RpcError::internal)?,
-                )),
-                None => Err(not_found(format_args!("task {id}"))),
-            }
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
-        MethodSpec::new("stint_getStream")
-            .summary("A wage stream by id, at the soft head (with what is withdrawable then)")
-            .param("id", hash_schema.clone())
-            .result("stream", obj.clone())
-            .error(codes::NOT_FOUND, "not found"),
-        |s: Arc<Shared>, p: Params| async move {
-            let p: IdParam = p.parse()?;
-            let id = StreamId(parse_hash(&p.id, "id")?);
-            let head = *s.head.read();
-            let tree = SparseMerkleTree::new(s.store.state());
-            match read_stream(&tree.view(head.honest_root), &id).map_err(RpcError::internal)? {
-                Some(stream) => {
-                    let withdrawable = stream.withdrawable(head.timestamp);
-                    let mut v = with_id(
-                        id.to_string(),
-                        serde_json::to_value(&stream).map_err(RpcError::internal)?,
-                    );
-                    v["withdrawable"] = json!(withdrawable);
-                    v["asOf"] = json!(head.timestamp);
-                    Ok(v)
-                }
-                None => Err(not_found(format_args!("stream {id}"))),
-            }
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
         MethodSpec::new("stint_getTasks")
             .summary("Tasks where an account is the employer, worker or arbiter (exactly one)")
             .param(
@@ -557,39 +404,6 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
                 }
             }
             Ok(Value::Array(out))
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
-        MethodSpec::new("stint_getBatch")
-            .summary("A batch by number or header hash: {number, hash, parent, stateRoot, status, anchor, ...}")
-            .param("batch", json!({"oneOf": [{"type": "integer"}, {"type": "string"}]}))
-            .optional_param("options", json!({"type": "object", "properties": {"raw": {"type": "boolean"}}}))
-            .result("batch", obj.clone())
-            .error(codes::NOT_FOUND, "not found"),
-        |s: Arc<Shared>, p: Params| async move {
-            let (which, options): (Value, Option<BatchOptions>) = p.parse_positional()?;
-            let number = match &which {
-                Value::Number(n) => n.as_u64().ok_or_else(|| RpcError::invalid_params("batch number must be a non-negative integer"))?,
-                Value::String(h) => {
-                    let hash = parse_hash(h, "batch hash")?;
-                    s.store.batch_number(&hash).map_err(to_rpc)?.ok_or_else(|| not_found(format_args!("batch {h}")))?
-                }
-                _ => return Err(RpcError::invalid_params("batch must be a number or a 64-hex-digit hash")),
-            };
-            let stored = s.store.batch(number).map_err(to_rpc)?.ok_or_else(|| not_found(format_args!("batch {number}")))?;
-            let batch = stored.batch().map_err(to_rpc)?;
-            let hash = batch.hash();
-            let chain = s.chain.read().clone();
-            let status = chain.finality(number, &hash);
-            let anchor = chain.anchored.get(&number).filter(|a| a.hash == hash);
-            let mut v = batch_json(batch.header(), &hash, status, anchor);
-            v["txids"] = json!(batch.txs().iter().map(|t| t.txid().to_string()).collect::<Vec<_>>());
-            if options.is_some_and(|o| o.raw) {
-                v["raw"] = json!(hex::encode(&stored.encoded));
-            }
-            Ok(v)
         },
     )
     .map_err(reg)?;

@@ -11,6 +11,7 @@
 //!   server (per-IP limits can be tested on one machine).
 //! - [`client_from`] — an HTTP client bound to such an address.
 //! - [`rss_mib`] — this process's resident memory, for memory bounds under load.
+//! - [`write_private`] — a key file with mode 0600; [`wait_until`] — poll until a probe holds.
 //!
 //! ## Usage
 //!
@@ -57,6 +58,36 @@ pub fn rss_mib() -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .map_or(0, |kib| kib / 1024)
+}
+
+/// Writes `text` to `path` with mode 0600, as the nodes require of key files.
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `timeout` (`Err(())` when
+/// time runs out).
+pub async fn wait_until<T, F, Fut>(timeout: Duration, mut probe: F) -> Result<T, ()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return Ok(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]

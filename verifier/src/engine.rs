@@ -76,7 +76,7 @@ pub struct Engine {
     genesis: Genesis,
     genesis_root: Hash,
     derivation: Derivation,
-    store: VerifierStore,
+    store: Arc<VerifierStore>,
     verified: Vec<VerifiedBatch>,
     fraud: Option<PendingFraud>,
     challenger: AccountId,
@@ -100,7 +100,7 @@ impl Engine {
         let update = genesis
             .state_update()
             .map_err(|e| VerifierError::Config(e.into()))?;
-        let store = VerifierStore::open(data_dir, genesis.hash(), &update)?;
+        let store = Arc::new(VerifierStore::open(data_dir, genesis.hash(), &update)?);
         let verified = store.verified()?;
         let resume_height = store.l1_progress()?.map(|(height, _)| height);
         Ok(Self {
@@ -140,6 +140,11 @@ impl Engine {
     /// The storage (challenge records).
     pub fn store(&self) -> &VerifierStore {
         &self.store
+    }
+
+    /// A handle on the store, for readers (the RPC) that outlive a borrow of the engine.
+    pub fn store_handle(&self) -> Arc<VerifierStore> {
+        Arc::clone(&self.store)
     }
 
     /// Verified batches, batch 1 first.

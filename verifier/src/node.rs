@@ -24,7 +24,7 @@ use crate::config::VerifierConfig;
 use crate::engine::{BlockReport, Engine, PendingFraud};
 use crate::error::{ConfigError, VerifierError};
 use crate::replay::ChallengeStage;
-use crate::store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch};
+use crate::store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};
 
 /// Counters and gauges for `/metrics`.
 #[derive(Debug, Default)]
@@ -212,6 +212,8 @@ pub struct Shared {
     pub genesis_root: Hash,
     /// The state store (read by version = batch number).
     pub state: Arc<RocksNodeStore>,
+    /// The verifier's store (batch bodies for the reads).
+    pub store: Arc<VerifierStore>,
     /// The latest snapshot.
     pub snapshot: RwLock<Snapshot>,
     /// Metrics.
@@ -404,6 +406,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
         genesis: genesis.clone(),
         genesis_root: engine.genesis_root(),
         state: Arc::clone(engine.state()),
+        store: engine.store_handle(),
         snapshot: RwLock::new(Snapshot::default()),
         metrics: VerifierMetrics::default(),
     });

@@ -276,6 +276,11 @@ impl VerifierStore {
         Ok(())
     }
 
+    /// A kept batch body, as encoded.
+    pub fn body_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, VerifierError> {
+        Ok(self.meta.get(key(PREFIX_BODY, hash))?)
+    }
+
     /// A kept batch body.
     pub fn body(&self, hash: &Hash) -> Result<Option<Batch<Unchecked>>, VerifierError> {
         match self.meta.get(key(PREFIX_BODY, hash))? {

@@ -522,13 +522,12 @@ async fn fault_mode_is_challenged_and_rolled_back(mode: &str, verifiers: &[&str]
     for v in &vs {
         let theirs = net.rpc(v, "stint_getBatch", json!([2])).await;
         assert_eq!(theirs["hash"], batch2["hash"], "verifier {}", v.url);
-        assert_eq!(
-            theirs["verified"],
-            json!(true),
-            "verifier {}: {theirs}",
+        let status = net.rpc(v, "stint_verifierStatus", json!([])).await;
+        assert!(
+            status["verified"]["number"].as_u64() >= Some(2),
+            "verifier {}: {status}",
             v.url
         );
-        let status = net.rpc(v, "stint_verifierStatus", json!([])).await;
         assert!(
             status["pendingFraud"].is_null(),
             "verifier {}: {status}",

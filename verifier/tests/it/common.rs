@@ -368,14 +368,14 @@ pub(crate) fn save_openrpc(node: &str, doc: &serde_json::Value) {
     }
 }
 
-/// A JSON-RPC call to a verifier.
-pub(crate) async fn rpc(
+/// Calls `method` on the verifier; the whole response object.
+pub(crate) async fn rpc_raw(
     handle: &VerifierHandle,
     method: &str,
     params: serde_json::Value,
 ) -> serde_json::Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let response: serde_json::Value = reqwest::Client::new()
+    reqwest::Client::new()
         .post(format!("http://{}/", handle.rpc_addr()))
         .json(&body)
         .send()
@@ -383,9 +383,29 @@ pub(crate) async fn rpc(
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Calls `method` on the verifier, expecting a result; returns it.
+pub(crate) async fn rpc(
+    handle: &VerifierHandle,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let response = rpc_raw(handle, method, params).await;
     assert!(response.get("error").is_none(), "{method}: {response}");
     response["result"].clone()
+}
+
+/// Calls `method` on the verifier, expecting a JSON-RPC error; returns it.
+pub(crate) async fn rpc_err(
+    handle: &VerifierHandle,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let response = rpc_raw(handle, method, params).await;
+    assert!(response.get("result").is_none(), "{method}: {response}");
+    response["error"].clone()
 }
 
 /// The verifier's `/metrics` text.

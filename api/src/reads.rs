@@ -1,0 +1,411 @@
+//! The read methods both nodes serve, written once over a [`ChainView`].
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use stint_contracts::{
+    account_key, read_account, read_stream, read_task, stream_key, task_key, AccountId, StreamId,
+    TaskId,
+};
+use stint_protocol::Batch;
+use stint_rpc::{MethodSpec, Params, RegisterError, RpcError, RpcModule};
+use stint_state::{Hash, Key, SparseMerkleTree};
+
+use crate::types::{
+    AccountInfo, BatchInfo, BatchRef, ChainInfo, Hex32, L1Ref, ProofFields, ReadOptions,
+    StreamInfo, TaskInfo,
+};
+use crate::view::{ChainView, ViewError};
+use crate::NOT_FOUND;
+
+/// The methods [`register_read_methods`] registers, in order.
+pub const READ_METHODS: [&str; 6] = [
+    "stint_chainInfo",
+    "stint_syncStatus",
+    "stint_getAccount",
+    "stint_getTask",
+    "stint_getStream",
+    "stint_getBatch",
+];
+
+/// `stint_getBatch`'s options.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct BatchOptions {
+    /// Include the canonical encoding of the whole batch (hex).
+    raw: bool,
+}
+
+/// A node failure: logged with its cause, answered with its kind only.
+fn internal(e: ViewError) -> RpcError {
+    tracing::error!(target: "api::reads", error = %e, "a read failed");
+    RpcError::internal("the node's storage failed (details in the node's log)")
+}
+
+fn not_found(what: impl std::fmt::Display) -> RpcError {
+    RpcError::new(NOT_FOUND, format!("not found: {what}"))
+}
+
+fn to_value(value: &impl Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| internal(ViewError::new("encoding a result", e)))
+}
+
+fn parse_hash(text: &str, what: &str) -> Result<Hash, RpcError> {
+    Hex32::parse(text)
+        .map(|h| h.0)
+        .map_err(|e| RpcError::invalid_params(format_args!("{what}: {e}")))
+}
+
+/// The version a read names and its state root.
+fn version<V: ChainView>(view: &V, at: Option<u64>) -> Result<(u64, Hash), RpcError> {
+    let tip = view.read_tip();
+    let version = at.unwrap_or(tip);
+    if version > tip {
+        return Err(not_found(format_args!(
+            "state at batch {version} (this node's newest is batch {tip})"
+        )));
+    }
+    match view.state_root(version).map_err(internal)? {
+        Some(root) => Ok((version, root)),
+        None => Err(not_found(format_args!(
+            "state at batch {version} (not retained)"
+        ))),
+    }
+}
+
+/// The proof of `key` under `root`, when asked for.
+fn proof_of<V: ChainView>(
+    view: &V,
+    root: &Hash,
+    key: &Key,
+    wanted: bool,
+) -> Result<Option<ProofFields>, RpcError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let tree = SparseMerkleTree::new(view.state());
+    let (value, proof) = tree
+        .prove(root, key)
+        .map_err(|e| internal(ViewError::new("proving a state key", e)))?;
+    let proof = proof
+        .to_bytes()
+        .map_err(|e| internal(ViewError::new("encoding a proof", e)))?;
+    Ok(Some(ProofFields {
+        proof: hex::encode(proof),
+        value: value.map(hex::encode),
+    }))
+}
+
+fn account<V: ChainView>(
+    view: &V,
+    address: &str,
+    options: ReadOptions,
+) -> Result<AccountInfo, RpcError> {
+    let id = AccountId::from_address(address)
+        .map_err(|e| RpcError::invalid_params(format_args!("address: {e}")))?;
+    let (at, root) = version(view, options.at)?;
+    let tree = SparseMerkleTree::new(view.state());
+    let record = read_account(&tree.view(root), &id)
+        .map_err(|e| internal(ViewError::new("reading an account", e)))?;
+    let pending_nonce = match options.at {
+        None => view.pending_nonce(&id, record.nonce),
+        Some(_) => record.nonce,
+    };
+    Ok(AccountInfo {
+        address: id.to_address(),
+        balance: record.balance,
+        nonce: record.nonce,
+        pending_nonce,
+        at,
+        state_root: Hex32(root),
+        proof: proof_of(view, &root, &account_key(&id), options.proof)?,
+    })
+}
+
+fn task<V: ChainView>(view: &V, id: &str, options: ReadOptions) -> Result<TaskInfo, RpcError> {
+    let id = TaskId(parse_hash(id, "id")?);
+    let (at, root) = version(view, options.at)?;
+    let tree = SparseMerkleTree::new(view.state());
+    let record = read_task(&tree.view(root), &id)
+        .map_err(|e| internal(ViewError::new("reading a task", e)))?
+        .ok_or_else(|| not_found(format_args!("task {id} at batch {at}")))?;
+    Ok(TaskInfo {
+        id: Hex32(id.0),
+        task: record,
+        at,
+        state_root: Hex32(root),
+        proof: proof_of(view, &root, &task_key(&id), options.proof)?,
+    })
+}
+
+fn stream<V: ChainView>(view: &V, id: &str, options: ReadOptions) -> Result<StreamInfo, RpcError> {
+    let id = StreamId(parse_hash(id, "id")?);
+    let (at, root) = version(view, options.at)?;
+    let tree = SparseMerkleTree::new(view.state());
+    let record = read_stream(&tree.view(root), &id)
+        .map_err(|e| internal(ViewError::new("reading a stream", e)))?
+        .ok_or_else(|| not_found(format_args!("stream {id} at batch {at}")))?;
+    let as_of = view
+        .timestamp(at)
+        .map_err(internal)?
+        .ok_or_else(|| not_found(format_args!("the timestamp of batch {at}")))?;
+    let withdrawable = record.withdrawable(as_of).ok_or_else(|| {
+        internal(ViewError::new(
+            format!("reading stream {id}"),
+            "its accrual overflows (a record the STF cannot write)",
+        ))
+    })?;
+    Ok(StreamInfo {
+        id: Hex32(id.0),
+        withdrawable,
+        stream: record,
+        as_of,
+        at,
+        state_root: Hex32(root),
+        proof: proof_of(view, &root, &stream_key(&id), options.proof)?,
+    })
+}
+
+fn batch<V: ChainView>(
+    view: &V,
+    which: &Value,
+    options: BatchOptions,
+) -> Result<BatchInfo, RpcError> {
+    let which = match which {
+        Value::Number(n) => BatchRef::Number(n.as_u64().ok_or_else(|| {
+            RpcError::invalid_params("batch: a number must be a non-negative integer")
+        })?),
+        Value::String(text) => BatchRef::Hash(parse_hash(text, "batch")?),
+        _ => {
+            return Err(RpcError::invalid_params(
+                "batch: expected a batch number or a 64-hex-digit header hash",
+            ))
+        }
+    };
+    let shown = match which {
+        BatchRef::Number(n) => n.to_string(),
+        BatchRef::Hash(h) => hex::encode(h),
+    };
+    let entry = view
+        .batch(which)
+        .map_err(internal)?
+        .ok_or_else(|| not_found(format_args!("batch {shown}")))?;
+    let batch = Batch::decode(&entry.encoded)
+        .map_err(|e| internal(ViewError::new(format!("decoding kept batch {shown}"), e)))?;
+    let hash = batch.hash();
+    let found = match which {
+        BatchRef::Number(n) => batch.header().number == n,
+        BatchRef::Hash(h) => hash == h,
+    };
+    if !found {
+        return Err(internal(ViewError::new(
+            format!("reading batch {shown}"),
+            "the node returned another batch",
+        )));
+    }
+    let header = batch.header();
+    Ok(BatchInfo {
+        number: header.number,
+        hash: Hex32(hash),
+        parent: Hex32(header.parent),
+        state_root: Hex32(header.state_root),
+        prev_state_root: Hex32(header.prev_state_root),
+        tx_root: Hex32(header.tx_root),
+        trace_root: Hex32(header.trace_root),
+        timestamp: header.timestamp,
+        l1_origin: L1Ref {
+            height: header.l1_origin.height,
+            hash: bitcoin::hashes::Hash::from_byte_array(header.l1_origin.hash),
+        },
+        tx_count: header.tx_count,
+        status: entry.status,
+        anchor: entry.anchor,
+        txids: batch.txs().iter().map(|t| Hex32(t.txid().0)).collect(),
+        raw: options.raw.then(|| hex::encode(&entry.encoded)),
+    })
+}
+
+fn hash_schema() -> Value {
+    json!({"type": "string", "pattern": "^[0-9a-f]{64}$"})
+}
+
+fn head_schema() -> Value {
+    json!({"type": "object", "required": ["number", "hash", "stateRoot"], "properties": {
+        "number": {"type": "integer", "minimum": 0},
+        "hash": hash_schema(), "stateRoot": hash_schema()}})
+}
+
+fn l1_schema() -> Value {
+    json!({"type": "object", "required": ["height", "hash"], "properties": {
+        "height": {"type": "integer", "minimum": 0}, "hash": hash_schema()}})
+}
+
+fn read_options_schema() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {
+        "proof": {"type": "boolean", "description": "include a Merkle proof against stateRoot"},
+        "at": {"type": "integer", "minimum": 0, "description": "read the state after this batch (default: the soft head)"}}})
+}
+
+/// The fields every state read answers with, plus `extra`.
+fn state_read_schema(required: &[&str], extra: Value) -> Value {
+    let mut properties = json!({
+        "at": {"type": "integer", "minimum": 0},
+        "stateRoot": hash_schema(),
+        "proof": {"type": "string", "description": "hex of the SparseMerkleProof (with {proof: true})"},
+        "value": {"type": ["string", "null"], "description": "hex of the leaf value (with {proof: true})"},
+    });
+    if let (Some(map), Value::Object(more)) = (properties.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    let mut required: Vec<&str> = required.to_vec();
+    required.extend(["at", "stateRoot"]);
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// Registers the shared read methods ([`READ_METHODS`]) on `module`, answering from `view`.
+pub fn register_read_methods<C, V>(
+    module: &mut RpcModule<C>,
+    view: Arc<V>,
+) -> Result<(), RegisterError>
+where
+    C: Send + Sync + 'static,
+    V: ChainView,
+{
+    let not_found_doc = |what: &str| (NOT_FOUND, format!("not found: {what}"));
+
+    {
+        let view = Arc::clone(&view);
+        module.register(
+            MethodSpec::new("stint_chainInfo")
+                .summary("Chain parameters from the genesis")
+                .result("info", json!({"type": "object", "required": ["chainId", "genesisHash", "genesisStateRoot", "disputeWindow"], "properties": {
+                    "chainId": {"type": "integer"}, "genesisHash": hash_schema(),
+                    "genesisStateRoot": hash_schema(), "anchorKey": {"type": "string"},
+                    "disputeWindow": {"type": "integer"}, "checkpointInterval": {"type": "integer"},
+                    "maxBatchTxs": {"type": "integer"}, "maxBatchBytes": {"type": "integer"},
+                    "feeRecipient": {"type": "string"}, "l1StartHeight": {"type": "integer"},
+                    "l1StartHash": hash_schema()}})),
+            move |_ctx: Arc<C>, _params: Params| {
+                let info = ChainInfo::new(view.genesis(), view.genesis_root());
+                async move { to_value(&info) }
+            },
+        )?;
+    }
+    {
+        let view = Arc::clone(&view);
+        module.register(
+            MethodSpec::new("stint_syncStatus")
+                .summary("Heads: soft (what reads default to), anchored, final; the last processed Bitcoin block")
+                .description("On a verifier, soft and anchored are its newest verified batch.")
+                .result("status", json!({"type": "object", "required": ["soft", "anchored", "final", "l1"], "properties": {
+                    "soft": head_schema(), "anchored": head_schema(), "final": head_schema(),
+                    "l1": {"oneOf": [l1_schema(), {"type": "null"}]}}})),
+            move |_ctx: Arc<C>, _params: Params| {
+                let status = view.sync_status();
+                async move { to_value(&status) }
+            },
+        )?;
+    }
+    {
+        let view = Arc::clone(&view);
+        let (code, message) =
+            not_found_doc("state at that batch (newer than the soft head, or not retained)");
+        module.register(
+            MethodSpec::new("stint_getAccount")
+                .summary("An account {address, balance, nonce, pendingNonce} at the soft head or batch `at`, optionally with a Merkle proof")
+                .param("address", json!({"type": "string"}))
+                .optional_param("options", read_options_schema())
+                .result("account", state_read_schema(
+                    &["address", "balance", "nonce", "pendingNonce"],
+                    json!({"address": {"type": "string"}, "balance": {"type": "integer"},
+                        "nonce": {"type": "integer"}, "pendingNonce": {"type": "integer"}})))
+                .error(code, message),
+            move |_ctx: Arc<C>, params: Params| {
+                let answer = params
+                    .parse_positional::<(String, Option<ReadOptions>)>()
+                    .and_then(|(address, options)| {
+                        account(&*view, &address, options.unwrap_or_default())
+                    })
+                    .and_then(|a| to_value(&a));
+                async move { answer }
+            },
+        )?;
+    }
+    {
+        let view = Arc::clone(&view);
+        let (code, message) = not_found_doc("the task, or the state at that batch");
+        module.register(
+            MethodSpec::new("stint_getTask")
+                .summary("A task escrow by id at the soft head or batch `at`, optionally with a Merkle proof")
+                .param("id", hash_schema())
+                .optional_param("options", read_options_schema())
+                .result("task", state_read_schema(
+                    &["id", "employer", "milestones", "status", "escrow"],
+                    json!({"id": hash_schema()})))
+                .error(code, message),
+            move |_ctx: Arc<C>, params: Params| {
+                let answer = params
+                    .parse_positional::<(String, Option<ReadOptions>)>()
+                    .and_then(|(id, options)| task(&*view, &id, options.unwrap_or_default()))
+                    .and_then(|t| to_value(&t));
+                async move { answer }
+            },
+        )?;
+    }
+    {
+        let view = Arc::clone(&view);
+        let (code, message) = not_found_doc("the stream, or the state at that batch");
+        module.register(
+            MethodSpec::new("stint_getStream")
+                .summary("A wage stream by id at the soft head or batch `at`, with what is withdrawable at that batch's time")
+                .param("id", hash_schema())
+                .optional_param("options", read_options_schema())
+                .result("stream", state_read_schema(
+                    &["id", "employer", "worker", "status", "withdrawable", "asOf"],
+                    json!({"id": hash_schema(), "withdrawable": {"type": "integer"},
+                        "asOf": {"type": "integer"}})))
+                .error(code, message),
+            move |_ctx: Arc<C>, params: Params| {
+                let answer = params
+                    .parse_positional::<(String, Option<ReadOptions>)>()
+                    .and_then(|(id, options)| stream(&*view, &id, options.unwrap_or_default()))
+                    .and_then(|s| to_value(&s));
+                async move { answer }
+            },
+        )?;
+    }
+    {
+        let view = Arc::clone(&view);
+        let (code, message) = not_found_doc("no such batch");
+        module.register(
+            MethodSpec::new("stint_getBatch")
+                .summary("A batch by number (canonical) or header hash (canonical or invalidated)")
+                .param("batch", json!({"oneOf": [{"type": "integer", "minimum": 0}, hash_schema()]}))
+                .optional_param("options", json!({"type": "object", "additionalProperties": false, "properties": {
+                    "raw": {"type": "boolean", "description": "include the canonical encoding, hex"}}}))
+                .result("batch", json!({"type": "object",
+                    "required": ["number", "hash", "parent", "stateRoot", "status", "anchor", "txids"],
+                    "properties": {
+                        "number": {"type": "integer"}, "hash": hash_schema(), "parent": hash_schema(),
+                        "stateRoot": hash_schema(), "prevStateRoot": hash_schema(),
+                        "txRoot": hash_schema(), "traceRoot": hash_schema(),
+                        "timestamp": {"type": "integer"}, "l1Origin": l1_schema(),
+                        "txCount": {"type": "integer"},
+                        "status": {"enum": ["soft", "anchored", "final", "invalidated"]},
+                        "anchor": {"oneOf": [{"type": "object", "properties": {
+                            "btcTxid": hash_schema(), "height": {"type": "integer"}}}, {"type": "null"}]},
+                        "txids": {"type": "array", "items": hash_schema()},
+                        "raw": {"type": "string"}}}))
+                .error(code, message),
+            move |_ctx: Arc<C>, params: Params| {
+                let answer = params
+                    .parse_positional::<(Value, Option<BatchOptions>)>()
+                    .and_then(|(which, options)| batch(&*view, &which, options.unwrap_or_default()))
+                    .and_then(|b| to_value(&b));
+                async move { answer }
+            },
+        )?;
+    }
+    Ok(())
+}

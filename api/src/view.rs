@@ -1,0 +1,86 @@
+//! [`ChainView`]: the read-only view of a node's chain that the read methods are written against.
+
+use stint_contracts::AccountId;
+use stint_protocol::Genesis;
+use stint_state::{Hash, NodeStore};
+
+use crate::types::{AnchorRef, BatchRef, BatchState, SyncStatus};
+
+/// A failure of the node behind a view: storage or an internal fault, never the caller's
+/// input. The reads answer −32603 with `kind` only; the details go to the node's log.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct ViewError {
+    /// What the node was doing ("reading the state", "reading batch 7").
+    pub what: String,
+    /// The cause.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ViewError {
+    /// A failure while doing `what`.
+    pub fn new(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// One batch as a node keeps it.
+#[derive(Debug, Clone)]
+pub struct BatchEntry {
+    /// Its canonical encoding (`Batch::encode`).
+    pub encoded: Vec<u8>,
+    /// Where it stands in this node's view.
+    pub status: BatchState,
+    /// Where it is anchored, if it is (and canonical).
+    pub anchor: Option<AnchorRef>,
+}
+
+/// What a node provides so the shared read methods can answer from it.
+///
+/// Versions are batch numbers: version `n` is the state after batch `n`, version 0 the
+/// genesis state. A view must be internally consistent per call, not across calls: a read
+/// takes [`ChainView::read_tip`] once and then reads that version.
+pub trait ChainView: Send + Sync + 'static {
+    /// The state node store.
+    type State: NodeStore;
+
+    /// The genesis.
+    fn genesis(&self) -> &Genesis;
+
+    /// The genesis state root.
+    fn genesis_root(&self) -> Hash;
+
+    /// The state node store reads go to.
+    fn state(&self) -> &Self::State;
+
+    /// The newest version reads default to and may name: the sequencer's soft head, the
+    /// verifier's verified tip.
+    fn read_tip(&self) -> u64;
+
+    /// The state root of version `version` (at most [`ChainView::read_tip`]), or `None` when it
+    /// is not retained.
+    fn state_root(&self, version: u64) -> Result<Option<Hash>, ViewError>;
+
+    /// The timestamp of batch `version` (0 for the genesis), or `None` when it is not known.
+    fn timestamp(&self, version: u64) -> Result<Option<u64>, ViewError>;
+
+    /// The batch `which` names, if this node knows it.
+    fn batch(&self, which: BatchRef) -> Result<Option<BatchEntry>, ViewError>;
+
+    /// The node's heads and Bitcoin tip.
+    fn sync_status(&self) -> SyncStatus;
+
+    /// The nonce after this node's pending txs of `account`, whose nonce in the soft state is
+    /// `nonce`. Nodes without a mempool keep the default.
+    fn pending_nonce(&self, account: &AccountId, nonce: u64) -> u64 {
+        let _ = account;
+        nonce
+    }
+}

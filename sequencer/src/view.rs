@@ -1,0 +1,147 @@
+//! The sequencer's chain as `stint-api`'s shared read methods see it ([`ChainView`]): its soft
+//! state, its sealed batches with what derivation says of them, its mempool's nonces.
+
+use stint_api::{
+    AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
+    ViewError,
+};
+use stint_contracts::AccountId;
+use stint_protocol::{Batch, Genesis};
+use stint_state::{Hash, RocksNodeStore};
+
+use crate::node::{BatchFinality, Shared};
+
+fn view_error(what: impl Into<String>, e: crate::SequencerError) -> ViewError {
+    ViewError::new(what, e)
+}
+
+impl ChainView for Shared {
+    type State = RocksNodeStore;
+
+    fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    fn genesis_root(&self) -> Hash {
+        self.genesis_root
+    }
+
+    fn state(&self) -> &Self::State {
+        self.store.state()
+    }
+
+    fn read_tip(&self) -> u64 {
+        self.head.read().number
+    }
+
+    fn state_root(&self, version: u64) -> Result<Option<Hash>, ViewError> {
+        self.store
+            .state_root(version)
+            .map_err(|e| view_error(format!("reading the root of state version {version}"), e))
+    }
+
+    fn timestamp(&self, version: u64) -> Result<Option<u64>, ViewError> {
+        if version == 0 {
+            return Ok(Some(0));
+        }
+        let head = *self.head.read();
+        if head.number == version {
+            return Ok(Some(head.timestamp));
+        }
+        let what = || format!("reading batch {version}");
+        match self
+            .store
+            .batch(version)
+            .map_err(|e| view_error(what(), e))?
+        {
+            None => Ok(None),
+            Some(stored) => {
+                let batch = stored.batch().map_err(|e| view_error(what(), e))?;
+                Ok(Some(batch.header().timestamp))
+            }
+        }
+    }
+
+    fn batch(&self, which: BatchRef) -> Result<Option<BatchEntry>, ViewError> {
+        let number = match which {
+            BatchRef::Number(n) => n,
+            BatchRef::Hash(h) => {
+                match self
+                    .store
+                    .batch_number(&h)
+                    .map_err(|e| view_error("reading the batch hash index", e))?
+                {
+                    Some(n) => n,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let what = || format!("reading batch {number}");
+        let Some(stored) = self
+            .store
+            .batch(number)
+            .map_err(|e| view_error(what(), e))?
+        else {
+            return Ok(None);
+        };
+        let hash = Batch::decode(&stored.encoded)
+            .map_err(|e| ViewError::new(what(), e))?
+            .hash();
+        if matches!(which, BatchRef::Hash(h) if h != hash) {
+            // The hash named a batch that was rolled back; another one holds its number now.
+            return Ok(None);
+        }
+        let chain = self.chain.read();
+        let status = match chain.finality(number, &hash) {
+            BatchFinality::Soft => BatchState::Soft,
+            BatchFinality::Anchored => BatchState::Anchored,
+            BatchFinality::Final => BatchState::Final,
+            BatchFinality::Invalidated => BatchState::Invalidated,
+        };
+        let anchor = chain
+            .anchored
+            .get(&number)
+            .filter(|a| a.hash == hash)
+            .map(|a| AnchorRef {
+                btc_txid: a.btc_txid,
+                height: a.height,
+            });
+        Ok(Some(BatchEntry {
+            encoded: stored.encoded,
+            status,
+            anchor,
+        }))
+    }
+
+    fn sync_status(&self) -> SyncStatus {
+        let head = *self.head.read();
+        let chain = self.chain.read();
+        let genesis = Head {
+            number: 0,
+            hash: Hex32(self.genesis.hash()),
+            state_root: Hex32(self.genesis_root),
+        };
+        let at = |n: u64| match chain.anchored.get(&n) {
+            Some(a) if n > 0 => Head {
+                number: n,
+                hash: Hex32(a.hash),
+                state_root: Hex32(a.state_root),
+            },
+            _ => genesis,
+        };
+        SyncStatus {
+            soft: Head {
+                number: head.number,
+                hash: Hex32(head.hash),
+                state_root: Hex32(head.claimed_root),
+            },
+            anchored: at(chain.anchored_number()),
+            final_: at(chain.final_number),
+            l1: chain.l1_tip.map(|(height, hash)| L1Ref { height, hash }),
+        }
+    }
+
+    fn pending_nonce(&self, account: &AccountId, nonce: u64) -> u64 {
+        self.pool.lock().pending_nonce(account, nonce)
+    }
+}
