@@ -18,6 +18,8 @@
 //! * [`ChainFollower`] — polls bitcoind and emits [`ChainEvent::Connected`] /
 //!   [`ChainEvent::Disconnected`] in order, through reorgs of any depth, resumable from a
 //!   (height, hash) and unharmed by bitcoind outages.
+//! * [`BlockSource`] — what the follower reads the chain from: [`BitcoindClient`], or
+//!   [`MemoryChain`], an in-memory block tree for tests (reorgs to any depth, outages on demand).
 //! * [`RegtestNode`] — a bitcoind in regtest owned by this process (tests, `stint devnet`):
 //!   free loopback ports, cookie auth, stop on drop, restart on the same data directory, reuse of
 //!   a data directory left by a killed run.
@@ -63,6 +65,7 @@ mod follower;
 mod node;
 mod rpc;
 mod secret;
+mod source;
 
 pub use anchorer::{
     AnchorError, AnchorStatus, Anchorer, PostedEnvelope, Submission, MAX_STANDARD_TX_WEIGHT,
@@ -75,3 +78,4 @@ pub use rpc::{
     MempoolEntry, MempoolFees, NetworkInfo, RpcError, WalletTransaction, RPC_IN_WARMUP,
 };
 pub use secret::Secret;
+pub use source::{BlockSource, MemoryChain};

@@ -99,4 +99,6 @@ pub use rpc::{module as rpc_module, NOT_FOUND};
 pub use store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};
 
 #[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
 mod tests;
