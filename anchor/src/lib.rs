@@ -18,6 +18,8 @@
 //! * [`ChainFollower`] — polls bitcoind and emits [`ChainEvent::Connected`] /
 //!   [`ChainEvent::Disconnected`] in order, through reorgs of any depth, resumable from a
 //!   (height, hash) and unharmed by bitcoind outages.
+//! * [`BitcoindConfig`] — how a node reaches bitcoind: the `[bitcoind]` table both nodes' configs
+//!   share.
 //! * [`BlockSource`] — what the follower reads the chain from: [`BitcoindClient`], or
 //!   [`MemoryChain`], an in-memory block tree for tests (reorgs to any depth, outages on demand).
 //! * [`RegtestNode`] — a bitcoind in regtest owned by this process (tests, `stint devnet`):
@@ -61,6 +63,7 @@
 //! ```
 
 mod anchorer;
+mod config;
 mod follower;
 mod node;
 mod rpc;
@@ -71,6 +74,7 @@ pub use anchorer::{
     AnchorError, AnchorStatus, Anchorer, PostedEnvelope, Submission, MAX_STANDARD_TX_WEIGHT,
     REVEAL_POSTAGE,
 };
+pub use config::{BitcoindConfig, DEFAULT_BITCOIND_RPC_URL, DEFAULT_POLL_INTERVAL_MS};
 pub use follower::{ChainEvent, ChainFollower};
 pub use node::{find_bitcoind, NodeError, RegtestConfig, RegtestNode};
 pub use rpc::{

@@ -468,8 +468,9 @@ impl Devnet {
         };
         let accounts = demo_accounts(&layout)?;
 
-        let admin_token = admin_token(&layout)?;
-        let sequencer_config = write_sequencer_config(&layout, &node, args, &ports, &admin_token)?;
+        // The token stays in admin.token (0600); sequencer.toml names the file.
+        admin_token(&layout)?;
+        let sequencer_config = write_sequencer_config(&layout, &node, args, &ports)?;
         let verifier_config = write_verifier_config(&layout, &node, &ports)?;
         let sequencer = Sequencer::start(sequencer_config)
             .await
@@ -833,43 +834,57 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// Write `sequencer.toml` and load it the way `stint sequencer --config` does.
+/// The `[bitcoind]` table both devnet nodes use: the devnet's node, its cookie, `wallet`.
+fn devnet_bitcoind(node: &RegtestNode, wallet: &str) -> stint_anchor::BitcoindConfig {
+    stint_anchor::BitcoindConfig {
+        rpc_url: node.rpc_url(),
+        cookie_file: Some(node.cookie_file()),
+        wallet: Some(wallet.to_owned()),
+        network: bitcoin::Network::Regtest,
+        poll_interval_ms: DEVNET_POLL_INTERVAL_MS,
+        ..stint_anchor::BitcoindConfig::default()
+    }
+}
+
+/// `config` as TOML under a header line, written to `path` (0600 when `private`).
+fn write_toml(
+    path: &Path,
+    config: &impl serde::Serialize,
+    command: &str,
+    private: bool,
+) -> Result<(), DevnetError> {
+    let body = toml::to_string(config)
+        .map_err(|e| DevnetError::Invalid(format!("{}: {e}", path.display())))?;
+    let text = format!(
+        "# Written by `stint devnet` at every start; `{command} --config` reads it as is.\n{body}"
+    );
+    write_atomic(path, text.as_bytes(), private)
+}
+
+/// Write `sequencer.toml` (the config serialized; the admin token stays in `admin.token`) and
+/// load it the way `stint sequencer --config` does.
 fn write_sequencer_config(
     layout: &Layout,
     node: &RegtestNode,
     args: &DevnetArgs,
     ports: &Ports,
-    admin_token: &str,
 ) -> Result<SequencerConfig, DevnetError> {
-    let fault = match (args.fault, args.fault_batch) {
-        (Some(mode), Some(batch)) => {
-            let mode = clap::ValueEnum::to_possible_value(&mode)
-                .map(|v| v.get_name().to_owned())
-                .unwrap_or_default();
-            format!("\n[fault]\nmode = \"{mode}\"\nbatch = {batch}\n")
-        }
-        _ => String::new(),
+    let config = SequencerConfig {
+        data_dir: "sequencer".into(),
+        genesis: "genesis.json".into(),
+        anchor_key: "keys/anchor.json".into(),
+        rpc_addr: loopback(ports.rpc_port),
+        admin_token_file: Some("admin.token".into()),
+        batch_interval_ms: DEVNET_BATCH_INTERVAL_MS,
+        bitcoind: devnet_bitcoind(node, SEQUENCER_WALLET),
+        fault: match (args.fault, args.fault_batch) {
+            (Some(mode), Some(batch)) => Some(stint_sequencer::FaultConfig { mode, batch }),
+            _ => None,
+        },
+        ..SequencerConfig::default()
     };
-    let text = format!(
-        "# Written by `stint devnet` at every start; `stint sequencer --config` reads it as is.\n\
-         data_dir = \"sequencer\"\n\
-         genesis = \"genesis.json\"\n\
-         anchor_key = \"keys/anchor.json\"\n\
-         rpc_addr = \"{rpc}\"\n\
-         admin_token = \"{admin_token}\"\n\
-         batch_interval_ms = {DEVNET_BATCH_INTERVAL_MS}\n\
-         \n[bitcoind]\n\
-         rpc_url = \"{url}\"\n\
-         cookie_file = \"{cookie}\"\n\
-         wallet = \"{SEQUENCER_WALLET}\"\n\
-         network = \"regtest\"\n\
-         poll_interval_ms = {DEVNET_POLL_INTERVAL_MS}\n{fault}",
-        rpc = loopback(ports.rpc_port),
-        url = node.rpc_url(),
-        cookie = toml_path(&node.cookie_file()),
-    );
     let path = layout.path("sequencer.toml");
-    write_atomic(&path, text.as_bytes(), true)?;
+    write_toml(&path, &config, "stint sequencer", true)?;
     let config =
         SequencerConfig::from_file(&path).map_err(stint_sequencer::SequencerError::from)?;
     config
@@ -878,30 +893,23 @@ fn write_sequencer_config(
     Ok(config)
 }
 
-/// Write `verifier.toml` and load it the way `stint verifier --config` does.
+/// Write `verifier.toml` (the config serialized) and load it the way `stint verifier --config`
+/// does.
 fn write_verifier_config(
     layout: &Layout,
     node: &RegtestNode,
     ports: &Ports,
 ) -> Result<VerifierConfig, DevnetError> {
-    let text = format!(
-        "# Written by `stint devnet` at every start; `stint verifier --config` reads it as is.\n\
-         data_dir = \"verifier\"\n\
-         genesis = \"genesis.json\"\n\
-         rpc_addr = \"{rpc}\"\n\
-         challenge_key_file = \"keys/verifier.json\"\n\
-         network = \"regtest\"\n\
-         poll_interval_ms = {DEVNET_POLL_INTERVAL_MS}\n\
-         \n[bitcoind]\n\
-         rpc_url = \"{url}\"\n\
-         cookie_file = \"{cookie}\"\n\
-         wallet = \"{VERIFIER_WALLET}\"\n",
-        rpc = loopback(ports.verifier_rpc_port),
-        url = node.rpc_url(),
-        cookie = toml_path(&node.cookie_file()),
-    );
+    let config = VerifierConfig {
+        data_dir: "verifier".into(),
+        genesis: "genesis.json".into(),
+        rpc_addr: loopback(ports.verifier_rpc_port),
+        challenge_key_file: Some("keys/verifier.json".into()),
+        bitcoind: devnet_bitcoind(node, VERIFIER_WALLET),
+        ..VerifierConfig::default()
+    };
     let path = layout.path("verifier.toml");
-    write_atomic(&path, text.as_bytes(), false)?;
+    write_toml(&path, &config, "stint verifier", false)?;
     VerifierConfig::load(&path).map_err(|e| DevnetError::Verifier(e.into()))
 }
 
@@ -962,14 +970,6 @@ fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), DevnetEr
     std::fs::rename(&tmp, path).map_err(file_error(path))
 }
 
-/// A path as a TOML basic string's contents.
-fn toml_path(path: &Path) -> String {
-    path.display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-}
-
 /// `text` single-quoted for a POSIX shell.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
@@ -983,11 +983,6 @@ mod tests {
     fn shell_quoting_survives_quotes_and_spaces() {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
-    }
-
-    #[test]
-    fn toml_paths_are_escaped() {
-        assert_eq!(toml_path(Path::new("/a\"b")), "/a\\\"b");
     }
 
     #[test]

@@ -64,10 +64,10 @@ pub(crate) async fn run(
                 was_up = true;
                 shared.chain.write().bitcoind_up = true;
                 if !wallet_loaded {
-                    match client.ensure_wallet(&shared.config.bitcoind.wallet).await {
+                    match client.ensure_wallet(shared.config.wallet()).await {
                         Ok(_) => wallet_loaded = true,
                         Err(e) => {
-                            tracing::warn!(target: "sequencer::anchor", error = %e, wallet = %shared.config.bitcoind.wallet, "cannot load the anchoring wallet")
+                            tracing::warn!(target: "sequencer::anchor", error = %e, wallet = %shared.config.wallet(), "cannot load the anchoring wallet")
                         }
                     }
                 }
@@ -358,7 +358,7 @@ fn handle_event(shared: &Shared, event: DerivationEvent) {
 }
 
 fn fee_rate(shared: &Shared) -> FeeRate {
-    FeeRate::from_sat_per_vb(shared.config.bitcoind.fee_rate_sat_vb)
+    FeeRate::from_sat_per_vb(shared.config.fee_rate_sat_vb)
         .unwrap_or(FeeRate::from_sat_per_vb_u32(2))
 }
 
@@ -446,7 +446,7 @@ async fn anchor_next(
                     Ok(()) => {
                         let bump_at = previous
                             .posted_at_height
-                            .saturating_add(shared.config.bitcoind.bump_after_blocks);
+                            .saturating_add(shared.config.bump_after_blocks);
                         if height < bump_at {
                             return Ok(false);
                         }

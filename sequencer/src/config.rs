@@ -11,11 +11,15 @@
 //! rpc_addr = "127.0.0.1:7545"
 //! batch_interval_ms = 1000
 //!
-//! [bitcoind]
+//! fee_rate_sat_vb = 2              # anchoring envelopes
+//! bump_after_blocks = 3
+//!
+//! [bitcoind]                       # stint_anchor::BitcoindConfig, the same table as a verifier's
 //! rpc_url = "http://127.0.0.1:18443"
 //! cookie_file = "/path/to/regtest/.cookie"   # or user = "..." and password = "..."
 //! wallet = "stint"
 //! network = "regtest"
+//! poll_interval_ms = 500
 //!
 //! [fault]                          # watchtower testing only
 //! mode = "bad-state-root"
@@ -26,8 +30,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use stint_anchor::Auth;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
@@ -56,12 +59,9 @@ pub const DEFAULT_MEMPOOL_MAX_QUEUED_PER_ACCOUNT: usize = 16;
 pub const DEFAULT_MEMPOOL_MAX_QUEUED: usize = 10_000;
 /// Default lifetime of a queued tx whose gap stays open: 10 minutes.
 pub const DEFAULT_MEMPOOL_QUEUED_TTL_SECS: u64 = 600;
-/// Default bitcoind RPC URL (regtest).
-pub const DEFAULT_BITCOIND_RPC_URL: &str = "http://127.0.0.1:18443";
-/// Default bitcoind wallet funding the anchors.
+pub use stint_anchor::{BitcoindConfig, DEFAULT_BITCOIND_RPC_URL, DEFAULT_POLL_INTERVAL_MS};
+/// Default bitcoind wallet funding the anchors (when `bitcoind.wallet` is unset).
 pub const DEFAULT_BITCOIND_WALLET: &str = "stint";
-/// Default interval between polls of bitcoind.
-pub const DEFAULT_POLL_INTERVAL_MS: u64 = 500;
 /// Default anchoring fee rate in sat/vB.
 pub const DEFAULT_FEE_RATE_SAT_VB: u64 = 2;
 /// Default number of blocks an envelope may wait unconfirmed before its fee is bumped.
@@ -74,66 +74,8 @@ pub const DEFAULT_MAX_GROUP_COMMIT: usize = 4_096;
 
 pub use stint_anchor::Secret;
 
-/// Settings of the bitcoind connection and the anchoring loop.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct BitcoindConfig {
-    /// bitcoind JSON-RPC URL (no wallet path).
-    pub rpc_url: String,
-    /// Cookie file (preferred); if unset, `user` and `password` are used.
-    pub cookie_file: Option<PathBuf>,
-    /// RPC user name.
-    pub user: Option<String>,
-    /// RPC password. Never logged.
-    pub password: Option<Secret>,
-    /// Wallet that funds commit transactions.
-    pub wallet: String,
-    /// The Bitcoin network (`bitcoin`, `testnet`, `signet`, `regtest`); addresses the anchorer
-    /// asks the wallet for must be of this network.
-    pub network: bitcoin::Network,
-    /// Milliseconds between polls of bitcoind.
-    pub poll_interval_ms: u64,
-    /// Fee rate of envelopes, sat/vB.
-    pub fee_rate_sat_vb: u64,
-    /// Blocks an envelope may stay unconfirmed before its fee is bumped.
-    pub bump_after_blocks: u64,
-}
-
-impl Default for BitcoindConfig {
-    fn default() -> Self {
-        Self {
-            rpc_url: DEFAULT_BITCOIND_RPC_URL.into(),
-            cookie_file: None,
-            user: None,
-            password: None,
-            wallet: DEFAULT_BITCOIND_WALLET.into(),
-            network: bitcoin::Network::Regtest,
-            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
-            fee_rate_sat_vb: DEFAULT_FEE_RATE_SAT_VB,
-            bump_after_blocks: DEFAULT_BUMP_AFTER_BLOCKS,
-        }
-    }
-}
-
-impl BitcoindConfig {
-    /// The RPC authentication this config names.
-    pub fn auth(&self) -> Result<Auth, ConfigError> {
-        match (&self.cookie_file, &self.user, &self.password) {
-            (Some(cookie), _, _) => Ok(Auth::Cookie(cookie.clone())),
-            (None, Some(user), Some(password)) => Ok(Auth::UserPass {
-                user: user.clone(),
-                password: password.expose().to_owned(),
-            }),
-            _ => Err(ConfigError::Invalid {
-                field: "bitcoind",
-                reason: "set cookie_file, or both user and password".into(),
-            }),
-        }
-    }
-}
-
 /// Bounds of the mempool.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MempoolConfig {
     /// Most txs over all accounts.
@@ -165,7 +107,7 @@ impl Default for MempoolConfig {
 
 /// A deliberate misbehaviour, for testing watchtowers. Each produces a batch that passes every
 /// structural check of derivation, so only replay can catch it.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultMode {
     /// Claim a wrong state root (the last checkpoint and `trace_root` agree with it).
@@ -179,7 +121,7 @@ pub enum FaultMode {
 }
 
 /// Which fault to commit, at which batch.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
     /// The fault.
@@ -189,7 +131,10 @@ pub struct FaultConfig {
 }
 
 /// The sequencer's whole configuration.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+///
+/// Serializing it writes a config `stint sequencer --config` reads back, with secrets redacted
+/// ([`Secret`]): name the admin token with `admin_token_file` for a config that round-trips.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SequencerConfig {
     /// Data directory (RocksDB in `data_dir/db`).
@@ -201,12 +146,19 @@ pub struct SequencerConfig {
     /// JSON-RPC listen address.
     pub rpc_addr: SocketAddr,
     /// Bearer token of admin methods (none: admin methods are closed). Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
+    /// A file (mode 0600) holding the bearer token, read when the config file is loaded;
+    /// instead of `admin_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
     /// Milliseconds between batches (a batch is sealed earlier when full).
     pub batch_interval_ms: u64,
     /// Most txs in a batch (at most the genesis `max_batch_txs`; `None` = the genesis value).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch_txs: Option<u32>,
     /// Most bytes in an encoded batch (at most the genesis `max_batch_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch_bytes: Option<u32>,
     /// Lowest fee admitted.
     pub min_fee: u64,
@@ -214,11 +166,16 @@ pub struct SequencerConfig {
     pub l1_origin_depth: u64,
     /// Most admissions fsync'd together.
     pub max_group_commit: usize,
+    /// Fee rate of anchoring envelopes, sat/vB.
+    pub fee_rate_sat_vb: u64,
+    /// Blocks an envelope may stay unconfirmed before its fee is bumped.
+    pub bump_after_blocks: u64,
     /// Mempool bounds.
     pub mempool: MempoolConfig,
-    /// bitcoind connection and anchoring.
+    /// bitcoind connection.
     pub bitcoind: BitcoindConfig,
     /// Fault mode (testing only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultConfig>,
 }
 
@@ -232,12 +189,15 @@ impl Default for SequencerConfig {
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7545))),
             admin_token: None,
+            admin_token_file: None,
             batch_interval_ms: DEFAULT_BATCH_INTERVAL_MS,
             max_batch_txs: None,
             max_batch_bytes: None,
             min_fee: DEFAULT_MIN_FEE,
             l1_origin_depth: DEFAULT_L1_ORIGIN_DEPTH,
             max_group_commit: DEFAULT_MAX_GROUP_COMMIT,
+            fee_rate_sat_vb: DEFAULT_FEE_RATE_SAT_VB,
+            bump_after_blocks: DEFAULT_BUMP_AFTER_BLOCKS,
             mempool: MempoolConfig::default(),
             bitcoind: BitcoindConfig::default(),
             fault: None,
@@ -261,13 +221,54 @@ impl SequencerConfig {
             reason: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base).map_err(|e| match e {
+        let mut config = Self::from_toml(&text, base).map_err(|e| match e {
             ConfigError::Toml(reason) => ConfigError::Read {
                 path: path.to_owned(),
                 reason,
             },
             other => other,
-        })
+        })?;
+        config.read_admin_token_file()?;
+        Ok(config)
+    }
+
+    /// Reads `admin_token_file` into `admin_token` (the file must be private, as key files are).
+    pub fn read_admin_token_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.admin_token_file else {
+            return Ok(());
+        };
+        if self.admin_token.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "admin_token_file",
+                reason: "set admin_token or admin_token_file, not both".into(),
+            });
+        }
+        let read = |reason: String| ConfigError::Read {
+            path: path.clone(),
+            reason,
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| read(e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(read(format!(
+                    "the token file's mode is {:o}; it must be 0600 (chmod 600)",
+                    mode & 0o777
+                )));
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        self.admin_token = Some(Secret::new(text.trim()));
+        Ok(())
+    }
+
+    /// The anchoring wallet's name.
+    pub fn wallet(&self) -> &str {
+        self.bitcoind.wallet_or(DEFAULT_BITCOIND_WALLET)
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -279,21 +280,18 @@ impl SequencerConfig {
         fix(&mut self.data_dir);
         fix(&mut self.genesis);
         fix(&mut self.anchor_key);
-        if let Some(cookie) = &mut self.bitcoind.cookie_file {
-            fix(cookie);
+        if let Some(token) = &mut self.admin_token_file {
+            fix(token);
         }
+        self.bitcoind.resolve_paths(base);
     }
 
     /// Check every value (before anything is opened).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("batch_interval_ms", self.batch_interval_ms),
-            ("bitcoind.poll_interval_ms", self.bitcoind.poll_interval_ms),
-            ("bitcoind.fee_rate_sat_vb", self.bitcoind.fee_rate_sat_vb),
-            (
-                "bitcoind.bump_after_blocks",
-                self.bitcoind.bump_after_blocks,
-            ),
+            ("fee_rate_sat_vb", self.fee_rate_sat_vb),
+            ("bump_after_blocks", self.bump_after_blocks),
             ("mempool.max_nonce_gap", self.mempool.max_nonce_gap),
             ("mempool.queued_ttl_secs", self.mempool.queued_ttl_secs),
         ];
@@ -329,9 +327,9 @@ impl SequencerConfig {
                 reason: "must be greater than 0".into(),
             });
         }
-        if self.bitcoind.fee_rate_sat_vb > 10_000 {
+        if self.fee_rate_sat_vb > 10_000 {
             return Err(ConfigError::Invalid {
-                field: "bitcoind.fee_rate_sat_vb",
+                field: "fee_rate_sat_vb",
                 reason: "above 10000 sat/vB; refusing an absurd fee".into(),
             });
         }
@@ -351,7 +349,9 @@ impl SequencerConfig {
                 });
             }
         }
-        self.bitcoind.auth().map(|_| ())
+        self.bitcoind
+            .check()
+            .map_err(|(field, reason)| ConfigError::Invalid { field, reason })
     }
 
     /// The batch interval.
@@ -361,7 +361,7 @@ impl SequencerConfig {
 
     /// The bitcoind poll interval.
     pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.bitcoind.poll_interval_ms)
+        self.bitcoind.poll_interval()
     }
 }
 
@@ -458,7 +458,7 @@ impl SequencerArgs {
             config.bitcoind.password = Some(v.clone());
         }
         if let Some(v) = &self.bitcoind_wallet {
-            config.bitcoind.wallet = v.clone();
+            config.bitcoind.wallet = Some(v.clone());
         }
         if let (Some(mode), Some(batch)) = (self.fault, self.fault_batch) {
             config.fault = Some(FaultConfig { mode, batch });
@@ -483,11 +483,13 @@ mod tests {
         assert_eq!(config.max_group_commit, defaults.max_group_commit);
         assert_eq!(config.mempool, defaults.mempool);
         assert_eq!(config.bitcoind.rpc_url, defaults.bitcoind.rpc_url);
-        assert_eq!(config.bitcoind.wallet, defaults.bitcoind.wallet);
+        assert_eq!(config.wallet(), defaults.wallet());
         assert_eq!(
-            config.bitcoind.fee_rate_sat_vb,
-            defaults.bitcoind.fee_rate_sat_vb
+            config.bitcoind.poll_interval_ms,
+            defaults.bitcoind.poll_interval_ms
         );
+        assert_eq!(config.fee_rate_sat_vb, defaults.fee_rate_sat_vb);
+        assert_eq!(config.bump_after_blocks, defaults.bump_after_blocks);
         assert_eq!(config.data_dir, PathBuf::from("/etc/stint/stint-sequencer"));
         assert_eq!(config.anchor_key, PathBuf::from("/etc/stint/anchor.key"));
     }
@@ -571,5 +573,50 @@ mod tests {
                 batch: 2
             })
         );
+    }
+
+    #[test]
+    fn a_serialized_config_reads_back_as_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("admin.token");
+        std::fs::write(&token, "0123456789abcdef-token\n").unwrap();
+        let mut config = SequencerConfig {
+            admin_token_file: Some(token.clone()),
+            fault: Some(FaultConfig {
+                mode: FaultMode::BadCheckpoint,
+                batch: 3,
+            }),
+            ..SequencerConfig::default()
+        };
+        config.bitcoind.cookie_file = Some(dir.path().join(".cookie"));
+        config.bitcoind.wallet = Some("w".into());
+        config.data_dir = dir.path().join("data");
+        config.genesis = dir.path().join("genesis.json");
+        config.anchor_key = dir.path().join("anchor.key");
+        let text = toml::to_string(&config).unwrap();
+        let path = dir.path().join("sequencer.toml");
+        std::fs::write(&path, &text).unwrap();
+
+        // The token file must be private.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = SequencerConfig::from_file(&path).unwrap_err().to_string();
+            assert!(err.contains("0600"), "{err}");
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let back = SequencerConfig::from_file(&path).unwrap();
+        assert_eq!(
+            back.admin_token.as_ref().map(Secret::expose),
+            Some("0123456789abcdef-token")
+        );
+        config.admin_token = back.admin_token.clone();
+        assert_eq!(back, config);
+        back.validate().unwrap();
+
+        // A token given both ways is refused.
+        std::fs::write(&path, format!("admin_token = \"0123456789abcdef\"\n{text}")).unwrap();
+        assert!(SequencerConfig::from_file(&path).is_err());
     }
 }

@@ -362,9 +362,17 @@ impl Sequencer {
         let genesis_root = genesis
             .state_root()
             .map_err(|e| SequencerError::Internal(e.to_string()))?;
-        let bitcoind =
-            BitcoindClient::new(config.bitcoind.rpc_url.clone(), config.bitcoind.auth()?);
-        let wallet = bitcoind.with_wallet(config.bitcoind.wallet.clone());
+        let bitcoind = BitcoindClient::new(
+            config.bitcoind.rpc_url.clone(),
+            config
+                .bitcoind
+                .auth()
+                .map_err(|reason| ConfigError::Invalid {
+                    field: "bitcoind",
+                    reason,
+                })?,
+        );
+        let wallet = bitcoind.with_wallet(config.wallet().to_owned());
         let anchorer = Anchorer::new(wallet, keypair, config.bitcoind.network);
 
         std::fs::create_dir_all(&config.data_dir)?;

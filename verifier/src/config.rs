@@ -17,13 +17,9 @@ pub const DEFAULT_DATA_DIR: &str = "stint-verifier";
 /// Default genesis file.
 pub const DEFAULT_GENESIS_FILE: &str = "genesis.json";
 /// Default bitcoind RPC URL (regtest).
-pub const DEFAULT_BITCOIND_RPC: &str = "http://127.0.0.1:18443";
-/// Default bitcoind wallet that pays for challenges.
+pub const DEFAULT_BITCOIND_RPC: &str = stint_anchor::DEFAULT_BITCOIND_RPC_URL;
+/// Default bitcoind wallet that pays for challenges (when `bitcoind.wallet` is unset).
 pub const DEFAULT_BITCOIND_WALLET: &str = "stint-verifier";
-/// Default Bitcoin network.
-pub const DEFAULT_NETWORK: &str = "regtest";
-/// Default pause between two polls of bitcoind, in milliseconds.
-pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
 /// Default replay threads (0 = one per core).
 pub const DEFAULT_REPLAY_THREADS: usize = 0;
 /// Default fee rate of a challenge, sat/vB.
@@ -47,15 +43,13 @@ pub struct VerifierConfig {
     pub genesis: PathBuf,
     /// JSON-RPC listen address.
     pub rpc_addr: SocketAddr,
-    /// bitcoind connection.
+    /// bitcoind connection (network and poll interval included): the same table as the
+    /// sequencer's.
     pub bitcoind: BitcoindConfig,
     /// Key file (`{"address", "secret_key"}`) whose key signs challenge envelopes and whose L2
     /// account is named as challenger. Without it the verifier only watches and alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub challenge_key_file: Option<PathBuf>,
-    /// Bitcoin network: `regtest`, `signet`, `testnet` or `bitcoin`.
-    pub network: String,
-    /// Pause between two polls of bitcoind, in milliseconds.
-    pub poll_interval_ms: u64,
     /// Replay threads (0 = one per core).
     pub replay_threads: usize,
     /// Fee rate of a new challenge, sat/vB.
@@ -70,33 +64,7 @@ pub struct VerifierConfig {
 
 pub use stint_anchor::Secret;
 
-/// How to reach bitcoind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BitcoindConfig {
-    /// RPC URL.
-    pub rpc_url: String,
-    /// Cookie file (preferred over user/password).
-    pub cookie_file: Option<PathBuf>,
-    /// RPC user.
-    pub user: Option<String>,
-    /// RPC password (never printed or serialized in clear).
-    pub password: Option<Secret>,
-    /// Wallet that funds challenges.
-    pub wallet: String,
-}
-
-impl Default for BitcoindConfig {
-    fn default() -> Self {
-        Self {
-            rpc_url: DEFAULT_BITCOIND_RPC.into(),
-            cookie_file: None,
-            user: None,
-            password: None,
-            wallet: DEFAULT_BITCOIND_WALLET.into(),
-        }
-    }
-}
+pub use stint_anchor::BitcoindConfig;
 
 impl Default for VerifierConfig {
     fn default() -> Self {
@@ -108,8 +76,6 @@ impl Default for VerifierConfig {
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7546))),
             bitcoind: BitcoindConfig::default(),
             challenge_key_file: None,
-            network: DEFAULT_NETWORK.into(),
-            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             replay_threads: DEFAULT_REPLAY_THREADS,
             fee_rate_sat_vb: DEFAULT_FEE_RATE_SAT_VB,
             max_fee_rate_sat_vb: DEFAULT_MAX_FEE_RATE_SAT_VB,
@@ -150,52 +116,38 @@ impl VerifierConfig {
         if let Some(key) = &mut self.challenge_key_file {
             fix(key);
         }
-        if let Some(cookie) = &mut self.bitcoind.cookie_file {
-            fix(cookie);
-        }
+        self.bitcoind.resolve_paths(base);
     }
 
     /// Check the values that parsing cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.bitcoin_network()?;
-        if self.poll_interval_ms == 0 {
-            return Err(ConfigError::Invalid {
-                field: "poll_interval_ms",
-                reason: "must be > 0".into(),
-            });
-        }
         if self.fee_rate_sat_vb == 0 || self.max_fee_rate_sat_vb < self.fee_rate_sat_vb {
             return Err(ConfigError::Invalid {
                 field: "max_fee_rate_sat_vb",
                 reason: "fee rates must be > 0 and the maximum at least the starting rate".into(),
             });
         }
-        if self.bitcoind.user.is_some() != self.bitcoind.password.is_some() {
-            return Err(ConfigError::Invalid {
-                field: "bitcoind.user",
-                reason: "user and password go together".into(),
-            });
+        match self.bitcoind.check() {
+            // A verifier without credentials fails at its first call to bitcoind, with the
+            // same reason; every other mistake is refused here.
+            Err(("bitcoind", _)) | Ok(()) => Ok(()),
+            Err((field, reason)) => Err(ConfigError::Invalid { field, reason }),
         }
-        Ok(())
     }
 
-    /// The Bitcoin network named by `network`.
+    /// The Bitcoin network (`bitcoind.network`).
     pub fn bitcoin_network(&self) -> Result<bitcoin::Network, ConfigError> {
-        match self.network.as_str() {
-            "regtest" => Ok(bitcoin::Network::Regtest),
-            "signet" => Ok(bitcoin::Network::Signet),
-            "testnet" => Ok(bitcoin::Network::Testnet),
-            "bitcoin" | "mainnet" => Ok(bitcoin::Network::Bitcoin),
-            other => Err(ConfigError::Invalid {
-                field: "network",
-                reason: format!("unknown network {other:?}"),
-            }),
-        }
+        Ok(self.bitcoind.network)
+    }
+
+    /// The fee wallet's name.
+    pub fn wallet(&self) -> &str {
+        self.bitcoind.wallet_or(DEFAULT_BITCOIND_WALLET)
     }
 
     /// The poll interval.
     pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms)
+        self.bitcoind.poll_interval()
     }
 
     /// The starting fee rate of a challenge.
@@ -243,9 +195,9 @@ pub struct VerifierArgs {
     /// Challenge key file.
     #[arg(long, env = "STINT_VERIFIER_KEY")]
     pub challenge_key: Option<PathBuf>,
-    /// Bitcoin network.
+    /// Bitcoin network (`bitcoin`, `testnet`, `signet`, `regtest`).
     #[arg(long, env = "STINT_NETWORK")]
-    pub network: Option<String>,
+    pub network: Option<bitcoin::Network>,
     /// Replay threads (0 = one per core).
     #[arg(long, env = "STINT_VERIFIER_REPLAY_THREADS")]
     pub replay_threads: Option<usize>,
@@ -288,13 +240,13 @@ impl VerifierArgs {
             config.bitcoind.password = Some(v.clone());
         }
         if let Some(v) = &self.bitcoind_wallet {
-            config.bitcoind.wallet = v.clone();
+            config.bitcoind.wallet = Some(v.clone());
         }
         if let Some(v) = &self.challenge_key {
             config.challenge_key_file = Some(v.clone());
         }
-        if let Some(v) = &self.network {
-            config.network = v.clone();
+        if let Some(v) = self.network {
+            config.bitcoind.network = v;
         }
         if let Some(v) = self.replay_threads {
             config.replay_threads = v;
@@ -339,9 +291,18 @@ mod tests {
             Err(ConfigError::Parse(_))
         ));
         assert!(matches!(
-            VerifierConfig::from_toml("network = \"moon\""),
+            VerifierConfig::from_toml("[bitcoind]\nnetwork = \"moon\""),
+            Err(ConfigError::Parse(_))
+        ));
+        // The network and poll interval live in [bitcoind], as on the sequencer.
+        assert!(matches!(
+            VerifierConfig::from_toml("network = \"regtest\""),
+            Err(ConfigError::Parse(_))
+        ));
+        assert!(matches!(
+            VerifierConfig::from_toml("[bitcoind]\npoll_interval_ms = 0"),
             Err(ConfigError::Invalid {
-                field: "network",
+                field: "bitcoind.poll_interval_ms",
                 ..
             })
         ));
@@ -434,6 +395,20 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(config.rpc_addr.port(), 9999);
         assert_eq!(config.replay_threads, 3);
-        assert_eq!(config.bitcoind.wallet, "w");
+        assert_eq!(config.wallet(), "w");
+    }
+
+    #[test]
+    fn a_serialized_config_reads_back_as_itself() {
+        let mut config = VerifierConfig {
+            challenge_key_file: Some("/k/verifier.json".into()),
+            alert_blocks: 7,
+            ..VerifierConfig::default()
+        };
+        config.bitcoind.cookie_file = Some("/b/.cookie".into());
+        config.bitcoind.wallet = Some("v2".into());
+        config.bitcoind.network = bitcoin::Network::Signet;
+        let text = toml::to_string(&config).unwrap();
+        assert_eq!(VerifierConfig::from_toml(&text).unwrap(), config, "{text}");
     }
 }

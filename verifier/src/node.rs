@@ -11,7 +11,7 @@ use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::{BlockHash, FeeRate, ScriptBuf};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
-use stint_anchor::{Anchorer, Auth, BitcoindClient, ChainEvent, ChainFollower};
+use stint_anchor::{Anchorer, BitcoindClient, ChainEvent, ChainFollower};
 use stint_contracts::AccountId;
 use stint_protocol::{
     BatchRecord, BatchStatus, ChallengeOutcome, Envelope, EnvelopeKind, Genesis, IndexHint,
@@ -364,24 +364,13 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
         Some(path) => Some(ChallengeKey::load(path)?),
         None => None,
     };
-    let auth = match (
-        &config.bitcoind.cookie_file,
-        &config.bitcoind.user,
-        &config.bitcoind.password,
-    ) {
-        (Some(cookie), _, _) => Auth::Cookie(cookie.clone()),
-        (None, Some(user), Some(password)) => Auth::UserPass {
-            user: user.clone(),
-            password: password.expose().to_owned(),
-        },
-        _ => {
-            return Err(ConfigError::Invalid {
-                field: "bitcoind",
-                reason: "set cookie_file or user and password".into(),
-            }
-            .into())
-        }
-    };
+    let auth = config
+        .bitcoind
+        .auth()
+        .map_err(|reason| ConfigError::Invalid {
+            field: "bitcoind",
+            reason,
+        })?;
     let client = BitcoindClient::new(config.bitcoind.rpc_url.clone(), auth);
     let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("stint-replay-{i}"));
     if config.replay_threads > 0 {
@@ -423,7 +412,7 @@ pub async fn start(config: VerifierConfig) -> Result<VerifierHandle, VerifierErr
     let mut wallet_error = None;
     let anchorer = match &key {
         Some(key) => {
-            let wallet = client.ensure_wallet(&config.bitcoind.wallet).await;
+            let wallet = client.ensure_wallet(config.wallet()).await;
             match wallet {
                 Ok(wallet) => Some(Anchorer::new(wallet, key.keypair, network)),
                 Err(e) => {
@@ -670,11 +659,7 @@ impl Loop {
         };
         if self.anchorer.is_none() {
             if let Some(key) = &self.key {
-                match self
-                    .client
-                    .ensure_wallet(&self.config.bitcoind.wallet)
-                    .await
-                {
+                match self.client.ensure_wallet(self.config.wallet()).await {
                     Ok(wallet) => {
                         let network = self.config.bitcoin_network()?;
                         self.anchorer = Some(Anchorer::new(wallet, key.keypair, network));
@@ -761,7 +746,7 @@ impl Loop {
                         ChallengeStage::Post,
                         format!(
                             "fee wallet {:?} unavailable: {}",
-                            self.config.bitcoind.wallet,
+                            self.config.wallet(),
                             self.wallet_error.as_deref().unwrap_or("not opened yet")
                         ),
                     )),

@@ -189,9 +189,9 @@ async fn both_nodes_answer_every_read_alike() {
         data_dir: dir.path().join("verifier"),
         genesis: genesis_path,
         rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        poll_interval_ms: 100,
         ..stint_verifier::VerifierConfig::default()
     };
+    vconfig.bitcoind.poll_interval_ms = 100;
     vconfig.bitcoind.rpc_url = node.rpc_url();
     vconfig.bitcoind.cookie_file = Some(node.cookie_file());
     let verifier = stint_verifier::start(vconfig).await.unwrap();

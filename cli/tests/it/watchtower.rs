@@ -140,7 +140,8 @@ impl Net {
 
     fn bitcoind_toml(&self, wallet: &str) -> String {
         format!(
-            "[bitcoind]\nrpc_url = \"{}\"\ncookie_file = \"{}\"\nwallet = \"{wallet}\"\n",
+            "[bitcoind]\nrpc_url = \"{}\"\ncookie_file = \"{}\"\nwallet = \"{wallet}\"\n\
+             poll_interval_ms = 100\n",
             self.node.rpc_url(),
             self.node.cookie_file().display()
         )
@@ -159,7 +160,7 @@ impl Net {
             format!(
                 "data_dir = \"sequencer\"\ngenesis = \"genesis.json\"\nanchor_key = \"anchor.key\"\n\
                  rpc_addr = \"127.0.0.1:{port}\"\nbatch_interval_ms = 3600000\n\
-                 admin_token = \"{ADMIN_TOKEN}\"\n{fault}{}poll_interval_ms = 100\n",
+                 admin_token = \"{ADMIN_TOKEN}\"\n{fault}{}",
                 self.bitcoind_toml("stint")
             ),
         )
@@ -198,7 +199,7 @@ impl Net {
             &config,
             format!(
                 "data_dir = \"{name}\"\ngenesis = \"{}\"\nrpc_addr = \"127.0.0.1:{port}\"\n\
-                 poll_interval_ms = 100\nbump_after_blocks = 2\n{key}{}",
+                 bump_after_blocks = 2\n{key}{}",
                 self.dir.path().join("genesis.json").display(),
                 self.bitcoind_toml(name)
             ),

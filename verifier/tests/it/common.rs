@@ -106,12 +106,12 @@ impl Net {
             genesis: rollup.genesis_file.clone(),
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
             challenge_key_file: Some(key_file),
-            poll_interval_ms: 100,
             ..VerifierConfig::default()
         };
+        config.bitcoind.poll_interval_ms = 100;
         config.bitcoind.rpc_url = self.node.rpc_url();
         config.bitcoind.cookie_file = Some(self.node.cookie_file());
-        config.bitcoind.wallet = wallet.into();
+        config.bitcoind.wallet = Some(wallet.into());
         config
     }
 }
