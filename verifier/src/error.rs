@@ -71,9 +71,18 @@ pub enum VerifierError {
     /// Posting or tracking a challenge failed (internal).
     #[error("anchoring: {0}")]
     Anchor(#[from] AnchorError),
-    /// The verifier's storage failed (internal).
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The verifier's storage failed (internal): a read or write failed (`corrupt: false`,
+    /// perhaps passing, as a full disk), or a record does not decode (`corrupt: true`).
+    #[error("storage: {what}{}", cause_text(source))]
+    Storage {
+        /// What was being read or written.
+        what: String,
+        /// The cause.
+        #[source]
+        source: Option<BoxError>,
+        /// Whether stored data is damaged (retrying cannot help).
+        corrupt: bool,
+    },
     /// Replaying a batch failed for a reason other than fraud (internal).
     #[error("replay: {0}")]
     Replay(#[from] ReplayError),
@@ -88,19 +97,82 @@ pub enum VerifierError {
     Internal(String),
 }
 
+/// A boxed cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Whether a failed step may succeed when retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// It may pass (bitcoind unreachable, a storage write failing on a full disk): the loop
+    /// retries at its next poll.
+    Transient,
+    /// It will not pass by itself (damaged data, a bug, a bad config): the loop keeps retrying so
+    /// the node stays up for its RPC, but logs it at error level for the operator.
+    Fatal,
+}
+
+fn cause_text(source: &Option<BoxError>) -> String {
+    source
+        .as_ref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default()
+}
+
 impl From<StateError> for VerifierError {
     fn from(e: StateError) -> Self {
-        VerifierError::Storage(e.to_string())
+        VerifierError::storage("state tree", e)
     }
 }
 
 impl From<rocksdb::Error> for VerifierError {
     fn from(e: rocksdb::Error) -> Self {
-        VerifierError::Storage(format!("rocksdb: {e}"))
+        VerifierError::storage("RocksDB", e)
     }
 }
 
 impl VerifierError {
+    /// A failed read or write while doing `what`.
+    pub fn storage(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: Some(Box::new(source)),
+            corrupt: false,
+        }
+    }
+
+    /// A stored record that is damaged (`what` says which and how).
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: None,
+            corrupt: true,
+        }
+    }
+
+    /// A stored record that does not decode, with the decoder's reason.
+    pub fn corrupt_by(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: Some(Box::new(source)),
+            corrupt: true,
+        }
+    }
+
+    /// Whether retrying may help.
+    pub fn severity(&self) -> Severity {
+        match self {
+            VerifierError::Storage { corrupt: false, .. } => Severity::Transient,
+            _ if self.is_transient() => Severity::Transient,
+            _ => Severity::Fatal,
+        }
+    }
+
     /// Whether retrying later may succeed (bitcoind unreachable).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -108,5 +180,42 @@ impl VerifierError {
             VerifierError::Anchor(AnchorError::Rpc(e)) => e.is_transient(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn severity_and_causes() {
+        let disk = VerifierError::storage(
+            "writing a verified batch",
+            std::io::Error::other("No space left on device"),
+        );
+        assert_eq!(disk.severity(), Severity::Transient);
+        assert!(disk
+            .source()
+            .is_some_and(|s| s.to_string().contains("No space")));
+        assert!(
+            disk.to_string()
+                .contains("writing a verified batch: No space"),
+            "{disk}"
+        );
+        assert!(
+            !disk.is_transient(),
+            "storage is not bitcoind being unreachable"
+        );
+        let damaged = VerifierError::corrupt("batch body 7");
+        assert_eq!(damaged.severity(), Severity::Fatal);
+        let down = VerifierError::Bitcoind(BitcoindError::Transport("refused".into()));
+        assert_eq!(down.severity(), Severity::Transient);
+        assert!(down.is_transient());
+        assert_eq!(
+            VerifierError::Internal("bug".into()).severity(),
+            Severity::Fatal
+        );
     }
 }

@@ -86,7 +86,7 @@ pub use config::{
     DEFAULT_REPLAY_THREADS, DEFAULT_RPC_ADDR,
 };
 pub use engine::{BlockReport, Engine, PendingFraud};
-pub use error::{ConfigError, VerifierError};
+pub use error::{BoxError, ConfigError, Severity, VerifierError};
 pub use node::{
     run, start, BatchSummary, ChallengeAlert, ChallengeKey, Shared, Snapshot, VerifierHandle,
     VerifierMetrics,

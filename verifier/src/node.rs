@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::VerifierConfig;
 use crate::engine::{BlockReport, Engine, PendingFraud};
-use crate::error::{ConfigError, VerifierError};
+use crate::error::{ConfigError, Severity, VerifierError};
 use crate::replay::ChallengeStage;
 use crate::store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};
 
@@ -579,7 +579,15 @@ impl Loop {
                     (false, Some(e.to_string()))
                 }
                 Err(e) => {
-                    tracing::error!(target: "verifier", error = %e, "verifier step failed; retrying");
+                    match e.severity() {
+                        Severity::Transient => tracing::warn!(
+                            target: "verifier", error = %e, "verifier step failed; retrying"
+                        ),
+                        Severity::Fatal => tracing::error!(
+                            target: "verifier", error = %e,
+                            "verifier step failed and will not pass by itself; retrying"
+                        ),
+                    }
                     (true, Some(e.to_string()))
                 }
             };

@@ -118,7 +118,7 @@ impl StoredPosted {
 
     /// The posted pair back.
     pub fn to_posted(&self) -> Result<PostedEnvelope, VerifierError> {
-        let corrupt = |what: &str| VerifierError::Storage(format!("corrupt challenge: {what}"));
+        let corrupt = |what: &str| VerifierError::corrupt(format!("challenge record: {what}"));
         let commit: bitcoin::Transaction =
             deserialize_hex(&self.commit_hex).map_err(|_| corrupt("commit"))?;
         let reveal: bitcoin::Transaction =
@@ -173,7 +173,7 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
 }
 
 fn corrupt(what: &str) -> VerifierError {
-    VerifierError::Storage(format!("corrupt record: {what}"))
+    VerifierError::corrupt(format!("record: {what}"))
 }
 
 impl VerifierStore {
@@ -186,7 +186,7 @@ impl VerifierStore {
         genesis_update: &TreeUpdate,
     ) -> Result<Self, VerifierError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| VerifierError::Storage(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| VerifierError::storage(format!("creating {}", dir.display()), e))?;
         let state = Arc::new(RocksNodeStore::open(dir.join("state"))?);
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -204,7 +204,11 @@ impl VerifierStore {
         }
         match store.state.root(0)? {
             Some(root) if root == genesis_update.root => {}
-            Some(_) => return Err(VerifierError::Storage("genesis state differs".into())),
+            Some(_) => {
+                return Err(VerifierError::corrupt(
+                    "state version 0 is not this genesis's state",
+                ))
+            }
             None => store.state.commit(0, genesis_update)?,
         }
         let last = store.verified()?.last().map_or(0, |v| v.number);
@@ -244,11 +248,11 @@ impl VerifierStore {
     ) -> Result<(), VerifierError> {
         let mut write = WriteBatch::default();
         self.state.stage_commit(&mut write, batch.number, updates)?;
-        self.state
-            .db()
-            .write(write)
-            .map_err(|e| VerifierError::Storage(e.to_string()))?;
-        let value = borsh::to_vec(&batch).map_err(|e| VerifierError::Storage(e.to_string()))?;
+        self.state.db().write(write).map_err(|e| {
+            VerifierError::storage(format!("writing the state of batch {}", batch.number), e)
+        })?;
+        let value = borsh::to_vec(&batch)
+            .map_err(|e| VerifierError::storage("encoding a verified batch record", e))?;
         self.meta
             .put(key(PREFIX_VERIFIED, &batch.number.to_be_bytes()), value)?;
         Ok(())
@@ -335,7 +339,8 @@ impl VerifierStore {
 
     /// Insert or update a challenge (by its `seq`).
     pub fn put_challenge(&self, entry: &ChallengeEntry) -> Result<(), VerifierError> {
-        let value = serde_json::to_vec(entry).map_err(|e| VerifierError::Storage(e.to_string()))?;
+        let value = serde_json::to_vec(entry)
+            .map_err(|e| VerifierError::storage("encoding a challenge record", e))?;
         self.meta
             .put(key(PREFIX_CHALLENGE, &entry.seq.to_be_bytes()), value)?;
         Ok(())
