@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::converge::Step;
 use crate::error::{SequencerError, Severity};
-use crate::node::{AnchorInfo, BatchFinality, Shared};
+use crate::shared::{AnchorInfo, BatchFinality, Shared};
 use crate::store::StoredAnchor;
 
 /// How many recent L1 blocks (hash, time) are remembered for choosing batch origins.

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::config::{FaultConfig, FaultMode};
 use crate::error::SequencerError;
 use crate::mempool::Evicted;
-use crate::node::{now_secs, Head, Shared};
+use crate::shared::{now_secs, Head, Shared};
 use crate::store::{SealWrite, StoredBatch, StoredReceipt, TaskRole};
 
 /// Seal on the interval and on demand until `stop`.
@@ -351,10 +351,10 @@ fn build_and_commit(
         "batch sealed"
     );
     if let Some(p) = shared.publishers.get() {
-        p.new_batches.publish(crate::rpc::batch_json(
+        p.new_batches.publish(crate::shared::batch_json(
             &header,
             &hash,
-            crate::node::BatchFinality::Soft,
+            crate::shared::BatchFinality::Soft,
             None,
         ));
     }

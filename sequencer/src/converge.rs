@@ -35,7 +35,7 @@ use stint_protocol::{BatchStatus, Derivation};
 use stint_state::{Hash, SparseMerkleTree};
 
 use crate::error::SequencerError;
-use crate::node::{head_at, Shared};
+use crate::shared::{head_at, Shared};
 use crate::store::{ParkedBatch, RewindWrite, StoredReceipt};
 
 /// What the sequencer's chain must do to follow derivation's canonical chain.

@@ -67,6 +67,7 @@ mod mempool;
 mod metrics;
 mod node;
 mod rpc;
+mod shared;
 mod store;
 mod view;
 

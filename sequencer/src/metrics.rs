@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::node::Shared;
-
 /// Counters updated by the tasks; gauges are read from the shared state at render time.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -54,9 +52,21 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
-/// The Prometheus text of the sequencer's metrics.
-pub(crate) fn render(shared: &Shared) -> String {
-    let m = &shared.metrics;
+/// The sequencer's gauges, read from its live state (`Shared::gauges`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Gauges {
+    pub(crate) pending: u64,
+    pub(crate) queued: u64,
+    pub(crate) soft: u64,
+    pub(crate) anchored: u64,
+    pub(crate) final_number: u64,
+    pub(crate) l1_height: u64,
+    pub(crate) bitcoind_up: bool,
+    pub(crate) waiting: u64,
+}
+
+/// The Prometheus text of the sequencer's counters `m` and gauges `g`.
+pub(crate) fn render(m: &Metrics, g: &Gauges) -> String {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
     let counters = [
@@ -161,21 +171,16 @@ pub(crate) fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "# TYPE {name} counter");
         let _ = writeln!(out, "{name} {:.6}", get(micros) as f64 / 1e6);
     }
-    let head = *shared.head.read();
-    let (anchored, final_number, l1, up, waiting) = {
-        let chain = shared.chain.read();
-        (
-            chain.anchored_number(),
-            chain.final_number,
-            chain.l1_tip.map_or(0, |(h, _)| h),
-            chain.bitcoind_up,
-            chain.waiting.as_ref().map_or(0, |(n, _)| *n),
-        )
-    };
-    let (pending, queued) = {
-        let pool = shared.pool.lock();
-        (pool.len() as u64, pool.queued_len() as u64)
-    };
+    let Gauges {
+        pending,
+        queued,
+        soft,
+        anchored,
+        final_number,
+        l1_height: l1,
+        bitcoind_up: up,
+        waiting,
+    } = *g;
     let gauges = [
         (
             "stint_sequencer_mempool_txs",
@@ -190,7 +195,7 @@ pub(crate) fn render(shared: &Shared) -> String {
         (
             "stint_sequencer_soft_batch",
             "Latest sealed batch number.",
-            head.number,
+            soft,
         ),
         (
             "stint_sequencer_anchored_batch",

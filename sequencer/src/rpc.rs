@@ -2,12 +2,9 @@
 
 use std::sync::Arc;
 
-use bitcoin::hashes::Hash as _;
-use bitcoin::BlockHash;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use stint_contracts::{read_task, AccountId, SignedTx, Txid};
-use stint_protocol::BatchHeader;
 use stint_rpc::{
     AdminToken, EventFilter, HealthStatus, MethodSpec, Params, RpcError, RpcModule,
     RpcServerConfig, TopicSpec,
@@ -16,7 +13,7 @@ use stint_state::{Hash, SparseMerkleTree};
 
 use crate::config::SequencerConfig;
 use crate::error::{codes, Rejection, SequencerError};
-use crate::node::{AnchorInfo, BatchFinality, Publishers, Shared};
+use crate::shared::{BatchFinality, Publishers, Shared};
 use crate::store::{StoredReceipt, TaskRole};
 
 /// Most task ids `stint_getTasks` returns.
@@ -56,33 +53,6 @@ fn parse_hash(s: &str, what: &str) -> Result<Hash, RpcError> {
 
 fn parse_address(s: &str) -> Result<AccountId, RpcError> {
     AccountId::from_address(s).map_err(|e| RpcError::invalid_params(format!("address: {e}")))
-}
-
-fn block_hash_hex(hash: &Hash) -> String {
-    BlockHash::from_byte_array(*hash).to_string()
-}
-
-/// The JSON of a batch header with its status and anchor.
-pub(crate) fn batch_json(
-    header: &BatchHeader,
-    hash: &Hash,
-    status: BatchFinality,
-    anchor: Option<&AnchorInfo>,
-) -> Value {
-    json!({
-        "number": header.number,
-        "hash": hex::encode(hash),
-        "parent": hex::encode(header.parent),
-        "stateRoot": hex::encode(header.state_root),
-        "prevStateRoot": hex::encode(header.prev_state_root),
-        "txRoot": hex::encode(header.tx_root),
-        "traceRoot": hex::encode(header.trace_root),
-        "timestamp": header.timestamp,
-        "l1Origin": {"height": header.l1_origin.height, "hash": block_hash_hex(&header.l1_origin.hash)},
-        "txCount": header.tx_count,
-        "status": status.as_str(),
-        "anchor": anchor.map(|a| json!({"btcTxid": a.btc_txid.to_string(), "height": a.height})),
-    })
 }
 
 fn receipt_json(shared: &Shared, txid: &Txid) -> Result<Value, RpcError> {
@@ -265,7 +235,7 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
     }
     {
         let shared = Arc::clone(&shared);
-        m.set_metrics_source(move || crate::metrics::render(&shared));
+        m.set_metrics_source(move || crate::metrics::render(&shared.metrics, &shared.gauges()));
     }
 
     stint_api::register_read_methods(&mut m, Arc::clone(&shared)).map_err(reg)?;

@@ -9,7 +9,7 @@ use stint_contracts::AccountId;
 use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, RocksNodeStore};
 
-use crate::node::{BatchFinality, Shared};
+use crate::shared::{BatchFinality, Shared};
 
 fn view_error(what: impl Into<String>, e: crate::SequencerError) -> ViewError {
     ViewError::new(what, e)

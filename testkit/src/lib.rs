@@ -12,6 +12,7 @@
 //! - [`client_from`] — an HTTP client bound to such an address.
 //! - [`rss_mib`] — this process's resident memory, for memory bounds under load.
 //! - [`write_private`] — a key file with mode 0600; [`wait_until`] — poll until a probe holds.
+//! - [`modules_in_cycles`] — the modules of a crate that import one that imports them back.
 //!
 //! ## Usage
 //!
@@ -90,6 +91,58 @@ where
     }
 }
 
+/// The modules of the crate whose sources are the `*.rs` files in `src_dir` (one level, as
+/// Stint's crates are laid out) that import, through `crate::<module>` paths, a module that
+/// imports them back, directly or not. Test-only modules (`tests`, `*_tests`) are ignored.
+/// Empty when the module graph has no cycle.
+pub fn modules_in_cycles(src_dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let is_test = |m: &str| m == "tests" || m.ends_with("_tests") || m == "lib" || m == "main";
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(src_dir)? {
+        let path = entry?.path();
+        let Some(module) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|_| path.extension().is_some_and(|e| e == "rs"))
+        else {
+            continue;
+        };
+        if is_test(module) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let deps = text
+            .match_indices("crate::")
+            .filter_map(|(at, _)| {
+                let rest = text.get(at + "crate::".len()..)?;
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                (!name.is_empty() && name != module && !is_test(&name)).then_some(name)
+            })
+            .collect();
+        graph.insert(module.to_owned(), deps);
+    }
+    let reaches = |from: &str, to: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_owned()];
+        while let Some(m) = stack.pop() {
+            for next in graph.get(&m).into_iter().flatten() {
+                if next == to {
+                    return true;
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        false
+    };
+    Ok(graph.keys().filter(|m| reaches(m, m)).cloned().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +155,25 @@ mod tests {
         let (_client, accepted) = tokio::join!(connect_from(from, addr), listener.accept());
         assert_eq!(accepted.unwrap().1.ip(), IpAddr::V4(from));
         assert!(rss_mib() > 0);
+    }
+
+    #[test]
+    fn module_cycles_are_found() {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("a.rs"), "use crate::b::X;").unwrap();
+        std::fs::write(dir.join("b.rs"), "use crate::c::Y;").unwrap();
+        std::fs::write(dir.join("c.rs"), "fn f() { crate::a::g() }").unwrap();
+        std::fs::write(dir.join("d.rs"), "use crate::a::Z;").unwrap();
+        std::fs::write(dir.join("tests.rs"), "use crate::d::W;").unwrap();
+        assert_eq!(super::modules_in_cycles(&dir).unwrap(), ["a", "b", "c"]);
+        std::fs::write(dir.join("c.rs"), "fn f() {}").unwrap();
+        assert!(super::modules_in_cycles(&dir).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("stint-testkit-cycles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -77,6 +77,7 @@ mod error;
 mod node;
 mod replay;
 mod rpc;
+mod shared;
 mod store;
 
 pub use config::{
@@ -87,15 +88,13 @@ pub use config::{
 };
 pub use engine::{BlockReport, Engine, PendingFraud};
 pub use error::{BoxError, ConfigError, Severity, VerifierError};
-pub use node::{
-    run, start, BatchSummary, ChallengeAlert, ChallengeKey, Shared, Snapshot, VerifierHandle,
-    VerifierMetrics,
-};
+pub use node::{run, start, ChallengeKey, VerifierHandle};
 pub use replay::{
     challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
     DetectedFraud, HonestBatch, ReplayError, ReplayVerdict, UnprovableFraud,
 };
 pub use rpc::{module as rpc_module, NOT_FOUND};
+pub use shared::{BatchSummary, ChallengeAlert, Shared, Snapshot, VerifierMetrics};
 pub use store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};
 
 #[cfg(test)]

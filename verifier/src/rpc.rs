@@ -28,7 +28,7 @@ use stint_rpc::{HealthStatus, MethodSpec, Params, RpcModule};
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::error::VerifierError;
-use crate::node::{BatchSummary, Shared};
+use crate::shared::{BatchSummary, Shared};
 use crate::store::VerifiedBatch;
 
 /// Application error: the object is not known to this verifier, or not retained

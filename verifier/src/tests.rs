@@ -16,11 +16,12 @@ use stint_protocol::{
 use stint_state::{Hash, MemoryNodeStore, ProofNode, SparseMerkleTree, MAX_MULTIPROOF_NODES};
 
 use crate::engine::PendingFraud;
-use crate::node::{ChallengeAlert, ChallengeKey, VerifierMetrics};
+use crate::node::ChallengeKey;
 use crate::replay::{
     challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
     DetectedFraud, ReplayVerdict,
 };
+use crate::shared::{ChallengeAlert, VerifierMetrics};
 
 const CHAIN_ID: u64 = 5;
 const ACCOUNTS: usize = 12;

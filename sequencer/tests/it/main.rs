@@ -9,3 +9,4 @@ mod jsonrpc;
 mod outage;
 mod reorg;
 mod slots;
+mod structure;

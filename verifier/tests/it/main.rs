@@ -12,4 +12,5 @@ mod honest;
 mod hostile;
 mod reorg;
 mod restart;
+mod structure;
 mod two_verifiers;
