@@ -13,6 +13,8 @@
 //! - [`rss_mib`] — this process's resident memory, for memory bounds under load.
 //! - [`write_private`] — a key file with mode 0600; [`wait_until`] — poll until a probe holds.
 //! - [`modules_in_cycles`] — the modules of a crate that import one that imports them back.
+//! - [`FundedNode`] — a regtest bitcoind with a funded wallet (and more wallets on demand);
+//!   [`free_port`].
 //!
 //! ## Usage
 //!
@@ -88,6 +90,81 @@ where
             return Err(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released: another process may take it first, so
+/// use it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A regtest bitcoind owned by the test, with a wallet holding mature coins. Field order
+/// matters: the node stops before the caller's directory is deleted.
+#[derive(Debug)]
+pub struct FundedNode {
+    /// The node.
+    pub node: stint_anchor::RegtestNode,
+    /// Its main wallet (`stint`), funded with 110 blocks' coinbases.
+    pub wallet: stint_anchor::BitcoindClient,
+}
+
+impl FundedNode {
+    /// Starts a node in `dir/bitcoind`, funds the `stint` wallet with 110 blocks (so coinbases
+    /// are mature) and each of `extra_wallets` with 2 blocks' worth (mature under the 110).
+    pub async fn start(dir: &std::path::Path, extra_wallets: &[&str]) -> FundedNode {
+        let node = stint_anchor::RegtestNode::start_with(stint_anchor::RegtestConfig::new(
+            dir.join("bitcoind"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("cannot start bitcoind: {e}"));
+        let wallet = node
+            .client()
+            .ensure_wallet("stint")
+            .await
+            .unwrap_or_else(|e| panic!("wallet stint: {e}"));
+        for name in extra_wallets {
+            let w = node
+                .client()
+                .ensure_wallet(name)
+                .await
+                .unwrap_or_else(|e| panic!("wallet {name}: {e}"));
+            let to = w
+                .get_new_address(bitcoin::Network::Regtest)
+                .await
+                .unwrap_or_else(|e| panic!("address: {e}"));
+            w.generate_to_address(2, &to)
+                .await
+                .unwrap_or_else(|e| panic!("mining: {e}"));
+        }
+        let funded = FundedNode { node, wallet };
+        funded.mine(110).await;
+        funded
+    }
+
+    /// Mines `n` blocks to the main wallet.
+    pub async fn mine(&self, n: u64) {
+        let to = self
+            .wallet
+            .get_new_address(bitcoin::Network::Regtest)
+            .await
+            .unwrap_or_else(|e| panic!("address: {e}"));
+        self.wallet
+            .generate_to_address(n, &to)
+            .await
+            .unwrap_or_else(|e| panic!("mining: {e}"));
+    }
+
+    /// The tip's height.
+    pub async fn tip(&self) -> u64 {
+        self.node
+            .client()
+            .get_block_count()
+            .await
+            .unwrap_or_else(|e| panic!("getblockcount: {e}"))
     }
 }
 

@@ -8,7 +8,7 @@ use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::Network;
 use k256::schnorr::SigningKey;
 use serde_json::{json, Value};
-use stint_anchor::{RegtestConfig, RegtestNode};
+use stint_anchor::RegtestNode;
 use stint_api::{ApiClient, BatchRef, BatchState, ReadOptions, READ_METHODS};
 use stint_contracts::{stream_id, task_id, AccountId, Call, Tx};
 use stint_protocol::{Genesis, GenesisAlloc};
@@ -76,12 +76,9 @@ async fn send_and_anchor(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_nodes_answer_every_read_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
-        .await
-        .unwrap();
-    let wallet = node.client().ensure_wallet("stint").await.unwrap();
+    let funded = stint_testkit::FundedNode::start(dir.path(), &[]).await;
+    let (node, wallet) = (&funded.node, &funded.wallet);
     let address = wallet.get_new_address(Network::Regtest).await.unwrap();
-    wallet.generate_to_address(110, &address).await.unwrap();
     let info = node.client().get_blockchain_info().await.unwrap();
 
     let secret = SecretKey::from_slice(&[0x42; 32]).unwrap();
@@ -132,7 +129,7 @@ async fn both_nodes_answer_every_read_alike() {
     let stream = stream_id(&account(alice), 2);
     let first = send_and_anchor(
         &seq,
-        &node,
+        node,
         &[
             sign(
                 alice,
@@ -175,7 +172,7 @@ async fn both_nodes_answer_every_read_alike() {
     // Round 2: the task moves on; anchored, not final.
     let tip = send_and_anchor(
         &seq,
-        &node,
+        node,
         &[
             sign(bob, 0, Call::TaskAccept { id: task }),
             sign(carol, 0, Call::StreamWithdraw { id: stream }),

@@ -11,14 +11,7 @@ pub(crate) const BANNER: &str = "Stint devnet is up.";
 /// Longest a devnet may take to come up.
 const UP_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use stint_testkit::free_port;
 
 /// One JSON-RPC call (with the admin bearer token when given); panics on any error.
 pub(crate) async fn rpc_result(
@@ -56,10 +49,9 @@ pub(crate) fn rpc_call(url: &str, method: &str, params: Value) -> Value {
 }
 
 /// Write `text` to `path` readable by its owner only (what key files need).
+/// Writes a private (0600) file; panics on failure.
 pub(crate) fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    stint_testkit::write_private(path, text).unwrap();
 }
 
 /// This crate's folder, as cargo names it when it runs the test (not as it was when the test was

@@ -1,14 +1,13 @@
 //! Shared setup: a funded regtest node, a genesis anchored at its tip, a sequencer on a fresh
 //! data directory, and a small JSON-RPC client.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::Network;
 use k256::schnorr::SigningKey;
 use serde_json::{json, Value};
-use stint_anchor::{BitcoindClient, RegtestConfig, RegtestNode};
+use stint_anchor::{BitcoindClient, RegtestNode};
 use stint_contracts::{AccountId, Call, SignedTx, Tx};
 use stint_protocol::{Genesis, GenesisAlloc};
 use stint_sequencer::{Secret, Sequencer, SequencerConfig};
@@ -41,15 +40,6 @@ pub(crate) fn account(k: &SigningKey) -> AccountId {
     AccountId::from_signing_key(k)
 }
 
-fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-}
-
 impl Env {
     /// A node with 110 mature blocks, a genesis starting at its tip with dispute window `w`, four
     /// funded users (keys 1..=4), and a running sequencer.
@@ -69,18 +59,14 @@ impl Env {
         users: u8,
     ) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
-            .await
-            .unwrap();
-        let wallet = node.client().ensure_wallet("stint").await.unwrap();
-        let address = wallet.get_new_address(Network::Regtest).await.unwrap();
-        wallet.generate_to_address(110, &address).await.unwrap();
+        let stint_testkit::FundedNode { node, wallet } =
+            stint_testkit::FundedNode::start(dir.path(), &[]).await;
         let info = node.client().get_blockchain_info().await.unwrap();
 
         let secret = SecretKey::from_slice(&[0x42; 32]).unwrap();
         let anchor = Keypair::from_secret_key(&Secp256k1::new(), &secret);
         let anchor_key = dir.path().join("anchor.key");
-        write_private(&anchor_key, &hex::encode(secret.secret_bytes()));
+        stint_testkit::write_private(&anchor_key, &hex::encode(secret.secret_bytes())).unwrap();
 
         let keys: Vec<SigningKey> = (1..=users).map(key).collect();
         let alloc = keys

@@ -8,7 +8,7 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::{FeeRate, Network};
 use k256::schnorr::SigningKey;
-use stint_anchor::{Anchorer, BitcoindClient, PostedEnvelope, RegtestConfig, RegtestNode};
+use stint_anchor::{Anchorer, BitcoindClient, PostedEnvelope, RegtestNode};
 use stint_contracts::{AccountId, Call, SignedTx, Tx};
 use stint_protocol::{
     Batch, BatchBuilder, BuildParams, Envelope, EnvelopeKind, FraudProof, Genesis, GenesisAlloc,
@@ -44,17 +44,8 @@ impl Net {
     pub(crate) async fn start(verifier_wallets: &[&str]) -> Self {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
-        let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
-            .await
-            .unwrap();
-        let wallet = node.client().ensure_wallet("stint").await.unwrap();
-        for name in verifier_wallets {
-            let w = node.client().ensure_wallet(name).await.unwrap();
-            let to = w.get_new_address(Network::Regtest).await.unwrap();
-            w.generate_to_address(2, &to).await.unwrap();
-        }
-        let to = wallet.get_new_address(Network::Regtest).await.unwrap();
-        wallet.generate_to_address(110, &to).await.unwrap();
+        let stint_testkit::FundedNode { node, wallet } =
+            stint_testkit::FundedNode::start(dir.path(), verifier_wallets).await;
         Net { node, wallet, dir }
     }
 
