@@ -226,6 +226,16 @@ fn batch<V: ChainView>(
     })
 }
 
+/// Runs a read (RocksDB, CPU-bound proofs) on Tokio's blocking pool, so slow reads never hold
+/// an async worker and the framework's per-call timeout covers them.
+async fn blocking(
+    read: impl FnOnce() -> Result<Value, RpcError> + Send + 'static,
+) -> Result<Value, RpcError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|e| Err(internal(ViewError::new("running a read", e))))
+}
+
 fn hash_schema() -> Value {
     json!({"type": "string", "pattern": "^[0-9a-f]{64}$"})
 }
@@ -322,13 +332,15 @@ where
                         "nonce": {"type": "integer"}, "pendingNonce": {"type": "integer"}})))
                 .error(code, message),
             move |_ctx: Arc<C>, params: Params| {
-                let answer = params
-                    .parse_positional::<(String, Option<ReadOptions>)>()
-                    .and_then(|(address, options)| {
+                let view = Arc::clone(&view);
+                blocking(move || {
+                    params
+                        .parse_positional::<(String, Option<ReadOptions>)>()
+                        .and_then(|(address, options)| {
                         account(&*view, &address, options.unwrap_or_default())
                     })
-                    .and_then(|a| to_value(&a));
-                async move { answer }
+                        .and_then(|a| to_value(&a))
+                })
             },
         )?;
     }
@@ -345,11 +357,13 @@ where
                     json!({"id": hash_schema()})))
                 .error(code, message),
             move |_ctx: Arc<C>, params: Params| {
-                let answer = params
-                    .parse_positional::<(String, Option<ReadOptions>)>()
-                    .and_then(|(id, options)| task(&*view, &id, options.unwrap_or_default()))
-                    .and_then(|t| to_value(&t));
-                async move { answer }
+                let view = Arc::clone(&view);
+                blocking(move || {
+                    params
+                        .parse_positional::<(String, Option<ReadOptions>)>()
+                        .and_then(|(id, options)| task(&*view, &id, options.unwrap_or_default()))
+                        .and_then(|t| to_value(&t))
+                })
             },
         )?;
     }
@@ -367,11 +381,13 @@ where
                         "asOf": {"type": "integer"}})))
                 .error(code, message),
             move |_ctx: Arc<C>, params: Params| {
-                let answer = params
-                    .parse_positional::<(String, Option<ReadOptions>)>()
-                    .and_then(|(id, options)| stream(&*view, &id, options.unwrap_or_default()))
-                    .and_then(|s| to_value(&s));
-                async move { answer }
+                let view = Arc::clone(&view);
+                blocking(move || {
+                    params
+                        .parse_positional::<(String, Option<ReadOptions>)>()
+                        .and_then(|(id, options)| stream(&*view, &id, options.unwrap_or_default()))
+                        .and_then(|s| to_value(&s))
+                })
             },
         )?;
     }
@@ -399,11 +415,13 @@ where
                         "raw": {"type": "string"}}}))
                 .error(code, message),
             move |_ctx: Arc<C>, params: Params| {
-                let answer = params
-                    .parse_positional::<(Value, Option<BatchOptions>)>()
-                    .and_then(|(which, options)| batch(&*view, &which, options.unwrap_or_default()))
-                    .and_then(|b| to_value(&b));
-                async move { answer }
+                let view = Arc::clone(&view);
+                blocking(move || {
+                    params
+                        .parse_positional::<(Value, Option<BatchOptions>)>()
+                        .and_then(|(which, options)| batch(&*view, &which, options.unwrap_or_default()))
+                        .and_then(|b| to_value(&b))
+                })
             },
         )?;
     }
