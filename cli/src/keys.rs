@@ -106,7 +106,13 @@ impl Key {
             path: path.to_path_buf(),
             reason,
         };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+        let metadata = std::fs::metadata(path).map_err(io)?;
+        if metadata.is_dir() {
+            return Err(invalid(
+                "is a directory, not a key file (`stint key new --out FILE` writes one)".into(),
+            ));
+        }
+        let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(invalid(format!(
                 "permissions {:o} are too open: the key must be readable by its owner only \

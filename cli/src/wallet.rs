@@ -367,10 +367,16 @@ pub async fn run_wallet(command: WalletCommand, opts: &WalletOpts) -> Result<(),
         WalletCommand::Status { verifier_rpc } => status(opts, &verifier_rpc).await?,
         WalletCommand::Account { address } => {
             let client = RpcClient::new(&opts.rpc)?;
-            let account = match address {
-                Some(address) => parse_address("address", &address)?,
-                None => load_key(opts)?.account(),
-            };
+            let account =
+                match (address, &opts.key) {
+                    (Some(address), _) => parse_address("address", &address)?,
+                    (None, Some(_)) => load_key(opts)?.account(),
+                    (None, None) => return Err(CliError::Usage(
+                        "which account? give an address (stint account ADDRESS), or --key FILE \
+                         (or STINT_KEY) for your own"
+                            .into(),
+                    )),
+                };
             let value: Value = client
                 .call("stint_getAccount", json!([account.to_string()]))
                 .await?;
@@ -1340,8 +1346,15 @@ fn load_key(opts: &WalletOpts) -> Result<Key, CliError> {
 
 /// Parses an address, naming the flag it came from.
 pub fn parse_address(flag: &str, text: &str) -> Result<AccountId, CliError> {
-    text.parse()
-        .map_err(|e| CliError::Usage(format!("{flag} {text}: {e}")))
+    let shown = crate::text::shown(text);
+    AccountId::from_address(text).map_err(|e| match e {
+        stint_contracts::AddressError::Malformed(_)
+        | stint_contracts::AddressError::WrongHrp(_) => CliError::Usage(format!(
+            "{flag} {shown}: not a Stint address (an address starts with stint1, as \
+                 `stint key show` prints it)"
+        )),
+        other => CliError::Usage(format!("{flag} {shown}: {other}")),
+    })
 }
 
 fn parse_task_id(text: &str) -> Result<TaskId, CliError> {

@@ -296,3 +296,44 @@ fn field_prints_one_field_or_names_the_ones_there_are() {
         "--json",
     );
 }
+
+#[test]
+fn mistakes_get_messages_that_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.json");
+    let k = key.to_str().unwrap();
+    assert!(stint(&["key", "new", "--out", k]).status.success());
+    // A name where an address goes: say what an address looks like.
+    fails_with(
+        &["transfer", "--to", "bob", "--amount", "5", "--key", k],
+        1,
+        "--to bob: not a Stint address (an address starts with stint1",
+    );
+    // Control characters from arguments are never echoed raw to the terminal.
+    let out = stint(&[
+        "transfer",
+        "--to",
+        "bob\u{1b}[31m",
+        "--amount",
+        "5",
+        "--key",
+        k,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "raw escape echoed: {stderr:?}");
+    assert!(stderr.contains("not a Stint address"), "{stderr}");
+    // `stint account` reads; without an address or a key it asks which account.
+    let out = stint(&["account"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("which account?"), "{stderr}");
+    assert!(!stderr.contains("signs"), "{stderr}");
+    // A folder given as --key is named as a folder, not as a key with open permissions.
+    let folder = format!("{}/", dir.path().display());
+    fails_with(
+        &["account", "--key", &folder],
+        1,
+        "is a directory, not a key file",
+    );
+}
