@@ -8,8 +8,7 @@ use stint_contracts::{
     account_key, read_account, read_stream, read_task, stream_key, task_key, AccountId, StreamId,
     TaskId,
 };
-use stint_protocol::Batch;
-use stint_rpc::{MethodSpec, Params, RegisterError, RpcError, RpcModule};
+use stint_rpc::{BoxFuture, MethodResult, MethodSpec, Params, RegisterError, RpcError, RpcModule};
 use stint_state::{Hash, Key, SparseMerkleTree};
 
 use crate::types::{
@@ -191,8 +190,7 @@ fn batch<V: ChainView>(
         .batch(which)
         .map_err(internal)?
         .ok_or_else(|| not_found(format_args!("batch {shown}")))?;
-    let batch = Batch::decode(&entry.encoded)
-        .map_err(|e| internal(ViewError::new(format!("decoding kept batch {shown}"), e)))?;
+    let batch = &entry.batch;
     let hash = batch.hash();
     let found = match which {
         BatchRef::Number(n) => batch.header().number == n,
@@ -234,6 +232,28 @@ async fn blocking(
     tokio::task::spawn_blocking(read)
         .await
         .unwrap_or_else(|e| Err(internal(ViewError::new("running a read", e))))
+}
+
+/// A handler that parses the params by position into `P` and answers `read(view, params)` on
+/// the blocking pool ([`blocking`]).
+fn parsed_read<C, V, P, R>(
+    view: &Arc<V>,
+    read: fn(&V, P) -> Result<R, RpcError>,
+) -> impl Fn(Arc<C>, Params) -> BoxFuture<MethodResult> + Send + Sync + 'static
+where
+    C: Send + Sync + 'static,
+    V: ChainView,
+    P: serde::de::DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    let view = Arc::clone(view);
+    move |_ctx: Arc<C>, params: Params| {
+        let view = Arc::clone(&view);
+        Box::pin(blocking(move || {
+            let params = params.parse_positional::<P>()?;
+            to_value(&read(&view, params)?)
+        }))
+    }
 }
 
 fn hash_schema() -> Value {
@@ -318,7 +338,6 @@ where
         )?;
     }
     {
-        let view = Arc::clone(&view);
         let (code, message) =
             not_found_doc("state at that batch (newer than the soft head, or not retained)");
         module.register(
@@ -331,21 +350,10 @@ where
                     json!({"address": {"type": "string"}, "balance": {"type": "integer"},
                         "nonce": {"type": "integer"}, "pendingNonce": {"type": "integer"}})))
                 .error(code, message),
-            move |_ctx: Arc<C>, params: Params| {
-                let view = Arc::clone(&view);
-                blocking(move || {
-                    params
-                        .parse_positional::<(String, Option<ReadOptions>)>()
-                        .and_then(|(address, options)| {
-                        account(&*view, &address, options.unwrap_or_default())
-                    })
-                        .and_then(|a| to_value(&a))
-                })
-            },
+            parsed_read(&view, |view, (address, options): (String, Option<ReadOptions>)| account(view, &address, options.unwrap_or_default())),
         )?;
     }
     {
-        let view = Arc::clone(&view);
         let (code, message) = not_found_doc("the task, or the state at that batch");
         module.register(
             MethodSpec::new("stint_getTask")
@@ -356,19 +364,10 @@ where
                     &["id", "employer", "milestones", "status", "escrow"],
                     json!({"id": hash_schema()})))
                 .error(code, message),
-            move |_ctx: Arc<C>, params: Params| {
-                let view = Arc::clone(&view);
-                blocking(move || {
-                    params
-                        .parse_positional::<(String, Option<ReadOptions>)>()
-                        .and_then(|(id, options)| task(&*view, &id, options.unwrap_or_default()))
-                        .and_then(|t| to_value(&t))
-                })
-            },
+            parsed_read(&view, |view, (id, options): (String, Option<ReadOptions>)| task(view, &id, options.unwrap_or_default())),
         )?;
     }
     {
-        let view = Arc::clone(&view);
         let (code, message) = not_found_doc("the stream, or the state at that batch");
         module.register(
             MethodSpec::new("stint_getStream")
@@ -380,19 +379,10 @@ where
                     json!({"id": hash_schema(), "withdrawable": {"type": "integer"},
                         "asOf": {"type": "integer"}})))
                 .error(code, message),
-            move |_ctx: Arc<C>, params: Params| {
-                let view = Arc::clone(&view);
-                blocking(move || {
-                    params
-                        .parse_positional::<(String, Option<ReadOptions>)>()
-                        .and_then(|(id, options)| stream(&*view, &id, options.unwrap_or_default()))
-                        .and_then(|s| to_value(&s))
-                })
-            },
+            parsed_read(&view, |view, (id, options): (String, Option<ReadOptions>)| stream(view, &id, options.unwrap_or_default())),
         )?;
     }
     {
-        let view = Arc::clone(&view);
         let (code, message) = not_found_doc("no such batch");
         module.register(
             MethodSpec::new("stint_getBatch")
@@ -414,15 +404,7 @@ where
                         "txids": {"type": "array", "items": hash_schema()},
                         "raw": {"type": "string"}}}))
                 .error(code, message),
-            move |_ctx: Arc<C>, params: Params| {
-                let view = Arc::clone(&view);
-                blocking(move || {
-                    params
-                        .parse_positional::<(Value, Option<BatchOptions>)>()
-                        .and_then(|(which, options)| batch(&*view, &which, options.unwrap_or_default()))
-                        .and_then(|b| to_value(&b))
-                })
-            },
+            parsed_read(&view, |view, (which, options): (Value, Option<BatchOptions>)| batch(view, &which, options.unwrap_or_default())),
         )?;
     }
     Ok(())

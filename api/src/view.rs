@@ -1,7 +1,7 @@
 //! [`ChainView`]: the read-only view of a node's chain that the read methods are written against.
 
 use stint_contracts::AccountId;
-use stint_protocol::Genesis;
+use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, NodeStore};
 
 use crate::types::{AnchorRef, BatchRef, BatchState, SyncStatus};
@@ -34,6 +34,8 @@ impl ViewError {
 /// One batch as a node keeps it.
 #[derive(Debug, Clone)]
 pub struct BatchEntry {
+    /// The batch, decoded from `encoded`.
+    pub batch: Batch,
     /// Its canonical encoding (`Batch::encode`).
     pub encoded: Vec<u8>,
     /// Where it stands in this node's view.

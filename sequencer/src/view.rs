@@ -6,7 +6,7 @@ use stint_api::{
     ViewError,
 };
 use stint_contracts::AccountId;
-use stint_protocol::{Batch, Genesis};
+use stint_protocol::Genesis;
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::shared::{BatchFinality, Shared};
@@ -84,9 +84,8 @@ impl ChainView for Shared {
         else {
             return Ok(None);
         };
-        let hash = Batch::decode(&stored.encoded)
-            .map_err(|e| ViewError::new(what(), e))?
-            .hash();
+        let batch = stored.batch().map_err(|e| view_error(what(), e))?;
+        let hash = batch.hash();
         if matches!(which, BatchRef::Hash(h) if h != hash) {
             // The hash named a batch that was rolled back; another one holds its number now.
             return Ok(None);
@@ -107,6 +106,7 @@ impl ChainView for Shared {
                 height: a.height,
             });
         Ok(Some(BatchEntry {
+            batch,
             encoded: stored.encoded,
             status,
             anchor,

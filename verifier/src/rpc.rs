@@ -23,7 +23,7 @@ use stint_api::{
     AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
     ViewError,
 };
-use stint_protocol::{BatchStatus, Genesis};
+use stint_protocol::{Batch, BatchStatus, Genesis};
 use stint_rpc::{HealthStatus, MethodSpec, Params, RpcModule};
 use stint_state::{Hash, RocksNodeStore};
 
@@ -65,7 +65,14 @@ fn entry(
     else {
         return Ok(None);
     };
+    let batch = Batch::decode(&encoded).map_err(|e| {
+        ViewError::new(
+            format!("decoding the body of batch {}", b.record.header.number),
+            e,
+        )
+    })?;
     Ok(Some(BatchEntry {
+        batch,
         encoded,
         status: match b.status {
             BatchStatus::Anchored => BatchState::Anchored,
