@@ -247,20 +247,7 @@ impl SequencerConfig {
             path: path.clone(),
             reason,
         };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|e| read(e.to_string()))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(read(format!(
-                    "the token file's mode is {:o}; it must be 0600 (chmod 600)",
-                    mode & 0o777
-                )));
-            }
-        }
+        crate::keys::check_private(path, "the token file's").map_err(read)?;
         let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
         self.admin_token = Some(Secret::new(text.trim()));
         Ok(())

@@ -22,28 +22,34 @@ fn bad(path: &Path, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Checks that the secret file at `path` (`what` names it in the reason) is readable by its
+/// owner only (mode 0600 on Unix).
+pub(crate) fn check_private(path: &Path, what: &str) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| e.to_string())?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{what} mode is {:o}; it must be 0600 (chmod 600)",
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+    Ok(())
+}
+
 /// Load the anchor key: a JSON file `{"address", "secret_key"}` (as `stint key new` writes it)
 /// or a file holding just the 64 hex digits of the secret key. On Unix the file must not be
 /// readable by group or others (mode 0600). When the JSON names an address it must be the key's.
 pub fn load_anchor_key(path: &Path) -> Result<Keypair, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| bad(path, e.to_string()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| bad(path, e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(bad(
-                path,
-                format!(
-                    "key file mode is {:o}; it must be 0600 (chmod 600)",
-                    mode & 0o777
-                ),
-            ));
-        }
-    }
+    check_private(path, "key file").map_err(|reason| bad(path, reason))?;
     let trimmed = text.trim();
     let (secret_hex, address) = if trimmed.starts_with('{') {
         let file: KeyFile =
