@@ -469,7 +469,7 @@ impl Devnet {
         let accounts = demo_accounts(&layout)?;
 
         // The token stays in admin.token (0600); sequencer.toml names the file.
-        admin_token(&layout)?;
+        ensure_admin_token(&layout)?;
         let sequencer_config = write_sequencer_config(&layout, &node, args, &ports)?;
         let verifier_config = write_verifier_config(&layout, &node, &ports)?;
         let sequencer = Sequencer::start(sequencer_config)
@@ -816,18 +816,16 @@ fn ensure_key(path: &Path) -> Result<Key, DevnetError> {
     .map_err(|e| DevnetError::Invalid(e.to_string()))
 }
 
-/// The sequencer's admin token (made once, kept in `admin.token` with mode 0600).
-fn admin_token(layout: &Layout) -> Result<String, DevnetError> {
+/// Makes the sequencer's admin token once, in `admin.token` with mode 0600; the sequencer reads
+/// it from there (`admin_token_file`).
+fn ensure_admin_token(layout: &Layout) -> Result<(), DevnetError> {
     let path = layout.path("admin.token");
     if path.exists() {
-        let token = std::fs::read_to_string(&path).map_err(file_error(&path))?;
-        return Ok(token.trim().to_owned());
+        return Ok(());
     }
     let mut bytes = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = hex::encode(bytes);
-    write_atomic(&path, token.as_bytes(), true)?;
-    Ok(token)
+    write_atomic(&path, hex::encode(bytes).as_bytes(), true)
 }
 
 fn loopback(port: u16) -> SocketAddr {
