@@ -10,7 +10,7 @@ use crate::error::ExecError;
 use crate::receipt::FailureCode;
 use crate::records::{
     account_entry, read_account, read_stream, read_task, stream_key, task_key, Milestone,
-    MilestoneStatus, Record, Stream, StreamStatus, Task, TaskStatus,
+    MilestoneStatus, Record, Resolution, Stream, StreamStatus, Task, TaskStatus,
 };
 use crate::tx::{stream_id, task_id, Call, BPS_DENOMINATOR, MAX_MILESTONES, MAX_PAYROLL_PAYMENTS};
 use crate::types::{AccountId, StreamId, TaskId};
@@ -286,6 +286,7 @@ pub(crate) fn run_call<V: StateView>(
                 status: TaskStatus::Open,
                 escrow: total,
                 dispute: None,
+                resolution: None,
             };
             write_task(st, &id, task);
             Ok(())
@@ -381,8 +382,22 @@ pub(crate) fn run_call<V: StateView>(
             )?;
             let worker = t.worker.ok_or(CallError::Fail(FailureCode::WrongStatus))?;
             let (to_worker, to_employer) = split_bps(t.escrow, *worker_share_bps)?;
+            for m in &mut t.milestones {
+                if matches!(
+                    m.status,
+                    MilestoneStatus::Pending | MilestoneStatus::Submitted { .. }
+                ) {
+                    m.status = MilestoneStatus::Resolved;
+                }
+            }
             t.escrow = 0;
             t.status = TaskStatus::Resolved;
+            t.resolution = Some(Resolution {
+                worker_share_bps: *worker_share_bps,
+                to_worker,
+                to_employer,
+                at: env.now,
+            });
             let employer = t.employer;
             write_task(st, id, t);
             credit(st, &worker, to_worker)?;

@@ -62,7 +62,9 @@
 //! (worker, `Active`, milestone `Submitted` at `t`, `now ≥ t + review_secs`) pays it; a dispute
 //! freezes the task, so claims stop. `TaskDispute` (employer or worker, `Active`, the task has an
 //! arbiter). `TaskResolve` (arbiter, `Disputed`, `worker_share_bps ≤ 10,000`) gives the worker
-//! `floor(escrow × bps / 10,000)` and the employer the remainder — value is conserved exactly.
+//! `floor(escrow × bps / 10,000)` and the employer the remainder — value is conserved exactly;
+//! the milestones still pending or submitted become `Resolved` and the task records the split
+//! (`resolution`: share, both amounts, time).
 //! `TaskCancel` (employer): an `Open` task is refunded entirely at any time; an `Active` task
 //! only after its deadline, refunding the milestones still `Pending` (submitted ones stay
 //! claimable), failing with `NothingToRefund` if there are none. When no milestone is pending or
@@ -129,8 +131,8 @@ pub use receipt::{FailureCode, Receipt, TxStatus};
 pub use records::{
     account_entry, account_key, apply_changes, read_account, read_stream, read_task, state_key,
     stream_key, task_key, total_value, Account, Dispute, KeyKind, Milestone, MilestoneStatus,
-    Record, Stream, StreamStatus, Task, TaskStatus, ACCOUNT_RECORD_SIZE, KEY_TAG, MAX_RECORD_SIZE,
-    MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
+    Record, Resolution, Stream, StreamStatus, Task, TaskStatus, ACCOUNT_RECORD_SIZE, KEY_TAG,
+    MAX_RECORD_SIZE, MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
 };
 pub use stf::{
     execute_batch, execute_segment, execute_verified_batch, execute_verified_segment,

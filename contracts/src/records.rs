@@ -110,7 +110,8 @@ pub enum TaskStatus {
     Canceled,
 }
 
-/// Status of one milestone: `Pending -> Submitted -> Paid`, or `Pending -> Refunded` on cancel.
+/// Status of one milestone: `Pending -> Submitted -> Paid`, `Pending -> Refunded` on cancel, or
+/// `Pending | Submitted -> Resolved` when the arbiter splits a disputed task's escrow.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
@@ -134,6 +135,8 @@ pub enum MilestoneStatus {
     Paid,
     /// Refunded to the employer.
     Refunded,
+    /// Settled by the arbiter's split of the escrow (the task's [`Resolution`] says how).
+    Resolved,
 }
 
 /// One milestone of a task.
@@ -160,6 +163,23 @@ pub struct Dispute {
     #[serde(with = "hex_bytes")]
     pub reason_hash: Hash,
     /// Batch timestamp when it was raised.
+    pub at: u64,
+}
+
+/// How the arbiter settled a disputed task: the escrow at resolution went `to_worker` and
+/// `to_employer` (together exactly the escrow), by `worker_share_bps`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    /// The worker's share in basis points (0..=10,000).
+    pub worker_share_bps: u16,
+    /// Units paid to the worker.
+    pub to_worker: u64,
+    /// Units refunded to the employer.
+    pub to_employer: u64,
+    /// Batch timestamp of the resolution.
     pub at: u64,
 }
 
@@ -191,6 +211,8 @@ pub struct Task {
     pub escrow: u64,
     /// The dispute, if one was raised.
     pub dispute: Option<Dispute>,
+    /// The arbiter's split, once the dispute is resolved.
+    pub resolution: Option<Resolution>,
 }
 
 /// Status of a stream.

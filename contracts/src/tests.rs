@@ -966,6 +966,21 @@ fn dispute_and_resolve() {
     assert_eq!(h.balance(emp), eb + 667);
     let t = h.task(&id);
     assert_eq!((t.status, t.escrow), (TaskStatus::Resolved, 0));
+    // The record says how: both open milestones (one submitted, one pending) are settled by the
+    // split, and the split is kept with the share, both amounts and the time.
+    assert!(t
+        .milestones
+        .iter()
+        .all(|m| m.status == MilestoneStatus::Resolved));
+    assert_eq!(
+        t.resolution,
+        Some(crate::Resolution {
+            worker_share_bps: 3_333,
+            to_worker: 333,
+            to_employer: 667,
+            at: T0 + 500,
+        })
+    );
     h.fails(
         arb,
         Call::TaskResolve {
