@@ -104,4 +104,22 @@ pub enum CliError {
         /// The timeout.
         secs: u64,
     },
+    /// `stint status` found the network unhealthy; the binary exits with `code`.
+    #[error("unhealthy: {problems}")]
+    Unhealthy {
+        /// The exit code (see `stint status --help`).
+        code: u8,
+        /// What is wrong, worst first.
+        problems: String,
+    },
+}
+
+impl CliError {
+    /// The process exit code for this error: 1, or the code `stint status` chose.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Unhealthy { code, .. } => *code,
+            _ => 1,
+        }
+    }
 }

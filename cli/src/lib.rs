@@ -34,6 +34,8 @@ mod journal;
 mod keys;
 mod payroll;
 mod precheck;
+mod show;
+mod status;
 mod text;
 mod time;
 mod wallet;
@@ -48,6 +50,9 @@ pub use devnet::{
 pub use error::CliError;
 pub use keys::{write_key_file, Key, KeyFile};
 pub use payroll::parse_payroll_csv;
+pub use status::{
+    DEFAULT_STALL_SECS, EXIT_ANCHORING_STALLED, EXIT_VERIFIER_DISAGREES, EXIT_VERIFIER_UNREACHABLE,
+};
 pub use wallet::{
     parse_address, run_wallet, KeyCommand, SendOpts, StreamCommand, TaskCommand, WaitLevel,
     WalletCommand, WalletOpts, DEFAULT_FEE, DEFAULT_RECONNECT_SECS, DEFAULT_RPC_URL,

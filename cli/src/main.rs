@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stint::{
-    run_devnet, run_genesis, run_wallet, DevnetArgs, GenesisArgs, WalletCommand, WalletOpts,
+    run_devnet, run_genesis, run_wallet, CliError, DevnetArgs, GenesisArgs, WalletCommand,
+    WalletOpts,
 };
 use stint_sequencer::SequencerArgs;
 use stint_verifier::VerifierArgs;
@@ -88,7 +89,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stint: {e:#}");
-            ExitCode::FAILURE
+            // `stint status` picks its own code for each kind of trouble; everything else is 1.
+            ExitCode::from(e.downcast_ref::<CliError>().map_or(1, CliError::exit_code))
         }
     }
 }

@@ -38,21 +38,30 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The sequencer's answer to a tx it already has (a retry's resend).
 const ALREADY_KNOWN: i64 = stint_sequencer::codes::ALREADY_KNOWN;
 
-/// Options of every wallet command.
+/// Help heading of the options every wallet command takes, apart from each command's own.
+const GLOBAL_HEADING: &str = "Wallet options (any wallet command, before or after its name)";
+
+/// Options of every wallet command (`--rpc`, `--key`, `--json`, `--field`).
 #[derive(Debug, Clone, Args)]
 pub struct WalletOpts {
     /// Sequencer JSON-RPC URL.
-    #[arg(long, env = "STINT_RPC", default_value = DEFAULT_RPC_URL, global = true)]
+    #[arg(long, env = "STINT_RPC", default_value = DEFAULT_RPC_URL, global = true, help_heading = GLOBAL_HEADING)]
     pub rpc: String,
     /// Key file (`{"address", "secret_key"}`, mode 0600) of the account that signs.
-    #[arg(long, env = "STINT_KEY", global = true)]
+    #[arg(long, env = "STINT_KEY", global = true, help_heading = GLOBAL_HEADING)]
     pub key: Option<PathBuf>,
     /// Print one JSON object instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING)]
     pub json: bool,
     /// Print only this field of the result, as plain text (for scripts:
     /// `TASK=$(stint task create … --field task_id)`).
-    #[arg(long, global = true, value_name = "NAME", conflicts_with = "json")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        conflicts_with = "json",
+        help_heading = GLOBAL_HEADING
+    )]
     pub field: Option<String>,
 }
 
@@ -79,6 +88,7 @@ impl WaitLevel {
 
 /// Options of commands that send a transaction.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sending options")]
 pub struct SendOpts {
     /// Fee in units.
     #[arg(long, default_value_t = DEFAULT_FEE)]
@@ -342,11 +352,22 @@ pub enum WalletCommand {
     /// Wage streams.
     #[command(subcommand)]
     Stream(StreamCommand),
-    /// Heads, L1 tip, dispute window and verifier agreement.
+    /// The network at a glance: heads with ages and lags, the dispute window, challenges, and
+    /// whether the verifier agrees.
+    ///
+    /// Exit codes (for monitoring): 0 healthy; 1 the sequencer cannot be read (or bad
+    /// arguments); 2 the verifier disagrees with the sequencer, found fraud, or cannot post a
+    /// challenge; 3 the verifier cannot be reached; 4 anchoring stalled (a sealed batch waited
+    /// longer than --stall-secs for its Bitcoin block). With several problems, the lowest code
+    /// wins; `--json` lists them all under `health.problems`.
     Status {
         /// Verifier JSON-RPC URL to compare with.
         #[arg(long, env = "STINT_VERIFIER_RPC", default_value = DEFAULT_VERIFIER_RPC_URL)]
         verifier_rpc: String,
+        /// Anchoring counts as stalled once the oldest sealed, unanchored batch is older than
+        /// this (use about 3600 on mainnet, where a block takes ten minutes on average).
+        #[arg(long, default_value_t = crate::status::DEFAULT_STALL_SECS, value_name = "SECS")]
+        stall_secs: u64,
     },
 }
 
@@ -364,7 +385,14 @@ pub async fn run_wallet(command: WalletCommand, opts: &WalletOpts) -> Result<(),
             let key = load_key(opts)?;
             Output::new().field("address", key.account().to_string())
         }
-        WalletCommand::Status { verifier_rpc } => status(opts, &verifier_rpc).await?,
+        WalletCommand::Status {
+            verifier_rpc,
+            stall_secs,
+        } => {
+            let (output, unhealthy) = status(opts, &verifier_rpc, stall_secs).await?;
+            printer.finish(&output)?;
+            return unhealthy.map_or(Ok(()), Err);
+        }
         WalletCommand::Account { address } => {
             let client = RpcClient::new(&opts.rpc)?;
             let account =
@@ -380,15 +408,17 @@ pub async fn run_wallet(command: WalletCommand, opts: &WalletOpts) -> Result<(),
             let value: Value = client
                 .call("stint_getAccount", json!([account.to_string()]))
                 .await?;
-            Output::from_value(value)
+            Output::rendered(value, crate::show::account)
         }
         WalletCommand::Task(TaskCommand::Show { id }) => {
             let client = RpcClient::new(&opts.rpc)?;
-            Output::from_value(get_task(&client, &parse_task_id(&id)?).await?)
+            let value = get_task(&client, &parse_task_id(&id)?).await?;
+            Output::rendered(value, |info| crate::show::task(info, unix_now()))
         }
         WalletCommand::Stream(StreamCommand::Show { id }) => {
             let client = RpcClient::new(&opts.rpc)?;
-            Output::from_value(get_stream(&client, &parse_stream_id(&id)?).await?)
+            let value = get_stream(&client, &parse_stream_id(&id)?).await?;
+            Output::rendered(value, |info| crate::show::stream(info, unix_now()))
         }
         other => {
             let key = load_key(opts)?;
@@ -531,9 +561,56 @@ impl Wallet {
             .and_then(Value::as_str)
             .unwrap_or(level.as_str())
             .to_string();
+        let batch = last.get("batch").and_then(Value::as_u64);
+        if let (Some(id), Some(batch)) = (plan.settles_stream, batch) {
+            if let Some((paid, refunded)) = self.stream_settlement(id, batch).await? {
+                // What it paid replaces the estimate made before sending.
+                output.map.remove("withdrawable_now");
+                output = output.field("paid_to_worker", paid);
+                if matches!(plan.calls.first(), Some(Call::StreamCancel { .. })) {
+                    output = output.field("refunded_to_employer", refunded);
+                }
+            }
+        }
         Ok(output
             .field("status", finality)
             .field("batch", last.get("batch").cloned().unwrap_or(Value::Null)))
+    }
+
+    /// What batch `batch` paid the worker of stream `id` and refunded its employer, from the
+    /// stream before and after that batch (`None` if it did not exist before).
+    async fn stream_settlement(
+        &self,
+        id: StreamId,
+        batch: u64,
+    ) -> Result<Option<(u64, u64)>, CliError> {
+        let Some(before_batch) = batch.checked_sub(1) else {
+            return Ok(None);
+        };
+        let read = |at| {
+            self.client.api().stream(
+                stint_api::Hex32(*id.as_bytes()),
+                stint_api::ReadOptions {
+                    proof: false,
+                    at: Some(at),
+                },
+            )
+        };
+        let before = match read(before_batch).await {
+            Ok(before) => before,
+            Err(e) if e.code() == Some(stint_api::NOT_FOUND) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let after = read(batch).await?;
+        let paid = after
+            .stream
+            .withdrawn
+            .saturating_sub(before.stream.withdrawn);
+        let escrow = |s: &stint_contracts::Stream| s.escrow().unwrap_or(0);
+        let refunded = escrow(&before.stream)
+            .saturating_sub(escrow(&after.stream))
+            .saturating_sub(paid);
+        Ok(Some((paid, refunded)))
     }
 
     /// The journal's rule: the open send of this intent if it can still execute (sent again if
@@ -865,7 +942,10 @@ impl Wallet {
                 check_stream(&id.to_string(), &stream, StreamAction::Withdraw)?;
                 // What accrued by the soft head; the batch that runs it pays up to its own time.
                 let accrued = stream.get("withdrawable").cloned().unwrap_or(Value::Null);
-                Ok(Plan::one(Call::StreamWithdraw { id }, send).show("withdrawable_now", accrued))
+                let mut plan =
+                    Plan::one(Call::StreamWithdraw { id }, send).show("withdrawable_now", accrued);
+                plan.settles_stream = Some(id);
+                Ok(plan)
             }
             StreamCommand::Topup {
                 id,
@@ -893,7 +973,10 @@ impl Wallet {
                 employer_only(id, send, |id| Call::StreamResume { id }).await
             }
             StreamCommand::Cancel { id, send } => {
-                employer_only(id, send, |id| Call::StreamCancel { id }).await
+                let mut plan =
+                    employer_only(id.clone(), send, |id| Call::StreamCancel { id }).await?;
+                plan.settles_stream = Some(parse_stream_id(&id)?);
+                Ok(plan)
             }
             StreamCommand::Show { .. } => Err(CliError::Usage("not a transaction command".into())),
         }
@@ -1123,6 +1206,8 @@ struct Plan {
     relative_deadline: Option<u64>,
     /// Amounts and counts printed with the result.
     summary: Vec<(&'static str, Value)>,
+    /// A stream withdraw or cancel: once executed, print what it paid and refunded.
+    settles_stream: Option<StreamId>,
 }
 
 impl Plan {
@@ -1137,6 +1222,7 @@ impl Plan {
             id_field: None,
             relative_deadline: None,
             summary: Vec::new(),
+            settles_stream: None,
         }
     }
 
@@ -1199,74 +1285,31 @@ fn failure_text(code: &str) -> String {
     }
 }
 
-/// `stint status`: heads, L1 tip, the newest anchored batch's remaining window, and whether the
-/// verifier agrees.
-async fn status(opts: &WalletOpts, verifier_rpc: &str) -> Result<Output, CliError> {
+/// `stint status`: the report as a table (or JSON), then an error carrying the exit code when
+/// something is wrong.
+async fn status(
+    opts: &WalletOpts,
+    verifier_rpc: &str,
+    stall_secs: u64,
+) -> Result<(Output, Option<CliError>), CliError> {
     let client = RpcClient::new(&opts.rpc)?;
-    let info: Value = client.call("stint_chainInfo", json!([])).await?;
-    let sync: Value = client.call("stint_syncStatus", json!([])).await?;
-    let mut output = Output::new()
-        .field(
-            "chain_id",
-            info.get("chainId").cloned().unwrap_or(Value::Null),
-        )
-        .field("soft", sync.get("soft").cloned().unwrap_or(Value::Null))
-        .field(
-            "anchored",
-            sync.get("anchored").cloned().unwrap_or(Value::Null),
-        )
-        .field("final", sync.get("final").cloned().unwrap_or(Value::Null))
-        .field("l1", sync.get("l1").cloned().unwrap_or(Value::Null));
-
-    let window = info.get("disputeWindow").and_then(Value::as_u64);
-    let l1_height = sync
-        .get("l1")
-        .and_then(|l1| l1.get("height"))
-        .and_then(Value::as_u64);
-    let anchored_number = sync
-        .get("anchored")
-        .and_then(|a| a.get("number"))
-        .and_then(Value::as_u64);
-    if let (Some(window), Some(l1_height), Some(number)) = (window, l1_height, anchored_number) {
-        if number > 0 {
-            let batch: Value = client.call("stint_getBatch", json!([number])).await?;
-            if let Some(height) = batch
-                .get("anchor")
-                .and_then(|a| a.get("height"))
-                .and_then(Value::as_u64)
-            {
-                // Final once the tip is `window` blocks past the anchoring block.
-                let left = (height + window).saturating_sub(l1_height);
-                output = output.field(
-                    "window_blocks_left",
-                    json!({"batch": number, "blocks": left}),
-                );
-            }
-        }
-    }
-
-    let verifier = match RpcClient::new(verifier_rpc) {
-        Ok(v) => v.call::<Value>("stint_verifierStatus", json!([])).await,
-        Err(e) => Err(e),
+    let report = crate::status::gather(&client, verifier_rpc).await?;
+    let now = unix_now();
+    let health = crate::status::assess(&report, stall_secs, now);
+    let output = Output {
+        map: report.output(&health, now),
+        text: Some(crate::status::table(&report, &health, now)),
     };
-    output = match verifier {
-        Ok(status) => {
-            let verified = status.get("verified").cloned().unwrap_or(Value::Null);
-            let agrees = match verified.get("number").and_then(Value::as_u64) {
-                Some(number) if number > 0 => {
-                    let ours: Value = client.call("stint_getBatch", json!([number])).await?;
-                    Some(
-                        ours.get("hash") == verified.get("hash")
-                            && ours.get("stateRoot") == verified.get("stateRoot"),
-                    )
-                }
-                _ => None,
-            };
-            output.field("verifier", json!({"verified": verified, "agrees": agrees}))
-        }
-        Err(e) => output.field("verifier", json!({"error": e.to_string()})),
-    };
-    Ok(output)
+    let unhealthy = (health.exit_code() != 0).then(|| CliError::Unhealthy {
+        code: health.exit_code(),
+        problems: health
+            .problems
+            .iter()
+            .map(|p| p.what.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
+    Ok((output, unhealthy))
 }
 
 async fn get_task(client: &RpcClient, id: &TaskId) -> Result<Value, CliError> {
@@ -1378,9 +1421,14 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// What a command prints: one JSON object with `--json`, else `key: value` lines.
+/// What a command prints: one JSON object with `--json`, else its text for people (`key: value`
+/// lines unless the command renders its own).
 #[derive(Debug, Default, Clone)]
-struct Output(Map<String, Value>);
+struct Output {
+    map: Map<String, Value>,
+    /// The text mode's rendering, when not `key: value` lines.
+    text: Option<String>,
+}
 
 impl Output {
     fn new() -> Self {
@@ -1389,13 +1437,28 @@ impl Output {
 
     fn from_value(value: Value) -> Self {
         match value {
-            Value::Object(map) => Self(map),
+            Value::Object(map) => Self { map, text: None },
             other => Self::new().field("result", other),
         }
     }
 
+    /// The node's JSON, shown to people by `render` once it decodes as `T` (else as
+    /// `key: value` lines).
+    fn rendered<T: serde::de::DeserializeOwned>(
+        value: Value,
+        render: impl Fn(&T) -> String,
+    ) -> Self {
+        let text = serde_json::from_value::<T>(value.clone())
+            .ok()
+            .map(|typed| render(&typed));
+        Self {
+            text,
+            ..Self::from_value(value)
+        }
+    }
+
     fn field(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.0.insert(name.to_string(), value.into());
+        self.map.insert(name.to_string(), value.into());
         self
     }
 
@@ -1403,9 +1466,9 @@ impl Output {
     fn lookup(&self, path: &str) -> Result<&Value, CliError> {
         let mut parts = path.split('.');
         let first = parts.next().unwrap_or_default();
-        let mut value = self.0.get(first);
+        let mut value = self.map.get(first);
         let mut at = first.to_owned();
-        let mut names: Vec<String> = self.0.keys().cloned().collect();
+        let mut names: Vec<String> = self.map.keys().cloned().collect();
         for part in parts {
             let Some(inner) = value else { break };
             names = match inner {
@@ -1426,7 +1489,7 @@ impl Output {
             let path = crate::text::shown(path);
             if names.is_empty() {
                 CliError::Usage(format!("--field {path}: {at} has no fields"))
-            } else if at == first && !self.0.contains_key(first) {
+            } else if at == first && !self.map.contains_key(first) {
                 CliError::Usage(format!(
                     "--field {path}: the result has no such field (it has: {})",
                     names.join(", ")
@@ -1442,7 +1505,7 @@ impl Output {
 }
 
 /// A value as one line of text (strings without quotes).
-fn plain(value: &Value) -> String {
+pub(crate) fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -1481,9 +1544,9 @@ impl Printer {
                     self.field_done = true;
                 }
             }
-            None if self.json => println!("{}", Value::Object(out.0.clone())),
+            None if self.json => println!("{}", Value::Object(out.map.clone())),
             None => {
-                for (name, value) in out.0.iter().filter(|(name, _)| *name != "status") {
+                for (name, value) in out.map.iter().filter(|(name, _)| *name != "status") {
                     println!("{name}: {}", plain(value));
                     self.shown.push(name.clone());
                 }
@@ -1498,9 +1561,14 @@ impl Printer {
         match &self.field {
             Some(_) if self.field_done => {}
             Some(field) => println!("{}", plain(out.lookup(field)?)),
-            None if self.json => println!("{}", Value::Object(out.0.clone())),
+            None if self.json => println!("{}", Value::Object(out.map.clone())),
+            None if out.text.is_some() => println!("{}", out.text.as_deref().unwrap_or_default()),
             None => {
-                for (name, value) in out.0.iter().filter(|(name, _)| !self.shown.contains(name)) {
+                for (name, value) in out
+                    .map
+                    .iter()
+                    .filter(|(name, _)| !self.shown.contains(name))
+                {
                     println!("{name}: {}", plain(value));
                 }
             }

@@ -337,3 +337,71 @@ fn mistakes_get_messages_that_say_what_to_do() {
         "is a directory, not a key file",
     );
 }
+
+/// The help of every wallet command has one layout: the command's own options first, then
+/// "Sending options" (fee and waiting, on commands that send), then the wallet options every
+/// command takes, each group under its heading and nothing of one group mixed into another.
+#[test]
+fn help_groups_own_sending_and_wallet_options_the_same_way_everywhere() {
+    let sections = |args: &[&str]| {
+        let out = stint(args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Heading → the flags listed under it, in order.
+        let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+        for line in text.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                sections.push((line.trim_end_matches(':').to_owned(), Vec::new()));
+            } else if let Some(flag) = line.trim_start().strip_prefix("--") {
+                let name = flag.split([' ', '=', '<']).next().unwrap_or("").to_owned();
+                if let Some((_, flags)) = sections.last_mut() {
+                    flags.push(name);
+                }
+            }
+        }
+        sections
+    };
+    let wallet = "Wallet options (any wallet command, before or after its name)";
+    let wallet_flags = ["rpc", "key", "json", "field"];
+    let sending_flags = ["fee", "wait", "wait-timeout", "reconnect-secs"];
+    for (args, own) in [
+        (&["transfer", "--help"][..], &["to", "amount"][..]),
+        (
+            &["task", "create", "--help"],
+            &["worker", "arbiter", "milestones"],
+        ),
+        (&["task", "approve", "--help"], &["id", "milestone"]),
+        (
+            &["stream", "open", "--help"],
+            &["worker", "rate", "duration-secs"],
+        ),
+        (&["stream", "withdraw", "--help"], &["id"]),
+    ] {
+        let sections = sections(args);
+        let names: Vec<&str> = sections.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Options", "Sending options", wallet],
+            "{args:?}: headings {names:?}"
+        );
+        let flags = |heading: &str| {
+            sections
+                .iter()
+                .find(|(h, _)| h == heading)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_default()
+        };
+        for flag in own {
+            assert!(
+                flags("Options").contains(&flag.to_string()),
+                "{args:?} --{flag}"
+            );
+        }
+        assert_eq!(flags("Sending options"), sending_flags, "{args:?}");
+        assert_eq!(flags(wallet), wallet_flags, "{args:?}");
+    }
+    // Read-only commands take the wallet options too, and have no sending options.
+    let show = sections(&["task", "show", "--help"]);
+    assert!(show.iter().all(|(h, _)| h != "Sending options"), "{show:?}");
+    assert!(show.iter().any(|(h, f)| h == wallet && f == &wallet_flags));
+}

@@ -162,6 +162,24 @@ fn the_readme_tour_works_word_for_word() {
         "the tour failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
         out.status
     );
+    // What people read: the task shows the arbiter's split and the milestone it settled, the
+    // stream commands what they paid, `stint status` a table that says all is well.
+    for part in [
+        "resolution  the arbiter gave the worker 50.00 % (350 units) and the employer 350 units back",
+        "1: 700 units      settled by the arbiter's split",
+        "0: 300 units      paid to the worker",
+        "paid_to_worker: ",
+        "refunded_to_employer: ",
+        "escrow        0 units",
+        "total: 400",
+        "verifier    batch ",
+        "health      ok",
+    ] {
+        assert!(
+            stdout.contains(part),
+            "{part:?} is not in the tour's output:\n{stdout}"
+        );
+    }
     // `--wait final` shows the tx's progress (on a Knots devnet a batch is often anchored
     // before the first poll sees it `soft`).
     assert!(stderr.contains("→ anchored"), "{stderr}");

@@ -79,6 +79,20 @@ fn spawn(command: &str, config: &Path, log: PathBuf, url: String) -> Node {
     Node { child, url, log }
 }
 
+/// Runs `stint status` against a sequencer and a verifier: exit code, stdout, stderr.
+fn stint_status(rpc: &str, verifier_rpc: &str, extra: &[&str]) -> (Option<u8>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args(["status", "--rpc", rpc, "--verifier-rpc", verifier_rpc])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().and_then(|c| u8::try_from(c).ok()),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A regtest node, a genesis and the users' nonces.
 struct Net {
     dir: tempfile::TempDir,
@@ -629,6 +643,33 @@ async fn forged_and_late_challenges_change_nothing() {
     .await;
     assert_eq!(verified(&net, &v).await.0, 1);
     assert!(challenges(&net, &v).await.is_empty());
+    // A monitor running `stint status` is told: exit code 2, and the fraud named. Against an
+    // unreachable verifier, exit code 3 naming the flag to fix.
+    let (code, stdout, stderr) = stint_status(&seq.url, &v.url, &["--json"]);
+    assert_eq!(
+        code,
+        Some(stint::EXIT_VERIFIER_DISAGREES),
+        "{stdout}{stderr}"
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verifier"]["agrees"], json!(false), "{report}");
+    assert_eq!(
+        report["verifier"]["pending_fraud"]["batch"],
+        json!(2),
+        "{report}"
+    );
+    assert!(stderr.contains("found fraud in batch 2"), "{stderr}");
+    let (code, stdout, stderr) = stint_status(&seq.url, "http://127.0.0.1:1", &[]);
+    assert_eq!(
+        code,
+        Some(stint::EXIT_VERIFIER_UNREACHABLE),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("verifier    unreachable at http://127.0.0.1:1"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("--verifier-rpc"), "{stderr}");
     let batch2 = net.rpc(&v, "stint_getBatch", json!([2])).await;
     assert_eq!(batch2["status"], "final");
     assert_eq!(batch2["hash"], json!(hex::encode(forged.hash())));
