@@ -207,7 +207,7 @@ impl ApiClient {
         self.call("stint_sendTransaction", json!([tx])).await
     }
 
-    /// `stint_getReceipt(txid)` (sequencer).
+    /// `stint_getReceipt(txid)`.
     pub async fn receipt(&self, txid: Hex32) -> Result<Receipt, ClientError> {
         self.call("stint_getReceipt", json!([txid])).await
     }

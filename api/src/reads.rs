@@ -5,27 +5,29 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use stint_contracts::{
-    account_key, read_account, read_stream, read_task, stream_key, task_key, AccountId, StreamId,
-    TaskId,
+    account_key, read_account, read_stream, read_task, stream_key, task_key, AccountId, SignedTx,
+    StreamId, TaskId, Txid,
 };
 use stint_rpc::{BoxFuture, MethodResult, MethodSpec, Params, RegisterError, RpcError, RpcModule};
 use stint_state::{Hash, Key, SparseMerkleTree};
 
 use crate::types::{
-    AccountInfo, BatchInfo, BatchRef, ChainInfo, Hex32, L1Ref, ProofFields, ReadOptions,
-    StreamInfo, TaskInfo,
+    AccountInfo, BatchInfo, BatchRef, BatchState, ChainInfo, Hex32, L1Ref, ProofFields,
+    ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
 };
-use crate::view::{ChainView, ViewError};
+use crate::view::{BatchEntry, ChainView, TxEntry, ViewError};
 use crate::NOT_FOUND;
 
 /// The methods [`register_read_methods`] registers, in order.
-pub const READ_METHODS: [&str; 6] = [
+pub const READ_METHODS: [&str; 8] = [
     "stint_chainInfo",
     "stint_syncStatus",
     "stint_getAccount",
     "stint_getTask",
     "stint_getStream",
     "stint_getBatch",
+    "stint_getTransaction",
+    "stint_getReceipt",
 ];
 
 /// `stint_getBatch`'s options.
@@ -224,6 +226,117 @@ fn batch<V: ChainView>(
     })
 }
 
+/// Where a tx stands and the batch that holds it (`None` while pending or once dropped).
+fn locate<V: ChainView>(
+    view: &V,
+    text: &str,
+) -> Result<(Txid, TxEntry, Option<BatchEntry>), RpcError> {
+    let txid = Txid(parse_hash(text, "txid")?);
+    let entry = view
+        .transaction(&txid)
+        .map_err(internal)?
+        .ok_or_else(|| not_found(format_args!("transaction {txid}")))?;
+    let batch = match &entry {
+        TxEntry::Included { batch, .. } => {
+            view.batch(BatchRef::Number(*batch)).map_err(internal)?
+        }
+        TxEntry::Pending(_) | TxEntry::Dropped { .. } => None,
+    };
+    Ok((txid, entry, batch))
+}
+
+/// The finality of a tx executed in the batch `hash` that `held` (the batch now at its
+/// number): that batch's status, or `dropped` once it was rolled back.
+fn included_finality(held: Option<&BatchEntry>, hash: &Hash) -> &'static str {
+    match held {
+        Some(entry) if entry.batch.hash() == *hash => match entry.status {
+            BatchState::Invalidated => "dropped",
+            other => other.as_str(),
+        },
+        _ => "dropped",
+    }
+}
+
+fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
+    let (txid, entry, held) = locate(view, text)?;
+    let txid = Hex32(txid.0);
+    Ok(match entry {
+        TxEntry::Pending(_) => Receipt {
+            txid,
+            status: None,
+            finality: "pending".into(),
+            batch: None,
+            index: None,
+            error: None,
+            fee: None,
+        },
+        TxEntry::Dropped { reason, .. } => Receipt {
+            txid,
+            status: None,
+            finality: "dropped".into(),
+            batch: None,
+            index: None,
+            error: Some(reason),
+            fee: None,
+        },
+        TxEntry::Included {
+            batch,
+            batch_hash,
+            index,
+            receipt,
+        } => {
+            // The receipt's own JSON names its status and failure code.
+            let named = to_value(&receipt)?;
+            let text = |field: &str| named.get(field).and_then(Value::as_str).map(str::to_owned);
+            Receipt {
+                txid,
+                status: text("status"),
+                finality: included_finality(held.as_ref(), &batch_hash).into(),
+                batch: Some(batch),
+                index: Some(index),
+                error: text("error"),
+                fee: Some(receipt.fee),
+            }
+        }
+    })
+}
+
+fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, RpcError> {
+    let (txid, entry, held) = locate(view, text)?;
+    let (tx, finality, batch, index): (SignedTx, &str, _, _) = match entry {
+        TxEntry::Pending(tx) => (tx, "pending", None, None),
+        TxEntry::Dropped { tx, .. } => (tx, "dropped", None, None),
+        TxEntry::Included {
+            batch,
+            batch_hash,
+            index,
+            ..
+        } => {
+            let finality = included_finality(held.as_ref(), &batch_hash);
+            let tx = held
+                .as_ref()
+                .and_then(|entry| entry.batch.txs().get(index as usize))
+                .filter(|tx| tx.txid() == txid)
+                .cloned()
+                .ok_or_else(|| {
+                    internal(ViewError::new(
+                        format!("reading transaction {txid}"),
+                        format!("batch {batch} does not hold it at index {index}"),
+                    ))
+                })?;
+            (tx, finality, Some(batch), Some(index))
+        }
+    };
+    Ok(TransactionInfo {
+        txid: Hex32(txid.0),
+        raw: hex::encode(tx.encode()),
+        tx,
+        finality: finality.into(),
+        batch,
+        index,
+    })
+}
+
 /// Runs a read (RocksDB, CPU-bound proofs) on Tokio's blocking pool, so slow reads never hold
 /// an async worker and the framework's per-call timeout covers them.
 async fn blocking(
@@ -405,6 +518,43 @@ where
                         "raw": {"type": "string"}}}))
                 .error(code, message),
             parsed_read(&view, |view, (which, options): (Value, Option<BatchOptions>)| batch(view, &which, options.unwrap_or_default())),
+        )?;
+    }
+    let finality_schema = || json!({"enum": ["pending", "soft", "anchored", "final", "dropped"]});
+    {
+        let (code, message) = not_found_doc("a transaction this node does not know");
+        module.register(
+            MethodSpec::new("stint_getTransaction")
+                .summary("A transaction by txid, with where it is")
+                .description("A sequencer knows what it admitted (pending, in a batch, or dropped); a verifier knows the transactions of the batches it verified.")
+                .param("txid", hash_schema())
+                .result("transaction", json!({"type": "object",
+                    "required": ["txid", "tx", "raw", "finality", "batch", "index"],
+                    "properties": {
+                        "txid": hash_schema(), "tx": {"type": "object"}, "raw": {"type": "string"},
+                        "finality": finality_schema(),
+                        "batch": {"type": ["integer", "null"]}, "index": {"type": ["integer", "null"]}}}))
+                .error(code, message),
+            parsed_read(&view, |view, (txid,): (String,)| transaction(view, &txid)),
+        )?;
+    }
+    {
+        let (code, message) = not_found_doc("a transaction this node does not know");
+        module.register(
+            MethodSpec::new("stint_getReceipt")
+                .summary("Receipt {txid, status, finality, batch, index, error, fee}")
+                .description("status is executed or failed once in a batch (null while pending or once dropped); error is the failure code, or why it was dropped.")
+                .param("txid", hash_schema())
+                .result("receipt", json!({"type": "object",
+                    "required": ["txid", "status", "finality", "batch", "index", "error", "fee"],
+                    "properties": {
+                        "txid": hash_schema(),
+                        "status": {"oneOf": [{"enum": ["executed", "failed"]}, {"type": "null"}]},
+                        "finality": finality_schema(),
+                        "batch": {"type": ["integer", "null"]}, "index": {"type": ["integer", "null"]},
+                        "error": {"type": ["string", "null"]}, "fee": {"type": ["integer", "null"]}}}))
+                .error(code, message),
+            parsed_read(&view, |view, (txid,): (String,)| receipt(view, &txid)),
         )?;
     }
     Ok(())

@@ -316,7 +316,24 @@ pub struct BatchInfo {
     pub raw: Option<String>,
 }
 
-/// `stint_getReceipt` (sequencer).
+/// `stint_getTransaction`: the tx with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionInfo {
+    /// The txid.
+    pub txid: Hex32,
+    /// The signed tx.
+    pub tx: stint_contracts::SignedTx,
+    /// Its canonical encoding, hex.
+    pub raw: String,
+    /// `pending`, `soft`, `anchored`, `final` or `dropped`.
+    pub finality: String,
+    /// The batch that holds it.
+    pub batch: Option<u64>,
+    /// Its index in that batch.
+    pub index: Option<u32>,
+}
+
+/// `stint_getReceipt`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     /// The txid.

@@ -1,6 +1,6 @@
 //! [`ChainView`]: the read-only view of a node's chain that the read methods are written against.
 
-use stint_contracts::AccountId;
+use stint_contracts::{AccountId, Receipt, SignedTx, Txid};
 use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, NodeStore};
 
@@ -44,6 +44,31 @@ pub struct BatchEntry {
     pub anchor: Option<AnchorRef>,
 }
 
+/// Where a transaction stands in a node's view ([`ChainView::transaction`]).
+#[derive(Debug, Clone)]
+pub enum TxEntry {
+    /// Admitted, not in a batch yet (a sequencer's mempool).
+    Pending(SignedTx),
+    /// Acknowledged but never executed (a sequencer's drop record).
+    Dropped {
+        /// The tx.
+        tx: SignedTx,
+        /// Why.
+        reason: String,
+    },
+    /// Executed in batch `batch` (header hash `batch_hash`) at `index`.
+    Included {
+        /// Batch number.
+        batch: u64,
+        /// The batch's header hash.
+        batch_hash: Hash,
+        /// Position in the batch.
+        index: u32,
+        /// What its execution did.
+        receipt: Receipt,
+    },
+}
+
 /// What a node provides so the shared read methods can answer from it.
 ///
 /// Versions are batch numbers: version `n` is the state after batch `n`, version 0 the
@@ -78,6 +103,10 @@ pub trait ChainView: Send + Sync + 'static {
 
     /// The node's heads and Bitcoin tip.
     fn sync_status(&self) -> SyncStatus;
+
+    /// Where tx `txid` stands, if this node knows it: a sequencer knows what it admitted; a
+    /// verifier knows the txs of the batches it verified.
+    fn transaction(&self, txid: &Txid) -> Result<Option<TxEntry>, ViewError>;
 
     /// The nonce after this node's pending txs of `account`, whose nonce in the soft state is
     /// `nonce`. Nodes without a mempool keep the default.

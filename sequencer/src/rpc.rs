@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stint_contracts::{read_task, AccountId, SignedTx, Txid};
+use stint_contracts::{read_task, AccountId, SignedTx};
 use stint_rpc::{
     AdminToken, EventFilter, HealthStatus, MethodSpec, Params, RpcError, RpcModule,
     RpcServerConfig, TopicSpec,
@@ -13,8 +13,8 @@ use stint_state::{Hash, SparseMerkleTree};
 
 use crate::config::SequencerConfig;
 use crate::error::{codes, Rejection, SequencerError};
-use crate::shared::{BatchFinality, Publishers, Shared};
-use crate::store::{StoredReceipt, TaskRole};
+use crate::shared::{Publishers, Shared};
+use crate::store::TaskRole;
 
 /// Most task ids `stint_getTasks` returns.
 const MAX_TASKS_PER_QUERY: usize = 1_000;
@@ -40,10 +40,6 @@ fn internal_reason(e: &SequencerError) -> &'static str {
     }
 }
 
-fn not_found(what: impl std::fmt::Display) -> RpcError {
-    RpcError::new(codes::NOT_FOUND, format!("not found: {what}"))
-}
-
 fn parse_hash(s: &str, what: &str) -> Result<Hash, RpcError> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out)
@@ -53,38 +49,6 @@ fn parse_hash(s: &str, what: &str) -> Result<Hash, RpcError> {
 
 fn parse_address(s: &str) -> Result<AccountId, RpcError> {
     AccountId::from_address(s).map_err(|e| RpcError::invalid_params(format!("address: {e}")))
-}
-
-fn receipt_json(shared: &Shared, txid: &Txid) -> Result<Value, RpcError> {
-    if shared.pool.lock().get(txid).is_some() {
-        return Ok(json!({
-            "txid": txid.to_string(), "status": null, "finality": "pending",
-            "batch": null, "index": null, "error": null, "fee": null,
-        }));
-    }
-    match shared.store.receipt(txid).map_err(to_rpc)? {
-        None => Err(not_found(format_args!("transaction {txid}"))),
-        Some(StoredReceipt::Dropped { reason, .. }) => Ok(json!({
-            "txid": txid.to_string(), "status": null, "finality": "dropped",
-            "batch": null, "index": null, "error": reason, "fee": null,
-        })),
-        Some(StoredReceipt::Included {
-            batch,
-            batch_hash,
-            index,
-            receipt,
-        }) => {
-            let finality = match shared.chain.read().finality(batch, &batch_hash) {
-                BatchFinality::Invalidated => "dropped",
-                other => other.as_str(),
-            };
-            let r = serde_json::to_value(receipt).map_err(RpcError::internal)?;
-            Ok(json!({
-                "txid": txid.to_string(), "status": r["status"], "finality": finality,
-                "batch": batch, "index": index, "error": r["error"], "fee": receipt.fee,
-            }))
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -285,50 +249,6 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             })?;
             let txid = s.submit(tx).await.map_err(to_rpc)?;
             Ok(json!(txid.to_string()))
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
-        MethodSpec::new("stint_getTransaction")
-            .summary("A transaction by txid, with where it is")
-            .param("txid", hash_schema.clone())
-            .result("transaction", obj.clone())
-            .error(codes::NOT_FOUND, "not found"),
-        |s: Arc<Shared>, p: Params| async move {
-            let (txid,): (String,) = p.parse_positional()?;
-            let txid = Txid(parse_hash(&txid, "txid")?);
-            let pending = s.pool.lock().get(&txid).map(|e| e.tx.clone());
-            let (tx, receipt) = match pending {
-                Some(tx) => (tx, None),
-                None => match s.store.transaction(&txid).map_err(to_rpc)? {
-                    Some((tx, r)) => (tx, Some(r)),
-                    None => return Err(not_found(format_args!("transaction {txid}"))),
-                },
-            };
-            let location = receipt_json(&s, &txid)?;
-            drop(receipt);
-            Ok(json!({
-                "txid": txid.to_string(),
-                "tx": tx,
-                "raw": hex::encode(tx.encode()),
-                "finality": location["finality"],
-                "batch": location["batch"],
-                "index": location["index"],
-            }))
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
-        MethodSpec::new("stint_getReceipt")
-            .summary("Receipt {txid, status, finality, batch, index, error}")
-            .param("txid", hash_schema.clone())
-            .result("receipt", obj.clone())
-            .error(codes::NOT_FOUND, "not found"),
-        |s: Arc<Shared>, p: Params| async move {
-            let (txid,): (String,) = p.parse_positional()?;
-            receipt_json(&s, &Txid(parse_hash(&txid, "txid")?))
         },
     )
     .map_err(reg)?;

@@ -30,7 +30,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions};
-use stint_contracts::{Receipt, SignedTx, TaskId, Txid};
+use stint_contracts::{Receipt, TaskId, Txid};
 use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, RocksNodeStore, TreeUpdate};
 
@@ -448,32 +448,6 @@ impl Store {
             .get_pinned_cf(self.cf(CF_RECEIPTS)?, txid.0)?
             .map(|v| decode(&v, "receipt"))
             .transpose()
-    }
-
-    /// The tx `txid` from the batch that executed it, or from its drop record.
-    pub(crate) fn transaction(
-        &self,
-        txid: &Txid,
-    ) -> Result<Option<(SignedTx, StoredReceipt)>, SequencerError> {
-        let Some(receipt) = self.receipt(txid)? else {
-            return Ok(None);
-        };
-        let tx = match &receipt {
-            StoredReceipt::Included { batch, index, .. } => {
-                let stored = self.batch(*batch)?.ok_or_else(|| {
-                    SequencerError::corrupt(format!("receipt names missing batch {batch}"))
-                })?;
-                let batch = stored.batch()?;
-                batch
-                    .txs()
-                    .get(*index as usize)
-                    .cloned()
-                    .ok_or_else(|| SequencerError::corrupt("receipt index out of range"))?
-            }
-            StoredReceipt::Dropped { tx, .. } => SignedTx::decode(tx)
-                .map_err(|e| SequencerError::corrupt_by("corrupt dropped tx", e))?,
-        };
-        Ok(Some((tx, receipt)))
     }
 
     /// Task ids where `account` has `role`, in id order, at most `limit`.

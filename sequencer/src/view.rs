@@ -3,13 +3,14 @@
 
 use stint_api::{
     AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
-    ViewError,
+    TxEntry, ViewError,
 };
-use stint_contracts::AccountId;
+use stint_contracts::{AccountId, SignedTx, Txid};
 use stint_protocol::Genesis;
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::shared::{BatchFinality, Shared};
+use crate::store::StoredReceipt;
 
 fn view_error(what: impl Into<String>, e: crate::SequencerError) -> ViewError {
     ViewError::new(what, e)
@@ -111,6 +112,37 @@ impl ChainView for Shared {
             status,
             anchor,
         }))
+    }
+
+    fn transaction(&self, txid: &Txid) -> Result<Option<TxEntry>, ViewError> {
+        if let Some(tx) = self.pool.lock().get(txid).map(|e| e.tx.clone()) {
+            return Ok(Some(TxEntry::Pending(tx)));
+        }
+        let what = || format!("reading the receipt of {txid}");
+        Ok(
+            match self
+                .store
+                .receipt(txid)
+                .map_err(|e| view_error(what(), e))?
+            {
+                None => None,
+                Some(StoredReceipt::Dropped { reason, tx }) => Some(TxEntry::Dropped {
+                    tx: SignedTx::decode(&tx).map_err(|e| ViewError::new(what(), e))?,
+                    reason,
+                }),
+                Some(StoredReceipt::Included {
+                    batch,
+                    batch_hash,
+                    index,
+                    receipt,
+                }) => Some(TxEntry::Included {
+                    batch,
+                    batch_hash,
+                    index,
+                    receipt,
+                }),
+            },
+        )
     }
 
     fn sync_status(&self) -> SyncStatus {

@@ -193,13 +193,33 @@ fn reveal(genesis: &Genesis, batch: &Batch) -> Transaction {
 async fn an_anchored_batch_is_verified_rolled_back_by_a_reorg_and_verified_again() {
     let mut w = World::new();
     let batch = w.batch_one(vec![w.transfer(0, 0, 100), w.transfer(1, 0, 5)]);
+    let txids: Vec<_> = batch.txs().iter().map(|t| t.txid()).collect();
+    let indexed = |w: &World| {
+        txids
+            .iter()
+            .map(|txid| {
+                w.engine
+                    .store()
+                    .transaction(txid)
+                    .unwrap()
+                    .map(|r| (r.batch, r.index))
+            })
+            .collect::<Vec<_>>()
+    };
     let reveal = reveal(&w.genesis, &batch);
     w.chain.mine(vec![reveal.clone()]);
     w.sync().await.unwrap();
     assert_eq!(w.verified_hashes(), vec![batch.hash()]);
     assert!(w.engine.pending_fraud().is_none());
+    // Its txs are indexed where they executed, with their receipts.
+    assert_eq!(indexed(&w), vec![Some((1, 0)), Some((1, 1))]);
+    let record = w.engine.store().transaction(&txids[0]).unwrap().unwrap();
+    assert_eq!(
+        (record.batch_hash, record.receipt.txid),
+        (batch.hash(), txids[0])
+    );
 
-    // A reorg drops the anchoring block: the batch and its state go.
+    // A reorg drops the anchoring block: the batch and its state go, and its txs with them.
     w.chain.reorg_to(3);
     w.chain.mine_empty(2);
     w.sync().await.unwrap();
@@ -208,11 +228,13 @@ async fn an_anchored_batch_is_verified_rolled_back_by_a_reorg_and_verified_again
         "the reorg rolled the batch back"
     );
     assert!(w.engine.derivation().canonical().is_empty());
+    assert_eq!(indexed(&w), vec![None, None]);
 
     // Re-mined: verified again, to the same state.
     w.chain.mine(vec![reveal]);
     w.sync().await.unwrap();
     assert_eq!(w.verified_hashes(), vec![batch.hash()]);
+    assert_eq!(indexed(&w), vec![Some((1, 0)), Some((1, 1))]);
     assert_eq!(
         w.engine.verified_tip().map(|v| v.state_root),
         Some(batch.header().state_root)

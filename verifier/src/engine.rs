@@ -326,7 +326,8 @@ impl Engine {
                     // No update at all would mean no change.
                     state_root: honest.state_root().unwrap_or(body.header().prev_state_root),
                 };
-                self.store.commit_verified(verified, &honest.updates)?;
+                self.store
+                    .commit_verified(verified, &honest.updates, &honest.receipts)?;
                 tracing::info!(
                     target: "verifier::replay",
                     batch = number,

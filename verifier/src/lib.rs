@@ -95,7 +95,9 @@ pub use replay::{
 };
 pub use rpc::{module as rpc_module, NOT_FOUND};
 pub use shared::{BatchSummary, ChallengeAlert, Shared, Snapshot, VerifierMetrics};
-pub use store::{ChallengeEntry, ChallengeStatus, StoredPosted, VerifiedBatch, VerifierStore};
+pub use store::{
+    ChallengeEntry, ChallengeStatus, StoredPosted, TxRecord, VerifiedBatch, VerifierStore,
+};
 
 #[cfg(test)]
 mod chain_tests;

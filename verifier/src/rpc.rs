@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use stint_api::{
     AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
-    ViewError,
+    TxEntry, ViewError,
 };
 use stint_protocol::{Batch, BatchStatus, Genesis};
 use stint_rpc::{HealthStatus, MethodSpec, Params, RpcModule};
@@ -147,6 +147,29 @@ impl ChainView for Shared {
             Some(b) => entry(&self.store, &b),
             None => Ok(None),
         }
+    }
+
+    fn transaction(&self, txid: &stint_contracts::Txid) -> Result<Option<TxEntry>, ViewError> {
+        let Some(record) = self
+            .store
+            .transaction(txid)
+            .map_err(|e| ViewError::new(format!("reading transaction {txid}"), e))?
+        else {
+            return Ok(None);
+        };
+        // Only txs of batches on the verified chain this node serves (a record of a batch
+        // rolled back since, or verified after the last snapshot, is not shown).
+        let tip = self.read_tip();
+        let on_chain = record.batch <= tip
+            && self.snapshot.read().canonical.iter().any(|b| {
+                b.record.header.number == record.batch && b.record.hash == record.batch_hash
+            });
+        Ok(on_chain.then_some(TxEntry::Included {
+            batch: record.batch,
+            batch_hash: record.batch_hash,
+            index: record.index,
+            receipt: record.receipt,
+        }))
     }
 
     fn sync_status(&self) -> SyncStatus {

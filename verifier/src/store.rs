@@ -35,6 +35,7 @@ const KEY_L1: &[u8] = b"l";
 const PREFIX_VERIFIED: u8 = b'v';
 const PREFIX_BODY: u8 = b'b';
 const PREFIX_CHALLENGE: u8 = b'c';
+const PREFIX_TX: u8 = b't';
 
 /// A batch the verifier replayed and found honest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -45,6 +46,19 @@ pub struct VerifiedBatch {
     pub hash: Hash,
     /// Its (verified) state root.
     pub state_root: Hash,
+}
+
+/// Where a verified batch executed one tx, and what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TxRecord {
+    /// The batch number.
+    pub batch: u64,
+    /// Its header hash.
+    pub batch_hash: Hash,
+    /// The tx's position in it.
+    pub index: u32,
+    /// Its receipt.
+    pub receipt: stint_contracts::Receipt,
 }
 
 /// Where a challenge stands, as `stint_verifierStatus` reports it.
@@ -240,22 +254,55 @@ impl VerifierStore {
         Ok(out)
     }
 
-    /// Commit a verified batch: its state as version `number`, then its record.
+    /// Commit a verified batch: its state as version `number`, then its record with the
+    /// location and receipt of each of its txs (`receipts`, in batch order), in one write.
     pub fn commit_verified(
         &self,
         batch: VerifiedBatch,
         updates: &[TreeUpdate],
+        receipts: &[stint_contracts::Receipt],
     ) -> Result<(), VerifierError> {
         let mut write = WriteBatch::default();
         self.state.stage_commit(&mut write, batch.number, updates)?;
         self.state.db().write(write).map_err(|e| {
             VerifierError::storage(format!("writing the state of batch {}", batch.number), e)
         })?;
-        let value = borsh::to_vec(&batch)
-            .map_err(|e| VerifierError::storage("encoding a verified batch record", e))?;
-        self.meta
-            .put(key(PREFIX_VERIFIED, &batch.number.to_be_bytes()), value)?;
+        let encode = |value: &dyn Fn() -> std::io::Result<Vec<u8>>, what: &str| {
+            value().map_err(|e| VerifierError::storage(format!("encoding {what}"), e))
+        };
+        let mut meta = WriteBatch::default();
+        for (index, receipt) in receipts.iter().enumerate() {
+            let entry = TxRecord {
+                batch: batch.number,
+                batch_hash: batch.hash,
+                index: u32::try_from(index)
+                    .map_err(|_| VerifierError::Internal("a batch of over 2^32 txs".into()))?,
+                receipt: *receipt,
+            };
+            meta.put(
+                key(PREFIX_TX, &receipt.txid.0),
+                encode(&|| borsh::to_vec(&entry), "a transaction record")?,
+            );
+        }
+        meta.put(
+            key(PREFIX_VERIFIED, &batch.number.to_be_bytes()),
+            encode(&|| borsh::to_vec(&batch), "a verified batch record")?,
+        );
+        self.meta.write(meta)?;
         Ok(())
+    }
+
+    /// Where tx `txid` was executed, if in a batch this store verified. A record whose batch
+    /// was rolled back since may remain (its body was gone); callers check it against the
+    /// verified chain.
+    pub fn transaction(
+        &self,
+        txid: &stint_contracts::Txid,
+    ) -> Result<Option<TxRecord>, VerifierError> {
+        self.meta
+            .get_pinned(key(PREFIX_TX, &txid.0))?
+            .map(|v| TxRecord::try_from_slice(&v).map_err(|_| corrupt("transaction")))
+            .transpose()
     }
 
     /// Forget every verified batch above `number` and roll the state back to version `number`.
@@ -263,6 +310,12 @@ impl VerifierStore {
         let mut batch = WriteBatch::default();
         for v in above.iter().filter(|v| v.number > number) {
             batch.delete(key(PREFIX_VERIFIED, &v.number.to_be_bytes()));
+            // Its txs are no longer in a verified batch (a re-mined batch indexes them anew).
+            if let Some(body) = self.body(&v.hash)? {
+                for tx in body.txs() {
+                    batch.delete(key(PREFIX_TX, &tx.txid().0));
+                }
+            }
         }
         self.meta.write(batch)?;
         self.state.truncate_above(number)?;

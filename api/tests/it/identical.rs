@@ -45,12 +45,13 @@ fn sign(k: &SigningKey, nonce: u64, call: Call) -> stint_contracts::SignedTx {
     .unwrap()
 }
 
-/// Sends `txs` and waits until every one is in an anchored batch.
+/// Sends `txs` and waits until every one is in an anchored batch; returns the anchored head and
+/// the txids.
 async fn send_and_anchor(
     seq: &ApiClient,
     node: &RegtestNode,
     txs: &[stint_contracts::SignedTx],
-) -> u64 {
+) -> (u64, Vec<stint_api::Hex32>) {
     let mut txids = Vec::new();
     for tx in txs {
         txids.push(seq.send_transaction(tx).await.unwrap());
@@ -70,7 +71,7 @@ async fn send_and_anchor(
     })
     .await
     .expect("the transactions were never anchored");
-    seq.sync_status().await.unwrap().anchored.number
+    (seq.sync_status().await.unwrap().anchored.number, txids)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +128,7 @@ async fn both_nodes_answer_every_read_alike() {
     // Round 1: a transfer, a task and a stream; anchored, then final.
     let task = task_id(&account(alice), 1);
     let stream = stream_id(&account(alice), 2);
-    let first = send_and_anchor(
+    let (first, round1) = send_and_anchor(
         &seq,
         node,
         &[
@@ -170,12 +171,21 @@ async fn both_nodes_answer_every_read_alike() {
         .await
         .unwrap();
     // Round 2: the task moves on; anchored, not final.
-    let tip = send_and_anchor(
+    let (tip, round2) = send_and_anchor(
         &seq,
         node,
         &[
             sign(bob, 0, Call::TaskAccept { id: task }),
             sign(carol, 0, Call::StreamWithdraw { id: stream }),
+            // Executed and failed (a zero amount): a receipt with an error, the fee charged.
+            sign(
+                bob,
+                1,
+                Call::Transfer {
+                    to: account(alice),
+                    amount: 0,
+                },
+            ),
         ],
     )
     .await;
@@ -228,7 +238,25 @@ async fn both_nodes_answer_every_read_alike() {
         .hash
         .to_string();
     let too_far = tip + 1;
+    let (final_tx, anchored_tx, failed_tx) = (
+        round1[0].to_string(),
+        round2[0].to_string(),
+        round2[2].to_string(),
+    );
     let table: Vec<(&str, Value)> = vec![
+        ("stint_getReceipt", json!([final_tx])),
+        ("stint_getReceipt", json!([anchored_tx])),
+        ("stint_getReceipt", json!([failed_tx])),
+        ("stint_getReceipt", json!({"txid": final_tx})),
+        ("stint_getReceipt", json!([unknown])),
+        ("stint_getReceipt", json!([format!("0x{final_tx}")])),
+        ("stint_getReceipt", json!([final_tx, 1])),
+        ("stint_getReceipt", json!([])),
+        ("stint_getTransaction", json!([final_tx])),
+        ("stint_getTransaction", json!([failed_tx])),
+        ("stint_getTransaction", json!({"txid": anchored_tx})),
+        ("stint_getTransaction", json!([unknown])),
+        ("stint_getTransaction", json!([7])),
         ("stint_chainInfo", json!([])),
         ("stint_chainInfo", json!({})),
         ("stint_chainInfo", json!([1])),
@@ -370,6 +398,28 @@ async fn both_nodes_answer_every_read_alike() {
         .task(stint_api::Hex32([0xab; 32]), ReadOptions::default())
         .await;
     assert_eq!(missing.unwrap_err().code(), Some(stint_api::NOT_FOUND));
+
+    // Receipts say what happened, the same on both.
+    for (txid, finality, status, error) in [
+        (round1[0], "final", "executed", None),
+        (round2[0], "anchored", "executed", None),
+        (round2[2], "anchored", "failed", Some("zeroAmount")),
+    ] {
+        let (sr, vr) = (
+            seq.receipt(txid).await.unwrap(),
+            ver.receipt(txid).await.unwrap(),
+        );
+        assert_eq!(sr, vr);
+        assert_eq!(
+            (
+                vr.finality.as_str(),
+                vr.status.as_deref(),
+                vr.error.as_deref()
+            ),
+            (finality, Some(status), error),
+            "{txid}"
+        );
+    }
 
     // Both documents describe the shared methods identically.
     let (sd, vd): (Value, Value) = (
