@@ -3,8 +3,9 @@
 # integration against a real bitcoind in regtest and real RocksDB, doc tests).
 #
 # Usage: scripts/test.sh            (from anywhere inside the clone; installs what it needs)
-# Env:   STINT_CACHE      cache folder (default ~/.cache/stint): Cargo target dir, bitcoind install
+# Env:   STINT_CACHE      cache folder (default ~/.cache/stint): Cargo target dir, bitcoind and promtool installs
 #        STINT_BITCOIND   path to a bitcoind to use instead of discovery
+#        STINT_PROMTOOL   path to a promtool to use instead of discovery
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +29,10 @@ bindir="$("$repo/scripts/bitcoind.sh")"
 export STINT_BITCOIND="${STINT_BITCOIND:-$bindir/bitcoind}"
 export PATH="$bindir:$PATH"
 "$STINT_BITCOIND" -version | head -n 1 >&2
+
+step "making sure promtool is present (the tests check the nodes' /metrics with it)"
+STINT_PROMTOOL="$("$repo/scripts/promtool.sh")"
+export STINT_PROMTOOL
 
 step "OpenRPC validator (@open-rpc/schema-utils-js, from the npm registry)"
 command -v npm >/dev/null || { echo "test.sh: npm is needed for the OpenRPC validator" >&2; exit 1; }

@@ -26,8 +26,9 @@
 //!   `DEFAULT_*` constants.
 //! - [`serve`] → [`RpcServerHandle`] — binds routes `POST /` (JSON-RPC), `GET /ws`
 //!   (JSON-RPC over WebSocket + subscriptions), `GET /health` (node-supplied
-//!   [`HealthStatus`]), `GET /metrics` (node-supplied Prometheus text followed by
-//!   [`RpcMetrics::render`]); graceful shutdown.
+//!   [`HealthStatus`]), `GET /metrics` (the node's `prometheus-client` registry,
+//!   [`RpcModule::metrics_registry_mut`], into which the server registers its own
+//!   [`RpcMetrics`], in the Prometheus text format 0.0.4); graceful shutdown.
 //!
 //! ## Protocol details
 //!

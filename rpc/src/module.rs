@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
 use crate::error::{RegisterError, RpcError};
@@ -56,7 +57,6 @@ impl HealthStatus {
 }
 
 pub(crate) type HealthFn = Arc<dyn Fn() -> HealthStatus + Send + Sync>;
-pub(crate) type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Documentation of one param (an OpenRPC Content Descriptor).
 #[derive(Debug, Clone, PartialEq)]
@@ -336,8 +336,9 @@ impl Default for ApiInfo {
 }
 
 /// The method table of a server: every method the server dispatches, with the
-/// documentation that `rpc.discover` publishes, plus the subscription hub and the
-/// `/health` and `/metrics` hooks. `Ctx` is the node's shared state handed to handlers.
+/// documentation that `rpc.discover` publishes, plus the subscription hub, the `/health`
+/// hook and the node's metrics registry that `/metrics` serves. `Ctx` is the node's shared
+/// state handed to handlers.
 ///
 /// The built-in methods `rpc.discover`, `stint_subscribe` and `stint_unsubscribe` are in
 /// the table from the start.
@@ -346,7 +347,7 @@ pub struct RpcModule<Ctx> {
     pub(crate) methods: BTreeMap<String, MethodEntry>,
     pub(crate) hub: SubscriptionHub,
     pub(crate) health: Option<HealthFn>,
-    pub(crate) metrics_source: Option<MetricsFn>,
+    pub(crate) registry: Registry,
     pub(crate) info: ApiInfo,
 }
 
@@ -378,7 +379,7 @@ impl<Ctx: Send + Sync + 'static> RpcModule<Ctx> {
             methods,
             hub: SubscriptionHub::new(),
             health: None,
-            metrics_source: None,
+            registry: Registry::default(),
             info: ApiInfo::default(),
         }
     }
@@ -431,13 +432,26 @@ impl<Ctx: Send + Sync + 'static> RpcModule<Ctx> {
         self.health = Some(Arc::new(f));
     }
 
-    /// Sets a source of Prometheus text that `GET /metrics` serves before the RPC's own
-    /// metrics (e.g. the node's exporter `render()`).
-    pub fn set_metrics_source<F>(&mut self, f: F)
-    where
-        F: Fn() -> String + Send + Sync + 'static,
-    {
-        self.metrics_source = Some(Arc::new(f));
+    /// The node's metrics registry (empty at first), which `GET /metrics` serves: register the
+    /// node's metrics and collectors here. [`serve`](crate::serve) adds the server's own
+    /// [`RpcMetrics`](crate::RpcMetrics) to it, so a node has one registry with both; each
+    /// scrape encodes it in the Prometheus text format (version 0.0.4), which runs the
+    /// registered [`Collector`](prometheus_client::collector::Collector)s (values read from
+    /// live state at scrape time).
+    ///
+    /// ```
+    /// use prometheus_client::metrics::counter::Counter;
+    /// use stint_rpc::RpcModule;
+    ///
+    /// let mut module = RpcModule::new(());
+    /// let blocks: Counter = Counter::default();
+    /// module
+    ///     .metrics_registry_mut()
+    ///     .register("node_blocks", "Blocks processed", blocks.clone());
+    /// blocks.inc(); // served as `node_blocks_total 1`
+    /// ```
+    pub fn metrics_registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Sets the OpenRPC `info` title and version.

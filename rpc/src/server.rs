@@ -20,6 +20,8 @@ use futures_util::StreamExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,17 +32,15 @@ use crate::config::{AdminToken, RpcServerConfig};
 use crate::dispatch::{response, CallCx, Dispatcher, NULL_ID};
 use crate::error::{codes, RpcError, ServeError};
 use crate::metrics::{Gauge, Rejection, RpcMetrics};
-use crate::module::{HealthFn, HealthStatus, MetricsFn, RpcModule};
+use crate::module::{HealthFn, HealthStatus, RpcModule};
 use crate::subscription::SubscriptionHub;
 use crate::ws::{self, WsTracker};
-
-/// Content type of `GET /metrics`.
-const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 struct ServerState {
     dispatcher: Arc<Dispatcher>,
     health: Option<HealthFn>,
-    metrics_source: Option<MetricsFn>,
+    /// The node's registry, with this server's [`RpcMetrics`] in it (`GET /metrics`).
+    registry: Registry,
     shutdown: watch::Receiver<bool>,
     ws_tracker: Arc<WsTracker>,
     /// Request body bytes in flight ([`RpcServerConfig::max_in_flight_bytes`]).
@@ -108,6 +108,10 @@ impl Drop for RpcServerHandle {
 
 /// Starts serving `module` on `listener` (`POST /`, `GET /ws`, `GET /health`,
 /// `GET /metrics`) in a background task and returns its handle. Needs a Tokio runtime.
+///
+/// The server's [`RpcMetrics`] are registered in the module's registry
+/// ([`RpcModule::metrics_registry_mut`]), after what the node registered; `GET /metrics`
+/// serves that registry.
 pub async fn serve<Ctx: Send + Sync + 'static>(
     listener: TcpListener,
     module: RpcModule<Ctx>,
@@ -116,6 +120,8 @@ pub async fn serve<Ctx: Send + Sync + 'static>(
     config.validate()?;
     let local_addr = listener.local_addr()?;
     let metrics = Arc::new(RpcMetrics::new());
+    let mut registry = module.registry;
+    metrics.register(&mut registry);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ws_tracker = Arc::new(WsTracker::default());
     let hub = module.hub.clone();
@@ -133,7 +139,7 @@ pub async fn serve<Ctx: Send + Sync + 'static>(
     let state = Arc::new(ServerState {
         dispatcher,
         health: module.health,
-        metrics_source: module.metrics_source,
+        registry,
         shutdown: shutdown_rx.clone(),
         ws_tracker: ws_tracker.clone(),
         body_budget,
@@ -318,20 +324,19 @@ async fn health(State(state): State<Arc<ServerState>>) -> Response {
     json_response(code, status.body.to_string())
 }
 
+/// `GET /metrics`: the node's registry (with the server's metrics) in the Prometheus text
+/// format, version 0.0.4.
 async fn metrics_text(State(state): State<Arc<ServerState>>) -> Response {
-    let mut text = state
-        .metrics_source
-        .as_ref()
-        .map(|f| f())
-        .unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
+    let mut text = String::new();
+    if let Err(e) = prometheus_text::encode(&mut text, &state.registry) {
+        // Only a node's collector can fail (the encoder writes into a String).
+        tracing::error!("encoding the metrics failed: {e}");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    text.push_str(&state.dispatcher.metrics.render());
     (
         [(
             CONTENT_TYPE,
-            HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
+            HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
         )],
         text,
     )

@@ -194,7 +194,7 @@ impl WsConn {
 
     fn drop_slow_consumer(&self, why: &str) {
         tracing::info!("closing WebSocket connection of a slow subscriber: {why}");
-        self.metrics.slow_consumer_dropped();
+        self.metrics.record_slow_consumer();
         self.kill.send_replace(Some("slow consumer"));
     }
 }

@@ -79,7 +79,7 @@ pub(crate) async fn run(
                 match attempt {
                     Ok(posted) => again = posted,
                     Err(e) => {
-                        shared.metrics.inc(&shared.metrics.anchor_failures);
+                        shared.metrics.anchor_failures.inc();
                         tracing::warn!(target: "sequencer::anchor", error = %e, "anchoring attempt failed; will retry");
                     }
                 }
@@ -96,7 +96,7 @@ pub(crate) async fn run(
                 shared.chain.write().bitcoind_up = false;
             }
             Err(e) => {
-                shared.metrics.inc(&shared.metrics.anchor_failures);
+                shared.metrics.anchor_failures.inc();
                 match e.severity() {
                     Severity::Transient => {
                         tracing::warn!(target: "sequencer::anchor", error = %e, "following the chain failed; will retry")
@@ -239,7 +239,7 @@ async fn follow(
         for event in events {
             if let DerivationEvent::BatchRejected { btc_txid, .. } = &event {
                 if rejected.insert(*btc_txid) {
-                    shared.metrics.inc(&shared.metrics.envelopes_rejected);
+                    shared.metrics.envelopes_rejected.inc();
                 }
             }
             handle_event(shared, event);
@@ -458,7 +458,7 @@ async fn anchor_next(
                                 shared
                                     .store
                                     .put_anchor(next, &to_stored(hash, &bumped, height))?;
-                                shared.metrics.inc(&shared.metrics.fee_bumps);
+                                shared.metrics.fee_bumps.inc();
                                 tracing::info!(target: "sequencer::anchor", number = next, reveal = %bumped.reveal_txid, "envelope fee bumped");
                                 return Ok(false);
                             }
@@ -493,7 +493,7 @@ async fn anchor_next(
     shared
         .store
         .put_anchor(next, &to_stored(hash, &posted, height))?;
-    shared.metrics.inc(&shared.metrics.envelopes_posted);
+    shared.metrics.envelopes_posted.inc();
     tracing::info!(target: "sequencer::anchor", number = next, commit = %posted.commit_txid, reveal = %posted.reveal_txid, "batch envelope posted");
     Ok(true)
 }

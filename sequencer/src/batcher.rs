@@ -116,7 +116,8 @@ pub(crate) fn seal_once(shared: &Shared) -> Result<Option<u64>, SequencerError> 
     if matches!(sealed, Ok(Some(_))) {
         shared
             .metrics
-            .add_elapsed(&shared.metrics.seal_micros, started);
+            .seal_seconds
+            .inc_by(started.elapsed().as_secs_f64());
     }
     sealed
 }
@@ -153,8 +154,7 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
         let evicted = shared.pool.lock().take_evicted();
         if !evicted.is_empty() {
             record_evicted(shared, &evicted)?;
-            let m = &shared.metrics;
-            m.add(&m.txs_dropped, evicted.len() as u64);
+            shared.metrics.txs_dropped.inc_by(evicted.len() as u64);
             for e in &evicted {
                 shared.publish_tx_status(&e.txid, "dropped", None);
             }
@@ -205,7 +205,8 @@ fn build_and_commit(
         .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;
     shared
         .metrics
-        .add_elapsed(&shared.metrics.seal_build_micros, build_started);
+        .seal_build_seconds
+        .inc_by(build_started.elapsed().as_secs_f64());
     let honest_root = sealed
         .updates
         .last()
@@ -316,7 +317,8 @@ fn build_and_commit(
     })?;
     shared
         .metrics
-        .add_elapsed(&shared.metrics.seal_commit_micros, commit_started);
+        .seal_commit_seconds
+        .inc_by(commit_started.elapsed().as_secs_f64());
     if fault_committed {
         shared.fault_done.store(true, Ordering::SeqCst);
     }
@@ -339,9 +341,9 @@ fn build_and_commit(
     };
     record_evicted(shared, &evicted)?;
     let m = &shared.metrics;
-    m.inc(&m.batches_sealed);
-    m.add(&m.txs_sealed, included.len() as u64);
-    m.add(&m.txs_dropped, (dropped.len() + evicted.len()) as u64);
+    m.batches_sealed.inc();
+    m.txs_sealed.inc_by(included.len() as u64);
+    m.txs_dropped.inc_by((dropped.len() + evicted.len()) as u64);
     tracing::info!(
         target: "sequencer::batch",
         number,

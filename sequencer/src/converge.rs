@@ -277,9 +277,9 @@ pub(crate) fn rewind(
     crate::batcher::record_evicted(shared, &evicted)?;
 
     let m = &shared.metrics;
-    m.inc(&m.rollbacks);
-    m.add(&m.txs_requeued, count as u64);
-    m.add(&m.batches_restored, restored_numbers.len() as u64);
+    m.rollbacks.inc();
+    m.txs_requeued.inc_by(count as u64);
+    m.batches_restored.inc_by(restored_numbers.len() as u64);
     tracing::warn!(target: "sequencer::converge", to, from, restored = restored_numbers.len(), requeued = count, "rewound to derivation's canonical chain; the dropped txs will be sealed again");
     for txid in &txids {
         shared.publish_tx_status(txid, "pending", None);

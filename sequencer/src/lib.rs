@@ -37,7 +37,8 @@
 //!   `stint_getReceipt`, `stint_getAccount`, `stint_getTask`, `stint_getStream`,
 //!   `stint_getTasks`, `stint_getBatch`, `stint_estimateFee`, admin `stint_sealBatch`,
 //!   subscriptions `newBatches`, `txStatus`, `finality`; `rpc.discover`; `GET /health`;
-//!   `GET /metrics`.
+//!   `GET /metrics` (the node's one `prometheus-client` registry: the sequencer's counters,
+//!   its gauges read from the live state at each scrape, and the RPC server's metrics).
 //! - **Fault modes** ([`FaultMode`]) for watchtower tests: a batch that passes every structural
 //!   check of derivation but lies about its result.
 //! - **Configuration** ([`SequencerConfig`], [`SequencerArgs`]): TOML file, `STINT_*`

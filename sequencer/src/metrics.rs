@@ -1,55 +1,151 @@
-//! Sequencer metrics, rendered as Prometheus text on `GET /metrics` (before the RPC server's own).
+//! Sequencer metrics: `prometheus-client` counters the tasks update and gauges read from the
+//! live state at scrape time, registered in the node's registry, which `GET /metrics` serves
+//! together with the RPC server's own metrics.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-/// Counters updated by the tasks; gauges are read from the shared state at render time.
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// A counter of seconds (fractional).
+pub(crate) type SecondsCounter = Counter<f64, AtomicU64>;
+
+/// Counters updated by the tasks (`inc`/`inc_by` on the fields); the gauges are read from the
+/// shared state at scrape time ([`GaugesCollector`]).
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    pub(crate) admitted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) group_commits: AtomicU64,
-    pub(crate) group_commit_txs: AtomicU64,
-    pub(crate) batches_sealed: AtomicU64,
-    pub(crate) txs_sealed: AtomicU64,
-    pub(crate) txs_dropped: AtomicU64,
-    pub(crate) envelopes_posted: AtomicU64,
-    pub(crate) fee_bumps: AtomicU64,
-    pub(crate) anchor_failures: AtomicU64,
-    pub(crate) rollbacks: AtomicU64,
-    pub(crate) txs_requeued: AtomicU64,
-    pub(crate) batches_restored: AtomicU64,
-    pub(crate) envelopes_rejected: AtomicU64,
-    /// Microseconds spent sealing batches (from taking candidates to the in-memory head moving).
-    pub(crate) seal_micros: AtomicU64,
+    pub(crate) admitted: Counter,
+    pub(crate) rejected: Counter,
+    pub(crate) group_commits: Counter,
+    pub(crate) group_commit_txs: Counter,
+    pub(crate) batches_sealed: Counter,
+    pub(crate) txs_sealed: Counter,
+    pub(crate) txs_dropped: Counter,
+    pub(crate) envelopes_posted: Counter,
+    pub(crate) fee_bumps: Counter,
+    pub(crate) anchor_failures: Counter,
+    pub(crate) rollbacks: Counter,
+    pub(crate) txs_requeued: Counter,
+    pub(crate) batches_restored: Counter,
+    pub(crate) envelopes_rejected: Counter,
+    /// Time spent sealing batches (from taking candidates to the in-memory head moving).
+    pub(crate) seal_seconds: SecondsCounter,
     /// … of which executing and merkleizing them (the batch builder).
-    pub(crate) seal_build_micros: AtomicU64,
+    pub(crate) seal_build_seconds: SecondsCounter,
     /// … of which the synced RocksDB write of batch, state, receipts and log deletions.
-    pub(crate) seal_commit_micros: AtomicU64,
-    /// Microseconds the admission log writer spent in synced group writes.
-    pub(crate) log_write_micros: AtomicU64,
+    pub(crate) seal_commit_seconds: SecondsCounter,
+    /// Time the admission log writer spent in synced group writes.
+    pub(crate) log_write_seconds: SecondsCounter,
 }
 
 impl Metrics {
-    pub(crate) fn inc(&self, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Registers every counter in `registry` (handles to the same values). Counter names get
+    /// their `_total` suffix from the encoder.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        let counters = [
+            (
+                "stint_sequencer_txs_admitted",
+                "Transactions admitted (durable)",
+                &self.admitted,
+            ),
+            (
+                "stint_sequencer_txs_rejected",
+                "Transactions refused at admission",
+                &self.rejected,
+            ),
+            (
+                "stint_sequencer_group_commits",
+                "Admission log fsyncs",
+                &self.group_commits,
+            ),
+            (
+                "stint_sequencer_group_commit_txs",
+                "Transactions written by admission log fsyncs",
+                &self.group_commit_txs,
+            ),
+            (
+                "stint_sequencer_batches_sealed",
+                "Batches sealed",
+                &self.batches_sealed,
+            ),
+            (
+                "stint_sequencer_txs_sealed",
+                "Transactions executed in sealed batches",
+                &self.txs_sealed,
+            ),
+            (
+                "stint_sequencer_txs_dropped",
+                "Acknowledged transactions dropped (invalid when sealed, or replaced)",
+                &self.txs_dropped,
+            ),
+            (
+                "stint_sequencer_envelopes_posted",
+                "Batch envelopes posted to Bitcoin",
+                &self.envelopes_posted,
+            ),
+            (
+                "stint_sequencer_fee_bumps",
+                "Envelope fee bumps",
+                &self.fee_bumps,
+            ),
+            (
+                "stint_sequencer_anchor_failures",
+                "Failed anchoring attempts",
+                &self.anchor_failures,
+            ),
+            (
+                "stint_sequencer_rollbacks",
+                "Rewinds of the sequencer's chain to derivation's canonical chain (a valid challenge, a batch derivation would refuse, or a reorg)",
+                &self.rollbacks,
+            ),
+            (
+                "stint_sequencer_txs_requeued",
+                "Transactions of rolled-back batches put back to be sealed again",
+                &self.txs_requeued,
+            ),
+            (
+                "stint_sequencer_batches_restored",
+                "Rolled-back batches restored because derivation made them canonical again",
+                &self.batches_restored,
+            ),
+            (
+                "stint_sequencer_envelopes_rejected",
+                "Envelopes of ours that derivation rejected when they were mined (posted anew)",
+                &self.envelopes_rejected,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let timers = [
+            (
+                "stint_sequencer_seal_seconds",
+                "Time spent sealing batches",
+                &self.seal_seconds,
+            ),
+            (
+                "stint_sequencer_seal_build_seconds",
+                "Time spent executing and merkleizing batches while sealing",
+                &self.seal_build_seconds,
+            ),
+            (
+                "stint_sequencer_seal_commit_seconds",
+                "Time spent in the synced database write of sealed batches",
+                &self.seal_commit_seconds,
+            ),
+            (
+                "stint_sequencer_admission_log_seconds",
+                "Time spent in synced admission log writes (group commits)",
+                &self.log_write_seconds,
+            ),
+        ];
+        for (name, help, seconds) in timers {
+            registry.register(name, help, seconds.clone());
+        }
     }
-
-    pub(crate) fn add(&self, counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Add the time since `start` to a microsecond counter.
-    pub(crate) fn add_elapsed(&self, counter: &AtomicU64, start: std::time::Instant) {
-        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        counter.fetch_add(micros, Ordering::Relaxed);
-    }
-}
-
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
 }
 
 /// The sequencer's gauges, read from its live state (`Shared::gauges`).
@@ -65,166 +161,123 @@ pub(crate) struct Gauges {
     pub(crate) waiting: u64,
 }
 
-/// The Prometheus text of the sequencer's counters `m` and gauges `g`.
-pub(crate) fn render(m: &Metrics, g: &Gauges) -> String {
-    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let mut out = String::new();
-    let counters = [
-        (
-            "stint_sequencer_txs_admitted_total",
-            "Transactions admitted (durable).",
-            &m.admitted,
-        ),
-        (
-            "stint_sequencer_txs_rejected_total",
-            "Transactions refused at admission.",
-            &m.rejected,
-        ),
-        (
-            "stint_sequencer_group_commits_total",
-            "Admission log fsyncs.",
-            &m.group_commits,
-        ),
-        (
-            "stint_sequencer_group_commit_txs_total",
-            "Transactions written by admission log fsyncs.",
-            &m.group_commit_txs,
-        ),
-        (
-            "stint_sequencer_batches_sealed_total",
-            "Batches sealed.",
-            &m.batches_sealed,
-        ),
-        (
-            "stint_sequencer_txs_sealed_total",
-            "Transactions executed in sealed batches.",
-            &m.txs_sealed,
-        ),
-        (
-            "stint_sequencer_txs_dropped_total",
-            "Acknowledged transactions dropped (invalid when sealed, or replaced).",
-            &m.txs_dropped,
-        ),
-        (
-            "stint_sequencer_envelopes_posted_total",
-            "Batch envelopes posted to Bitcoin.",
-            &m.envelopes_posted,
-        ),
-        (
-            "stint_sequencer_fee_bumps_total",
-            "Envelope fee bumps.",
-            &m.fee_bumps,
-        ),
-        (
-            "stint_sequencer_anchor_failures_total",
-            "Failed anchoring attempts.",
-            &m.anchor_failures,
-        ),
-        (
-            "stint_sequencer_rollbacks_total",
-            "Rewinds of the sequencer's chain to derivation's canonical chain (a valid challenge, a batch derivation would refuse, or a reorg).",
-            &m.rollbacks,
-        ),
-        (
-            "stint_sequencer_txs_requeued_total",
-            "Transactions of rolled-back batches put back to be sealed again.",
-            &m.txs_requeued,
-        ),
-        (
-            "stint_sequencer_batches_restored_total",
-            "Rolled-back batches restored because derivation made them canonical again.",
-            &m.batches_restored,
-        ),
-        (
-            "stint_sequencer_envelopes_rejected_total",
-            "Envelopes of ours that derivation rejected when they were mined (posted anew).",
-            &m.envelopes_rejected,
-        ),
-    ];
-    for (name, help, counter) in counters {
-        metric(&mut out, name, "counter", help, get(counter));
+/// A [`Collector`] that encodes the [`Gauges`] its function reads, once per scrape (no
+/// background refresh: a scrape sees the state of that moment).
+pub(crate) struct GaugesCollector<F>(pub(crate) F);
+
+impl<F> std::fmt::Debug for GaugesCollector<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GaugesCollector")
     }
-    let timers = [
-        (
-            "stint_sequencer_seal_seconds_total",
-            "Time spent sealing batches.",
-            &m.seal_micros,
-        ),
-        (
-            "stint_sequencer_seal_build_seconds_total",
-            "Time spent executing and merkleizing batches while sealing.",
-            &m.seal_build_micros,
-        ),
-        (
-            "stint_sequencer_seal_commit_seconds_total",
-            "Time spent in the synced database write of sealed batches.",
-            &m.seal_commit_micros,
-        ),
-        (
-            "stint_sequencer_admission_log_seconds_total",
-            "Time spent in synced admission log writes (group commits).",
-            &m.log_write_micros,
-        ),
-    ];
-    for (name, help, micros) in timers {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {:.6}", get(micros) as f64 / 1e6);
-    }
-    let Gauges {
-        pending,
-        queued,
-        soft,
-        anchored,
-        final_number,
-        l1_height: l1,
-        bitcoind_up: up,
-        waiting,
-    } = *g;
-    let gauges = [
-        (
-            "stint_sequencer_mempool_txs",
-            "Pending transactions.",
+}
+
+impl<F: Fn() -> Gauges + Send + Sync + 'static> Collector for GaugesCollector<F> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Gauges {
             pending,
-        ),
-        (
-            "stint_sequencer_mempool_queued_txs",
-            "Pending transactions admitted behind a nonce gap (not executable yet).",
             queued,
-        ),
-        (
-            "stint_sequencer_soft_batch",
-            "Latest sealed batch number.",
             soft,
-        ),
-        (
-            "stint_sequencer_anchored_batch",
-            "Latest anchored batch number.",
             anchored,
-        ),
-        (
-            "stint_sequencer_final_batch",
-            "Latest final batch number.",
             final_number,
-        ),
-        (
-            "stint_sequencer_l1_height",
-            "Followed Bitcoin tip height.",
-            l1,
-        ),
-        (
-            "stint_sequencer_bitcoind_up",
-            "1 if the last bitcoind poll succeeded.",
-            u64::from(up),
-        ),
-        (
-            "stint_sequencer_waiting_for_batch",
-            "A canonical batch this sequencer does not hold (anchoring paused), or 0.",
+            l1_height,
+            bitcoind_up,
             waiting,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        metric(&mut out, name, "gauge", help, value);
+        } = (self.0)();
+        // Help texts as `Registry::register` would make them (it appends the full stop).
+        let gauges = [
+            (
+                "stint_sequencer_mempool_txs",
+                "Pending transactions.",
+                pending,
+            ),
+            (
+                "stint_sequencer_mempool_queued_txs",
+                "Pending transactions admitted behind a nonce gap (not executable yet).",
+                queued,
+            ),
+            (
+                "stint_sequencer_soft_batch",
+                "Latest sealed batch number.",
+                soft,
+            ),
+            (
+                "stint_sequencer_anchored_batch",
+                "Latest anchored batch number.",
+                anchored,
+            ),
+            (
+                "stint_sequencer_final_batch",
+                "Latest final batch number.",
+                final_number,
+            ),
+            (
+                "stint_sequencer_l1_height",
+                "Followed Bitcoin tip height.",
+                l1_height,
+            ),
+            (
+                "stint_sequencer_bitcoind_up",
+                "1 if the last bitcoind poll succeeded.",
+                u64::from(bitcoind_up),
+            ),
+            (
+                "stint_sequencer_waiting_for_batch",
+                "A canonical batch this sequencer does not hold (anchoring paused), or 0.",
+                waiting,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::prometheus_text::encode;
+
+    use super::*;
+
+    #[test]
+    fn counters_and_scrape_time_gauges_are_encoded() {
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let gauges = std::sync::Arc::new(parking_lot::Mutex::new(Gauges::default()));
+        let read = std::sync::Arc::clone(&gauges);
+        registry.register_collector(Box::new(GaugesCollector(move || *read.lock())));
+        metrics.admitted.inc();
+        metrics.txs_sealed.inc_by(3);
+        metrics.seal_seconds.inc_by(0.25);
+        gauges.lock().pending = 2;
+        gauges.lock().bitcoind_up = true;
+        let scrape = || {
+            let mut text = String::new();
+            encode(&mut text, &registry).unwrap();
+            text
+        };
+        let text = scrape();
+        for line in [
+            "# HELP stint_sequencer_txs_admitted_total Transactions admitted (durable).",
+            "# TYPE stint_sequencer_txs_admitted_total counter",
+            "stint_sequencer_txs_admitted_total 1",
+            "stint_sequencer_txs_sealed_total 3",
+            "stint_sequencer_seal_seconds_total 0.25",
+            "# HELP stint_sequencer_mempool_txs Pending transactions.",
+            "# TYPE stint_sequencer_mempool_txs gauge",
+            "stint_sequencer_mempool_txs 2",
+            "stint_sequencer_bitcoind_up 1",
+            "stint_sequencer_waiting_for_batch 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        // Gauges are read at each scrape.
+        gauges.lock().pending = 0;
+        assert!(scrape()
+            .lines()
+            .any(|l| l == "stint_sequencer_mempool_txs 0"));
+    }
 }

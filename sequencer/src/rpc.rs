@@ -198,8 +198,14 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
         });
     }
     {
+        // One registry for the node: the sequencer's counters, its gauges (read at each
+        // scrape), and the RPC server's metrics, which `serve` adds.
+        let registry = m.metrics_registry_mut();
+        shared.metrics.register(registry);
         let shared = Arc::clone(&shared);
-        m.set_metrics_source(move || crate::metrics::render(&shared.metrics, &shared.gauges()));
+        registry.register_collector(Box::new(crate::metrics::GaugesCollector(move || {
+            shared.gauges()
+        })));
     }
 
     stint_api::register_read_methods(&mut m, Arc::clone(&shared)).map_err(reg)?;

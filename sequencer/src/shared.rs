@@ -168,9 +168,11 @@ impl Shared {
     pub(crate) async fn submit(&self, tx: SignedTx) -> Result<Txid, SequencerError> {
         let result = self.submit_inner(tx).await;
         match &result {
-            Ok(_) => self.metrics.inc(&self.metrics.admitted),
+            Ok(_) => {
+                self.metrics.admitted.inc();
+            }
             Err(SequencerError::Rejected(r)) => {
-                self.metrics.inc(&self.metrics.rejected);
+                self.metrics.rejected.inc();
                 tracing::debug!(target: "sequencer::admission", reason = %r, "tx refused");
             }
             Err(e) => {
@@ -297,13 +299,10 @@ pub(crate) fn run_log_writer(
             Some(shared) => {
                 let started = std::time::Instant::now();
                 let result = shared.store.append_log(&entries).map_err(|e| e.to_string());
-                shared
-                    .metrics
-                    .add_elapsed(&shared.metrics.log_write_micros, started);
-                shared.metrics.inc(&shared.metrics.group_commits);
-                shared
-                    .metrics
-                    .add(&shared.metrics.group_commit_txs, group.len() as u64);
+                let m = &shared.metrics;
+                m.log_write_seconds.inc_by(started.elapsed().as_secs_f64());
+                m.group_commits.inc();
+                m.group_commit_txs.inc_by(group.len() as u64);
                 result
             }
             None => Err("shutting down".to_owned()),
@@ -387,7 +386,7 @@ pub(crate) fn batch_json(
 }
 
 impl Shared {
-    /// The gauges `/metrics` shows, read from the live state.
+    /// The gauges `/metrics` shows, read from the live state at each scrape.
     pub(crate) fn gauges(&self) -> Gauges {
         let soft = self.head.read().number;
         let chain = self.chain.read();

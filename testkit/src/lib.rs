@@ -15,6 +15,8 @@
 //! - [`modules_in_cycles`] — the modules of a crate that import one that imports them back.
 //! - [`FundedNode`] — a regtest bitcoind with a funded wallet (and more wallets on demand);
 //!   [`free_port`].
+//! - [`promtool_check_metrics`] — `promtool check metrics` on a node's `/metrics` text, with the
+//!   [`promtool`] that `scripts/promtool.sh` finds or installs (`STINT_PROMTOOL`, `PATH`, cache).
 //!
 //! ## Usage
 //!
@@ -25,6 +27,10 @@
 //! assert!(stint_testkit::rss_mib() > 0);
 //! # }
 //! ```
+
+mod promtool;
+
+pub use promtool::{promtool, promtool_check_metrics};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -32,7 +32,8 @@
 //!   counter, and an entry in `stint_verifierStatus`'s `alerts`, until its window closes.
 //! - RPC (module `rpc`): `stint_verifierStatus`, `stint_syncStatus`, `stint_chainInfo`,
 //!   `stint_getAccount`, `stint_getTask`, `stint_getStream`, `stint_getBatch`, plus `/health` and
-//!   `/metrics` ([`VerifierMetrics`]).
+//!   `/metrics` (one `prometheus-client` registry: [`VerifierMetrics`] and the RPC server's
+//!   metrics).
 //! - [`VerifierConfig`] / [`VerifierArgs`] (module `config`): TOML settings and their flag/`STINT_*`
 //!   overrides.
 //!

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
@@ -331,23 +330,16 @@ fn publish(
     let challenges = engine.store().challenges().unwrap_or_default();
     let l1 = derivation.l1_tip();
     let metrics = &shared.metrics;
-    metrics.replay_lag_batches.store(
-        (canonical.len() as i64).saturating_sub(verified_numbers as i64),
-        Ordering::Relaxed,
-    );
     metrics
-        .l1_height
-        .store(l1.map_or(-1, |(h, _)| h as i64), Ordering::Relaxed);
+        .replay_lag_batches
+        .set((canonical.len() as i64).saturating_sub(verified_numbers as i64));
+    metrics.l1_height.set(l1.map_or(-1, |(h, _)| h as i64));
     let remaining = match (window, l1) {
         (Some((_, end)), Some((tip, _))) => end.saturating_sub(tip) as i64,
         _ => -1,
     };
-    metrics
-        .window_remaining_blocks
-        .store(remaining, Ordering::Relaxed);
-    metrics
-        .unprovable_frauds
-        .store(alerts.len() as i64, Ordering::Relaxed);
+    metrics.window_remaining_blocks.set(remaining);
+    metrics.unprovable_frauds.set(alerts.len() as i64);
     *shared.snapshot.write() = Snapshot {
         l1,
         verified: engine.verified_tip().copied(),
@@ -443,14 +435,11 @@ impl Loop {
 
     fn account(&self, report: &BlockReport) {
         let m = &self.shared.metrics;
-        m.batches_verified
-            .fetch_add(report.verified.len() as u64, Ordering::Relaxed);
-        m.txs_replayed
-            .fetch_add(report.txs_replayed, Ordering::Relaxed);
-        m.rollbacks
-            .fetch_add(report.rolled_back.len() as u64, Ordering::Relaxed);
+        m.batches_verified.inc_by(report.verified.len() as u64);
+        m.txs_replayed.inc_by(report.txs_replayed);
+        m.rollbacks.inc_by(report.rolled_back.len() as u64);
         if report.fraud.is_some() {
-            m.frauds_detected.fetch_add(1, Ordering::Relaxed);
+            m.frauds_detected.inc();
         }
     }
 
@@ -624,10 +613,7 @@ impl Loop {
             .is_some_and(|f| f.batch_hash == fraud.hash && f.stage == stage);
         // Deterministic steps count once per fraud; every failed post counts.
         if !same || stage == ChallengeStage::Post {
-            self.shared
-                .metrics
-                .challenge_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.challenge_failures.inc();
         }
         if !same || self.last_failure_log != Some(tip) {
             self.last_failure_log = Some(tip);
@@ -691,10 +677,7 @@ impl Loop {
             btc_txid = %posted.reveal_txid,
             "challenge posted"
         );
-        self.shared
-            .metrics
-            .challenges_posted
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.challenges_posted.inc();
         let entry = ChallengeEntry {
             seq,
             batch: fraud.number,

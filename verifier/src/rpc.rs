@@ -205,8 +205,9 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, VerifierError> {
             HealthStatus::unhealthy(body)
         }
     });
-    let metrics_shared = Arc::clone(&shared);
-    module.set_metrics_source(move || metrics_shared.metrics.render());
+    // One registry for the node: the verifier's metrics and the RPC server's, which `serve`
+    // adds.
+    shared.metrics.register(module.metrics_registry_mut());
 
     let register_err = |e: stint_rpc::RegisterError| VerifierError::Rpc(e.to_string());
     let head_schema = json!({"type": "object", "properties": {

@@ -3,11 +3,13 @@
 //! for frauds it cannot challenge, and the metrics. `node` writes it, `rpc` reads it; this module
 //! uses neither.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bitcoin::BlockHash;
 use parking_lot::RwLock;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use stint_protocol::{BatchRecord, BatchStatus, Genesis};
 use stint_state::{Hash, RocksNodeStore};
 
@@ -15,105 +17,100 @@ use crate::engine::PendingFraud;
 use crate::replay::ChallengeStage;
 use crate::store::{ChallengeEntry, VerifiedBatch, VerifierStore};
 
-/// Counters and gauges for `/metrics`.
+/// Counters and gauges for `/metrics`: `prometheus-client` metrics the loop updates
+/// (`inc`/`inc_by` on counters, `set` on gauges), registered in the node's registry by
+/// [`VerifierMetrics::register`]. Counter names get their `_total` suffix from the encoder.
 #[derive(Debug, Default)]
 pub struct VerifierMetrics {
     /// Batches replayed and found honest.
-    pub batches_verified: AtomicU64,
+    pub batches_verified: Counter,
     /// Txs replayed.
-    pub txs_replayed: AtomicU64,
+    pub txs_replayed: Counter,
     /// Frauds detected.
-    pub frauds_detected: AtomicU64,
+    pub frauds_detected: Counter,
     /// Challenges posted (fee bumps not counted).
-    pub challenges_posted: AtomicU64,
+    pub challenges_posted: Counter,
     /// Verified batches rolled back.
-    pub rollbacks: AtomicU64,
+    pub rollbacks: Counter,
     /// Canonical batches not verified yet.
-    pub replay_lag_batches: AtomicI64,
+    pub replay_lag_batches: Gauge,
     /// Blocks left in the window of the pending fraud (-1: none).
-    pub window_remaining_blocks: AtomicI64,
+    pub window_remaining_blocks: Gauge,
     /// L1 height processed.
-    pub l1_height: AtomicI64,
+    pub l1_height: Gauge,
     /// Frauds in an open window that this verifier cannot challenge (0 or 1: replay stops at
     /// the first fraud).
-    pub unprovable_frauds: AtomicI64,
+    pub unprovable_frauds: Gauge,
     /// Failed steps towards a challenge: a proof that cannot be built, encoded, judged as fraud
     /// or fit one envelope (counted once per fraud), and every failed post attempt.
-    pub challenge_failures: AtomicU64,
+    pub challenge_failures: Counter,
 }
 
 impl VerifierMetrics {
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: i128| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
-        };
-        let load = |a: &AtomicU64| i128::from(a.load(Ordering::Relaxed));
-        let load_i = |a: &AtomicI64| i128::from(a.load(Ordering::Relaxed));
-        metric(
-            "stint_verifier_batches_verified_total",
-            "counter",
-            "Batches replayed and found honest.",
-            load(&self.batches_verified),
+    /// Registers every metric in `registry` (handles to the same values: the registry encodes
+    /// what the loop records from then on). The verifier's RPC registers them in its module's
+    /// registry, which `GET /metrics` serves with the RPC server's own metrics.
+    pub fn register(&self, registry: &mut Registry) {
+        let counters = [
+            (
+                "stint_verifier_batches_verified",
+                "Batches replayed and found honest",
+                &self.batches_verified,
+            ),
+            (
+                "stint_verifier_txs_replayed",
+                "Transactions replayed",
+                &self.txs_replayed,
+            ),
+            (
+                "stint_verifier_frauds_detected",
+                "Fraudulent batches detected",
+                &self.frauds_detected,
+            ),
+            (
+                "stint_verifier_challenges_posted",
+                "Challenges posted to Bitcoin",
+                &self.challenges_posted,
+            ),
+            (
+                "stint_verifier_rollbacks",
+                "Verified batches rolled back (reorgs, invalidations)",
+                &self.rollbacks,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let gauges = [
+            (
+                "stint_verifier_replay_lag_batches",
+                "Canonical batches not verified yet",
+                &self.replay_lag_batches,
+            ),
+            (
+                "stint_verifier_window_remaining_blocks",
+                "Blocks left to challenge the pending fraud (-1 when none)",
+                &self.window_remaining_blocks,
+            ),
+            (
+                "stint_verifier_l1_height",
+                "Height of the last Bitcoin block processed",
+                &self.l1_height,
+            ),
+            (
+                "stint_verifier_unprovable_frauds",
+                "Frauds in an open dispute window that this verifier cannot challenge (see alerts in stint_verifierStatus)",
+                &self.unprovable_frauds,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register(
+            "stint_verifier_challenge_failures",
+            "Failed steps towards a challenge (build, encode, judge, fit once per fraud; every failed post)",
+            self.challenge_failures.clone(),
         );
-        metric(
-            "stint_verifier_txs_replayed_total",
-            "counter",
-            "Transactions replayed.",
-            load(&self.txs_replayed),
-        );
-        metric(
-            "stint_verifier_frauds_detected_total",
-            "counter",
-            "Fraudulent batches detected.",
-            load(&self.frauds_detected),
-        );
-        metric(
-            "stint_verifier_challenges_posted_total",
-            "counter",
-            "Challenges posted to Bitcoin.",
-            load(&self.challenges_posted),
-        );
-        metric(
-            "stint_verifier_rollbacks_total",
-            "counter",
-            "Verified batches rolled back (reorgs, invalidations).",
-            load(&self.rollbacks),
-        );
-        metric(
-            "stint_verifier_replay_lag_batches",
-            "gauge",
-            "Canonical batches not verified yet.",
-            load_i(&self.replay_lag_batches),
-        );
-        metric(
-            "stint_verifier_window_remaining_blocks",
-            "gauge",
-            "Blocks left to challenge the pending fraud (-1 when none).",
-            load_i(&self.window_remaining_blocks),
-        );
-        metric(
-            "stint_verifier_l1_height",
-            "gauge",
-            "Height of the last Bitcoin block processed.",
-            load_i(&self.l1_height),
-        );
-        metric(
-            "stint_verifier_unprovable_frauds",
-            "gauge",
-            "Frauds in an open dispute window that this verifier cannot challenge (see alerts in stint_verifierStatus).",
-            load_i(&self.unprovable_frauds),
-        );
-        metric(
-            "stint_verifier_challenge_failures_total",
-            "counter",
-            "Failed steps towards a challenge (build, encode, judge, fit once per fraud; every failed post).",
-            load(&self.challenge_failures),
-        );
-        out
     }
 }
 

@@ -6,7 +6,6 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use k256::schnorr::SigningKey;
 use proptest::prelude::*;
-use std::sync::atomic::Ordering;
 use stint_contracts::{execute_segment, AccountId, Call, Payment, SignedTx, Tx};
 
 use stint_protocol::{
@@ -410,9 +409,12 @@ fn a_proof_that_does_not_encode_or_judge_as_fraud_is_an_alert_not_silence() {
 
     // The metric is exported.
     let metrics = VerifierMetrics::default();
-    metrics.unprovable_frauds.store(1, Ordering::Relaxed);
-    metrics.challenge_failures.fetch_add(1, Ordering::Relaxed);
-    let text = metrics.render();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    metrics.unprovable_frauds.set(1);
+    metrics.challenge_failures.inc();
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
     assert!(
         text.contains("\nstint_verifier_unprovable_frauds 1\n"),
         "{text}"

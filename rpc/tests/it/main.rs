@@ -71,6 +71,13 @@ impl Server {
         serde_json::from_str(&text).expect("json response")
     }
 
+    /// The body of `GET path`.
+    async fn get_text(&self, path: &str) -> String {
+        let resp = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     async fn ws(&self) -> Ws {
         let (stream, _) =
             tokio_tungstenite::connect_async(format!("ws://{}/ws", self.handle.local_addr()))
@@ -199,7 +206,10 @@ fn module() -> RpcModule<Ctx> {
     )
     .unwrap();
     m.set_health(|| HealthStatus::healthy(json!({"status": "ok", "softHead": 12})));
-    m.set_metrics_source(|| "# TYPE node_up gauge\nnode_up 1".to_string());
+    let node_up: prometheus_client::metrics::gauge::Gauge = Default::default();
+    node_up.set(1);
+    m.metrics_registry_mut()
+        .register("node_up", "Whether the node is up", node_up);
     m
 }
 
@@ -677,8 +687,11 @@ async fn health_and_metrics() {
         .unwrap()
         .starts_with("text/plain"));
     let text = resp.text().await.unwrap();
+    // The node's metrics first, the server's after them, in one registry.
     assert!(
-        text.starts_with("# TYPE node_up gauge\nnode_up 1\n"),
+        text.starts_with(
+            "# HELP node_up Whether the node is up.\n# TYPE node_up gauge\nnode_up 1\n"
+        ),
         "{text}"
     );
     for line in [
@@ -687,13 +700,17 @@ async fn health_and_metrics() {
         "stint_rpc_requests_total{method=\"unknown\",outcome=\"method_not_found\"} 1",
         "stint_rpc_ws_connections 1",
         "stint_rpc_in_flight 0",
-        "# TYPE stint_rpc_request_duration_seconds summary",
+        "# TYPE stint_rpc_request_duration_seconds histogram",
+        "stint_rpc_request_duration_seconds_count{method=\"subtract\"} 2",
+        "stint_rpc_request_duration_seconds_bucket{method=\"subtract\",le=\"+Inf\"} 2",
+        "stint_rpc_rejected_total{reason=\"busy\"} 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "missing `{line}` in\n{text}"
         );
     }
+    stint_testkit::promtool_check_metrics(&text);
 }
 
 #[tokio::test]
@@ -900,9 +917,11 @@ async fn ws_slow_consumer_is_dropped() {
             .await["result"],
         json!(["hello", 5])
     );
-    let text = s.handle.metrics().render();
+    assert_eq!(s.handle.metrics().slow_consumers_dropped(), 1);
+    let text = s.get_text("/metrics").await;
     assert!(
-        text.contains("stint_rpc_ws_slow_consumers_dropped_total 1"),
+        text.lines()
+            .any(|l| l == "stint_rpc_ws_slow_consumers_dropped_total 1"),
         "{text}"
     );
 }

@@ -376,5 +376,18 @@ async fn specification_examples_and_application_errors() {
         metrics.contains("stint_sequencer_batches_sealed_total 1"),
         "{metrics}"
     );
+    // One exposition: the sequencer's metrics and the RPC server's, labelled series included
+    // by now; promtool accepts all of it.
+    for series in [
+        "stint_rpc_requests_total{method=\"stint_getAccount\",outcome=\"ok\"} ",
+        "stint_rpc_requests_total{method=\"stint_getAccount\",outcome=\"invalid_params\"} ",
+        "stint_rpc_request_duration_seconds_count{method=\"stint_getAccount\"} ",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(series)),
+            "no {series} in\n{metrics}"
+        );
+    }
+    stint_testkit::promtool_check_metrics(&metrics);
     env.shutdown().await;
 }

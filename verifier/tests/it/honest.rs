@@ -132,5 +132,13 @@ async fn honest_chain_is_verified_and_never_challenged() {
         metrics.contains("stint_verifier_replay_lag_batches 0"),
         "{metrics}"
     );
+    // One exposition: the verifier's metrics and the RPC server's, labelled series included by
+    // now; promtool accepts all of it.
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("stint_rpc_requests_total{method=\"stint_getBatch\",outcome=\"ok\"} ")),
+        "{metrics}"
+    );
+    stint_testkit::promtool_check_metrics(&metrics);
     v.stop().await.unwrap();
 }
