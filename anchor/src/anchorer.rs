@@ -42,6 +42,8 @@ const MIN_CHANGE: Amount = Amount::from_sat(1_000);
 
 /// bitcoind's "already in the chain" error code.
 const RPC_VERIFY_ALREADY_IN_CHAIN: i64 = -27;
+/// bitcoind: no such transaction (or address, or key).
+const RPC_INVALID_ADDRESS_OR_KEY: i64 = -5;
 
 /// Errors of the anchorer.
 #[derive(Debug, thiserror::Error)]
@@ -381,8 +383,17 @@ impl Anchorer {
     }
 
     /// Confirmations of a wallet transaction (0 = unconfirmed, negative = conflicted).
+    ///
+    /// A tx the wallet does not know (`-5`) counts as unconfirmed: the reveal pays the wallet
+    /// but is not the wallet's own, so the wallet learns of it only once it has processed the
+    /// block or mempool entry that holds it, which bitcoind does asynchronously (seen on Knots:
+    /// right after `generateblock` and `invalidateblock`, `gettransaction` of the reveal failed).
     pub async fn confirmations(&self, txid: &Txid) -> Result<i64, AnchorError> {
-        Ok(self.wallet.get_transaction(txid).await?.confirmations)
+        match self.wallet.get_transaction(txid).await {
+            Ok(tx) => Ok(tx.confirmations),
+            Err(e) if e.rpc_code() == Some(RPC_INVALID_ADDRESS_OR_KEY) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Confirmations of both halves of a posted envelope.
