@@ -63,11 +63,21 @@ impl ClientError {
 }
 
 /// A JSON-RPC client bound to one node URL (a sequencer or a verifier).
-#[derive(Debug)]
 pub struct ApiClient {
     url: String,
     http: reqwest::Client,
     next_id: AtomicU64,
+    /// The admin bearer token sent with every call, if any (never printed).
+    bearer: Option<String>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("url", &self.url)
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The innermost error message (reqwest wraps hyper wraps io).
@@ -102,7 +112,15 @@ impl ApiClient {
             url,
             http,
             next_id: AtomicU64::new(1),
+            bearer: None,
         })
+    }
+
+    /// This client, sending `token` as `Authorization: Bearer` with every call (the
+    /// sequencer's admin methods need it).
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// The node URL.
@@ -114,16 +132,14 @@ impl ApiClient {
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let response = self
-            .http
-            .post(&self.url)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.url.clone(),
-                reason: root_cause(&e),
-            })?;
+        let mut post = self.http.post(&self.url).json(&request);
+        if let Some(token) = &self.bearer {
+            post = post.bearer_auth(token);
+        }
+        let response = post.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.url.clone(),
+            reason: root_cause(&e),
+        })?;
         let status = response.status();
         let body: Value = response.json().await.map_err(|e| ClientError::Protocol {
             method: method.to_owned(),

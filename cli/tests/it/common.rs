@@ -13,24 +13,22 @@ const UP_TIMEOUT: Duration = Duration::from_secs(240);
 
 pub(crate) use stint_testkit::free_port;
 
-/// One JSON-RPC call (with the admin bearer token when given); panics on any error.
+/// One JSON-RPC call through the typed client (with the admin bearer token when given); panics
+/// on any error.
 pub(crate) async fn rpc_result(
-    http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
     method: &str,
     params: Value,
 ) -> Value {
-    let mut request = http
-        .post(url)
-        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .timeout(Duration::from_secs(30));
+    let mut client = stint_api::ApiClient::with_timeout(url, Duration::from_secs(30)).unwrap();
     if let Some(token) = token {
-        request = request.bearer_auth(token);
+        client = client.with_bearer_token(token);
     }
-    let resp: Value = request.send().await.unwrap().json().await.unwrap();
-    assert!(resp.get("error").is_none(), "{method}: {resp}");
-    resp["result"].clone()
+    client
+        .call(method, params)
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
 /// [`rpc_result`] from a synchronous test.
@@ -39,13 +37,7 @@ pub(crate) fn rpc_call(url: &str, method: &str, params: Value) -> Value {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(rpc_result(
-            &reqwest::Client::new(),
-            url,
-            None,
-            method,
-            params,
-        ))
+        .block_on(rpc_result(url, None, method, params))
 }
 
 /// Write `text` to `path` readable by its owner only (what key files need).

@@ -46,25 +46,13 @@ struct Sender {
     nonce: u64,
 }
 
-async fn rpc(
-    http: &reqwest::Client,
-    url: &str,
-    method: &str,
-    params: Value,
-) -> Result<Value, String> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let resp = http
-        .post(url)
-        .json(&body)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| format!("transport: {e}"))?;
-    let v: Value = resp.json().await.map_err(|e| format!("transport: {e}"))?;
-    match v.get("error") {
-        Some(e) => Err(format!("rpc: {e}")),
-        None => Ok(v["result"].clone()),
-    }
+async fn rpc(url: &str, method: &str, params: Value) -> Result<Value, String> {
+    let client = stint_api::ApiClient::with_timeout(url, Duration::from_secs(10))
+        .map_err(|e| format!("client: {e}"))?;
+    client.call(method, params).await.map_err(|e| match e {
+        stint_api::ClientError::Rpc { .. } => format!("rpc: {e}"),
+        other => format!("transport: {other}"),
+    })
 }
 
 fn spawn(config: &Path, log: &Path) -> Child {
@@ -102,7 +90,6 @@ async fn wait_healthy(http: &reqwest::Client, url: &str, child: &mut Child) {
 
 /// Load: each sender sends transfers one after the other until told to stop.
 async fn load(
-    http: reqwest::Client,
     url: String,
     sender: Arc<Mutex<Sender>>,
     log: Arc<Mutex<Vec<Sent>>>,
@@ -134,7 +121,7 @@ async fn load(
         .sign(&s.key)
         .unwrap();
         let txid = tx.txid().to_string();
-        match rpc(&http, &url, "stint_sendTransaction", json!([tx])).await {
+        match rpc(&url, "stint_sendTransaction", json!([tx])).await {
             Ok(v) => {
                 assert_eq!(v, json!(txid));
                 s.nonce += 1;
@@ -227,22 +214,14 @@ async fn sigkill_under_load_loses_no_acknowledged_tx_and_executes_none_twice() {
     let mut acked_total = 0usize;
     for round in 0..=KILLS {
         wait_healthy(&http, &url, &mut child).await;
-        check(&http, &url, &log, &senders, fee_recipient).await;
+        check(&url, &log, &senders, fee_recipient).await;
         if round == KILLS {
             break;
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let tasks: Vec<_> = senders
             .iter()
-            .map(|s| {
-                tokio::spawn(load(
-                    http.clone(),
-                    url.clone(),
-                    s.clone(),
-                    log.clone(),
-                    stop.clone(),
-                ))
-            })
+            .map(|s| tokio::spawn(load(url.clone(), s.clone(), log.clone(), stop.clone())))
             .collect();
         // Kill at a random moment after the restarted sequencer acknowledged something (a
         // loaded machine can take a while to answer the first request after a restart).
@@ -277,7 +256,6 @@ async fn sigkill_under_load_loses_no_acknowledged_tx_and_executes_none_twice() {
 /// unknown (then their nonce is reused); once everything is executed, every balance is exactly
 /// what the executed transfers imply.
 async fn check(
-    http: &reqwest::Client,
     url: &str,
     log: &Arc<Mutex<Vec<Sent>>>,
     senders: &[Arc<Mutex<Sender>>],
@@ -289,7 +267,7 @@ async fn check(
     let deadline = Instant::now() + Duration::from_secs(60);
     for sent in log.iter_mut() {
         loop {
-            match rpc(http, url, "stint_getReceipt", json!([sent.txid])).await {
+            match rpc(url, "stint_getReceipt", json!([sent.txid])).await {
                 Ok(r) if r["finality"] == "pending" => {
                     assert!(Instant::now() < deadline, "not sealed: {r}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -326,7 +304,7 @@ async fn check(
     }
     for (i, want) in expected.iter().enumerate() {
         let address = AccountId::from_signing_key(&key(i as u8 + 1)).to_address();
-        let acc = rpc(http, url, "stint_getAccount", json!([address]))
+        let acc = rpc(url, "stint_getAccount", json!([address]))
             .await
             .unwrap();
         assert_eq!(
@@ -337,14 +315,9 @@ async fn check(
         let nonce = senders[i].lock().await.nonce;
         assert_eq!(acc["nonce"].as_u64().unwrap(), nonce, "sender {i} nonce");
     }
-    let fees = rpc(
-        http,
-        url,
-        "stint_getAccount",
-        json!([fee_recipient.to_address()]),
-    )
-    .await
-    .unwrap();
+    let fees = rpc(url, "stint_getAccount", json!([fee_recipient.to_address()]))
+        .await
+        .unwrap();
     assert_eq!(
         fees["balance"].as_u64().unwrap(),
         executed.len() as u64 * FEE

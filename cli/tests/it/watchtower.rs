@@ -243,7 +243,7 @@ impl Net {
     }
 
     async fn rpc(&self, node: &Node, method: &str, params: Value) -> Value {
-        rpc_result(&self.http, &node.url, Some(ADMIN_TOKEN), method, params).await
+        rpc_result(&node.url, Some(ADMIN_TOKEN), method, params).await
     }
 
     async fn metric(&self, node: &Node, name: &str) -> u64 {

@@ -144,14 +144,9 @@ impl Env {
 
     /// Call `method` and return the whole response object.
     pub(crate) async fn call_raw(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        self.http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
+        stint_api::ApiClient::new(&self.url)
             .unwrap()
-            .json()
+            .call_raw(method, params)
             .await
             .unwrap()
     }

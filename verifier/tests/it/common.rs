@@ -365,14 +365,9 @@ pub(crate) async fn rpc_raw(
     method: &str,
     params: serde_json::Value,
 ) -> serde_json::Value {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    reqwest::Client::new()
-        .post(format!("http://{}/", handle.rpc_addr()))
-        .json(&body)
-        .send()
-        .await
+    stint_api::ApiClient::new(format!("http://{}/", handle.rpc_addr()))
         .unwrap()
-        .json()
+        .call_raw(method, params)
         .await
         .unwrap()
 }
