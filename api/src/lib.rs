@@ -15,7 +15,7 @@
 //!   implements it over its own storage; nothing else of the node is visible here.
 //! - [`register_read_methods`]: registers `stint_chainInfo`, `stint_syncStatus`,
 //!   `stint_getAccount`, `stint_getTask`, `stint_getStream`, `stint_getBatch`,
-//!   `stint_getTransaction` and `stint_getReceipt` on a node's
+//!   `stint_getTransaction`, `stint_getReceipt` and `stint_getTasks` on a node's
 //!   [`stint_rpc::RpcModule`], with their OpenRPC documentation and every error code they
 //!   answer with.
 //! - [`ApiClient`]: a typed client over HTTP for the same methods (and the sequencer's submit
@@ -55,12 +55,12 @@ mod types;
 mod view;
 
 pub use client::{ApiClient, ClientError, DEFAULT_REQUEST_TIMEOUT};
-pub use reads::{register_read_methods, READ_METHODS};
+pub use reads::{register_read_methods, MAX_TASKS_PER_QUERY, READ_METHODS};
 pub use types::{
     AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, ChainInfo, Head, Hex32, L1Ref,
     ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus, TaskInfo, TransactionInfo,
 };
-pub use view::{BatchEntry, ChainView, TxEntry, ViewError};
+pub use view::{BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
 
 /// Application error: the object (state version, task, stream, batch, transaction) is not
 /// known to this node, or no longer retained.

@@ -15,11 +15,11 @@ use crate::types::{
     AccountInfo, BatchInfo, BatchRef, BatchState, ChainInfo, Hex32, L1Ref, ProofFields,
     ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
 };
-use crate::view::{BatchEntry, ChainView, TxEntry, ViewError};
+use crate::view::{BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
 use crate::NOT_FOUND;
 
 /// The methods [`register_read_methods`] registers, in order.
-pub const READ_METHODS: [&str; 8] = [
+pub const READ_METHODS: [&str; 9] = [
     "stint_chainInfo",
     "stint_syncStatus",
     "stint_getAccount",
@@ -28,7 +28,21 @@ pub const READ_METHODS: [&str; 8] = [
     "stint_getBatch",
     "stint_getTransaction",
     "stint_getReceipt",
+    "stint_getTasks",
 ];
+
+/// Most tasks `stint_getTasks` answers with (its `limit` is capped to this).
+pub const MAX_TASKS_PER_QUERY: usize = 1_000;
+
+/// `stint_getTasks`' filter: exactly one role, and an optional limit.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksFilter {
+    employer: Option<String>,
+    worker: Option<String>,
+    arbiter: Option<String>,
+    limit: Option<usize>,
+}
 
 /// `stint_getBatch`'s options.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -337,6 +351,53 @@ fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, Rp
     })
 }
 
+fn tasks<V: ChainView>(view: &V, filter: TasksFilter) -> Result<Vec<TaskInfo>, RpcError> {
+    let (role, address) = match (&filter.employer, &filter.worker, &filter.arbiter) {
+        (Some(a), None, None) => (TaskRole::Employer, a),
+        (None, Some(a), None) => (TaskRole::Worker, a),
+        (None, None, Some(a)) => (TaskRole::Arbiter, a),
+        _ => {
+            return Err(RpcError::invalid_params(
+                "give exactly one of employer, worker, arbiter",
+            ))
+        }
+    };
+    let account = AccountId::from_address(address)
+        .map_err(|e| RpcError::invalid_params(format_args!("address: {e}")))?;
+    let limit = filter
+        .limit
+        .unwrap_or(MAX_TASKS_PER_QUERY)
+        .min(MAX_TASKS_PER_QUERY);
+    let (at, root) = version(view, None)?;
+    let ids = view.tasks_of(role, &account, limit).map_err(internal)?;
+    let tree = SparseMerkleTree::new(view.state());
+    let state = tree.view(root);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(task) =
+            read_task(&state, &id).map_err(|e| internal(ViewError::new("reading a task", e)))?
+        else {
+            continue;
+        };
+        // The index may remember a role a rolled-back batch gave; the state decides.
+        let holds = match role {
+            TaskRole::Employer => task.employer == account,
+            TaskRole::Worker => task.worker == Some(account),
+            TaskRole::Arbiter => task.arbiter == Some(account),
+        };
+        if holds {
+            out.push(TaskInfo {
+                id: Hex32(id.0),
+                task,
+                at,
+                state_root: Hex32(root),
+                proof: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Runs a read (RocksDB, CPU-bound proofs) on Tokio's blocking pool, so slow reads never hold
 /// an async worker and the framework's per-call timeout covers them.
 async fn blocking(
@@ -557,5 +618,164 @@ where
             parsed_read(&view, |view, (txid,): (String,)| receipt(view, &txid)),
         )?;
     }
+    module.register(
+        MethodSpec::new("stint_getTasks")
+            .summary("Tasks where an account is the employer, worker or arbiter (exactly one), at the soft head")
+            .description("In task id order, at most `limit` (default and cap 1000).")
+            .param("filter", json!({"type": "object", "additionalProperties": false,
+                "properties": {
+                    "employer": {"type": "string"}, "worker": {"type": "string"},
+                    "arbiter": {"type": "string"},
+                    "limit": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS_PER_QUERY}}}))
+            .result("tasks", json!({"type": "array", "items": state_read_schema(
+                &["id", "employer", "milestones", "status", "escrow"],
+                json!({"id": hash_schema()}))})),
+        parsed_read(&view, |view, (filter,): (TasksFilter,)| tasks(view, filter)),
+    )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Head, SyncStatus};
+    use stint_contracts::{Milestone, MilestoneStatus, Record, Task, TaskStatus};
+    use stint_protocol::Genesis;
+    use stint_state::{ChangeSet, MemoryNodeStore, EMPTY_HASH};
+
+    /// A chain of one state version holding `task`, whose task index also remembers `stale`
+    /// roles (as one a rolled-back batch leaves).
+    struct OneTask {
+        genesis: Genesis,
+        store: MemoryNodeStore,
+        root: Hash,
+        index: Vec<(TaskRole, AccountId, TaskId)>,
+    }
+
+    impl ChainView for OneTask {
+        type State = MemoryNodeStore;
+        fn genesis(&self) -> &Genesis {
+            &self.genesis
+        }
+        fn genesis_root(&self) -> Hash {
+            self.root
+        }
+        fn state(&self) -> &MemoryNodeStore {
+            &self.store
+        }
+        fn read_tip(&self) -> u64 {
+            0
+        }
+        fn state_root(&self, _: u64) -> Result<Option<Hash>, ViewError> {
+            Ok(Some(self.root))
+        }
+        fn timestamp(&self, _: u64) -> Result<Option<u64>, ViewError> {
+            Ok(Some(0))
+        }
+        fn batch(&self, _: BatchRef) -> Result<Option<BatchEntry>, ViewError> {
+            Ok(None)
+        }
+        fn sync_status(&self) -> SyncStatus {
+            let head = Head {
+                number: 0,
+                hash: Hex32([0; 32]),
+                state_root: Hex32(self.root),
+            };
+            SyncStatus {
+                soft: head,
+                anchored: head,
+                final_: head,
+                l1: None,
+            }
+        }
+        fn transaction(&self, _: &Txid) -> Result<Option<TxEntry>, ViewError> {
+            Ok(None)
+        }
+        fn tasks_of(
+            &self,
+            role: TaskRole,
+            account: &AccountId,
+            limit: usize,
+        ) -> Result<Vec<TaskId>, ViewError> {
+            Ok(self
+                .index
+                .iter()
+                .filter(|(r, a, _)| *r == role && a == account)
+                .map(|(_, _, id)| *id)
+                .take(limit)
+                .collect())
+        }
+    }
+
+    fn filter(role: &str, account: &AccountId) -> TasksFilter {
+        let address = Some(account.to_address());
+        TasksFilter {
+            employer: (role == "employer").then(|| address.clone()).flatten(),
+            worker: (role == "worker").then(|| address.clone()).flatten(),
+            arbiter: (role == "arbiter").then(|| address.clone()).flatten(),
+            limit: None,
+        }
+    }
+
+    #[test]
+    fn get_tasks_lists_only_roles_the_state_confirms() {
+        let key = |i: u8| {
+            AccountId::from_signing_key(&k256::schnorr::SigningKey::from_bytes(&[i; 32]).unwrap())
+        };
+        let (employer, worker, stale_worker) = (key(1), key(2), key(3));
+        let id = TaskId([9; 32]);
+        let task = Task {
+            employer,
+            worker: Some(worker),
+            arbiter: None,
+            spec_hash: [0; 32],
+            milestones: vec![Milestone {
+                amount: 5,
+                status: MilestoneStatus::Pending,
+            }],
+            deadline: 10,
+            review_secs: 1,
+            created_at: 0,
+            status: TaskStatus::Active,
+            escrow: 5,
+            dispute: None,
+            resolution: None,
+        };
+        let mut store = MemoryNodeStore::default();
+        let tree = SparseMerkleTree::new(&store);
+        let changes = ChangeSet::from([(task_key(&id), Some(Record::Task(task).encode()))]);
+        let update = tree.apply(&EMPTY_HASH, &changes).unwrap();
+        let root = update.root;
+        store.write(&update);
+        let view = OneTask {
+            genesis: Genesis::from_json(include_str!(
+                "../../protocol/testdata/devnet-genesis.json"
+            ))
+            .unwrap(),
+            store,
+            root,
+            index: vec![
+                (TaskRole::Employer, employer, id),
+                (TaskRole::Worker, worker, id),
+                // A worker a rolled-back TaskAccept indexed; the task has another one now.
+                (TaskRole::Worker, stale_worker, id),
+                // An index entry for a task that no longer exists at all.
+                (TaskRole::Employer, employer, TaskId([8; 32])),
+            ],
+        };
+        let ids = |role: &str, account: &AccountId| {
+            tasks(&view, filter(role, account))
+                .unwrap()
+                .into_iter()
+                .map(|t| t.id.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("employer", &employer), vec![[9; 32]]);
+        assert_eq!(ids("worker", &worker), vec![[9; 32]]);
+        assert!(ids("worker", &stale_worker).is_empty());
+        assert!(ids("arbiter", &employer).is_empty());
+        let mut both = filter("employer", &employer);
+        both.worker = Some(worker.to_address());
+        assert!(tasks(&view, both).is_err(), "exactly one role");
+    }
 }

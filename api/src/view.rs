@@ -1,6 +1,6 @@
 //! [`ChainView`]: the read-only view of a node's chain that the read methods are written against.
 
-use stint_contracts::{AccountId, Receipt, SignedTx, Txid};
+use stint_contracts::{AccountId, Receipt, SignedTx, TaskId, Txid};
 use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, NodeStore};
 
@@ -69,6 +69,17 @@ pub enum TxEntry {
     },
 }
 
+/// Which participant of a task a `stint_getTasks` query names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TaskRole {
+    /// The employer (who created and funded it).
+    Employer,
+    /// The worker (named at creation or who accepted it).
+    Worker,
+    /// The arbiter.
+    Arbiter,
+}
+
 /// What a node provides so the shared read methods can answer from it.
 ///
 /// Versions are batch numbers: version `n` is the state after batch `n`, version 0 the
@@ -107,6 +118,16 @@ pub trait ChainView: Send + Sync + 'static {
     /// Where tx `txid` stands, if this node knows it: a sequencer knows what it admitted; a
     /// verifier knows the txs of the batches it verified.
     fn transaction(&self, txid: &Txid) -> Result<Option<TxEntry>, ViewError>;
+
+    /// Up to `limit` ids, in id order, of tasks where `account` had `role` in some batch this
+    /// node holds. May include tasks where it no longer has it (an index entry of a batch
+    /// rolled back since): the read checks each against the state it answers from.
+    fn tasks_of(
+        &self,
+        role: TaskRole,
+        account: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, ViewError>;
 
     /// The nonce after this node's pending txs of `account`, whose nonce in the soft state is
     /// `nonce`. Nodes without a mempool keep the default.

@@ -4,20 +4,16 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stint_contracts::{read_task, AccountId, SignedTx};
+use stint_contracts::SignedTx;
 use stint_rpc::{
     AdminToken, EventFilter, HealthStatus, MethodSpec, Params, RpcError, RpcModule,
     RpcServerConfig, TopicSpec,
 };
-use stint_state::{Hash, SparseMerkleTree};
+use stint_state::Hash;
 
 use crate::config::SequencerConfig;
 use crate::error::{codes, Rejection, SequencerError};
 use crate::shared::{Publishers, Shared};
-use crate::store::TaskRole;
-
-/// Most task ids `stint_getTasks` returns.
-const MAX_TASKS_PER_QUERY: usize = 1_000;
 
 fn to_rpc(e: SequencerError) -> RpcError {
     match e {
@@ -47,31 +43,10 @@ fn parse_hash(s: &str, what: &str) -> Result<Hash, RpcError> {
     Ok(out)
 }
 
-fn parse_address(s: &str) -> Result<AccountId, RpcError> {
-    AccountId::from_address(s).map_err(|e| RpcError::invalid_params(format!("address: {e}")))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TxidParam {
     txid: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TasksFilter {
-    employer: Option<String>,
-    worker: Option<String>,
-    arbiter: Option<String>,
-    limit: Option<usize>,
-}
-
-fn with_id(id: String, record: Value) -> Value {
-    let mut record = record;
-    if let Value::Object(map) = &mut record {
-        map.insert("id".into(), Value::String(id));
-    }
-    record
 }
 
 /// The JSON-RPC server limits for `config`.
@@ -260,51 +235,6 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
     .map_err(reg)?;
 
     m.register(
-        MethodSpec::new("stint_getTasks")
-            .summary("Tasks where an account is the employer, worker or arbiter (exactly one)")
-            .param(
-                "filter",
-                json!({"type": "object", "properties": {
-                "employer": {"type": "string"}, "worker": {"type": "string"},
-                "arbiter": {"type": "string"}, "limit": {"type": "integer"}}}),
-            )
-            .result("tasks", json!({"type": "array"})),
-        |s: Arc<Shared>, p: Params| async move {
-            let (filter,): (TasksFilter,) = p.parse_positional()?;
-            let (role, address) = match (&filter.employer, &filter.worker, &filter.arbiter) {
-                (Some(a), None, None) => (TaskRole::Employer, a),
-                (None, Some(a), None) => (TaskRole::Worker, a),
-                (None, None, Some(a)) => (TaskRole::Arbiter, a),
-                _ => {
-                    return Err(RpcError::invalid_params(
-                        "give exactly one of employer, worker, arbiter",
-                    ))
-                }
-            };
-            let id = parse_address(address)?;
-            let limit = filter
-                .limit
-                .unwrap_or(MAX_TASKS_PER_QUERY)
-                .min(MAX_TASKS_PER_QUERY);
-            let ids = s.store.tasks_of(role, &id.0, limit).map_err(to_rpc)?;
-            let root = s.head.read().honest_root;
-            let tree = SparseMerkleTree::new(s.store.state());
-            let view = tree.view(root);
-            let mut out = Vec::with_capacity(ids.len());
-            for task_id in ids {
-                if let Some(task) = read_task(&view, &task_id).map_err(RpcError::internal)? {
-                    out.push(with_id(
-                        task_id.to_string(),
-                        serde_json::to_value(task).map_err(RpcError::internal)?,
-                    ));
-                }
-            }
-            Ok(Value::Array(out))
-        },
-    )
-    .map_err(reg)?;
-
-    m.register(
         MethodSpec::new("stint_estimateFee")
             .summary("The fee to attach to a transaction (the sequencer's minimum; fees do not depend on size in v1)")
             .optional_param("tx", obj.clone())
@@ -406,7 +336,7 @@ mod tests {
     #[test]
     fn a_batch_of_the_largest_legitimate_calls_fits_the_body_limit() {
         use k256::schnorr::SigningKey;
-        use stint_contracts::{Call, Payment, Tx};
+        use stint_contracts::{AccountId, Call, Payment, Tx};
         let key = SigningKey::from_bytes(&[1; 32]).unwrap();
         let to = AccountId::from_signing_key(&SigningKey::from_bytes(&[2; 32]).unwrap());
         // The largest call: a full payroll with the widest numbers JSON can carry.

@@ -3,14 +3,14 @@
 
 use stint_api::{
     AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
-    TxEntry, ViewError,
+    TaskRole, TxEntry, ViewError,
 };
-use stint_contracts::{AccountId, SignedTx, Txid};
+use stint_contracts::{AccountId, SignedTx, TaskId, Txid};
 use stint_protocol::Genesis;
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::shared::{BatchFinality, Shared};
-use crate::store::StoredReceipt;
+use crate::store::{self, StoredReceipt};
 
 fn view_error(what: impl Into<String>, e: crate::SequencerError) -> ViewError {
     ViewError::new(what, e)
@@ -143,6 +143,22 @@ impl ChainView for Shared {
                 }),
             },
         )
+    }
+
+    fn tasks_of(
+        &self,
+        role: TaskRole,
+        account: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, ViewError> {
+        let role = match role {
+            TaskRole::Employer => store::TaskRole::Employer,
+            TaskRole::Worker => store::TaskRole::Worker,
+            TaskRole::Arbiter => store::TaskRole::Arbiter,
+        };
+        self.store
+            .tasks_of(role, &account.0, limit)
+            .map_err(|e| view_error("reading the task index", e))
     }
 
     fn sync_status(&self) -> SyncStatus {

@@ -326,8 +326,12 @@ impl Engine {
                     // No update at all would mean no change.
                     state_root: honest.state_root().unwrap_or(body.header().prev_state_root),
                 };
-                self.store
-                    .commit_verified(verified, &honest.updates, &honest.receipts)?;
+                self.store.commit_verified(
+                    verified,
+                    &honest.updates,
+                    body.txs(),
+                    &honest.receipts,
+                )?;
                 tracing::info!(
                     target: "verifier::replay",
                     batch = number,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use stint_api::{
     AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
-    TxEntry, ViewError,
+    TaskRole, TxEntry, ViewError,
 };
 use stint_protocol::{Batch, BatchStatus, Genesis};
 use stint_rpc::{HealthStatus, MethodSpec, Params, RpcModule};
@@ -170,6 +170,17 @@ impl ChainView for Shared {
             index: record.index,
             receipt: record.receipt,
         }))
+    }
+
+    fn tasks_of(
+        &self,
+        role: TaskRole,
+        account: &stint_contracts::AccountId,
+        limit: usize,
+    ) -> Result<Vec<stint_contracts::TaskId>, ViewError> {
+        self.store
+            .tasks_of(role, account, limit)
+            .map_err(|e| ViewError::new("reading the task index", e))
     }
 
     fn sync_status(&self) -> SyncStatus {

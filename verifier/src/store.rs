@@ -36,6 +36,7 @@ const PREFIX_VERIFIED: u8 = b'v';
 const PREFIX_BODY: u8 = b'b';
 const PREFIX_CHALLENGE: u8 = b'c';
 const PREFIX_TX: u8 = b't';
+const PREFIX_TASK: u8 = b'k';
 
 /// A batch the verifier replayed and found honest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -186,6 +187,30 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
+/// `k` ‖ role ‖ account: the prefix of an account's task index entries for one role.
+fn task_prefix(role: stint_api::TaskRole, account: &stint_contracts::AccountId) -> Vec<u8> {
+    let role = match role {
+        stint_api::TaskRole::Employer => 0u8,
+        stint_api::TaskRole::Worker => 1,
+        stint_api::TaskRole::Arbiter => 2,
+    };
+    let mut k = Vec::with_capacity(66);
+    k.push(PREFIX_TASK);
+    k.push(role);
+    k.extend_from_slice(&account.0);
+    k
+}
+
+fn task_key(
+    role: stint_api::TaskRole,
+    account: &stint_contracts::AccountId,
+    task: &stint_contracts::TaskId,
+) -> Vec<u8> {
+    let mut k = task_prefix(role, account);
+    k.extend_from_slice(&task.0);
+    k
+}
+
 fn corrupt(what: &str) -> VerifierError {
     VerifierError::corrupt(format!("record: {what}"))
 }
@@ -256,10 +281,16 @@ impl VerifierStore {
 
     /// Commit a verified batch: its state as version `number`, then its record with the
     /// location and receipt of each of its txs (`receipts`, in batch order), in one write.
+    ///
+    /// The task index (role ‖ account ‖ task id) gains the participants of every task a
+    /// successful `TaskCreate` or `TaskAccept` of the batch touched, read from its new state.
+    /// Entries are never deleted: one a rolled-back batch left is filtered out by the read,
+    /// which checks each task's roles in the state it answers from.
     pub fn commit_verified(
         &self,
         batch: VerifiedBatch,
         updates: &[TreeUpdate],
+        txs: &[stint_contracts::SignedTx],
         receipts: &[stint_contracts::Receipt],
     ) -> Result<(), VerifierError> {
         let mut write = WriteBatch::default();
@@ -267,6 +298,7 @@ impl VerifierStore {
         self.state.db().write(write).map_err(|e| {
             VerifierError::storage(format!("writing the state of batch {}", batch.number), e)
         })?;
+        let task_entries = self.task_entries(batch.state_root, txs, receipts)?;
         let encode = |value: &dyn Fn() -> std::io::Result<Vec<u8>>, what: &str| {
             value().map_err(|e| VerifierError::storage(format!("encoding {what}"), e))
         };
@@ -284,12 +316,79 @@ impl VerifierStore {
                 encode(&|| borsh::to_vec(&entry), "a transaction record")?,
             );
         }
+        for entry in &task_entries {
+            meta.put(entry, b"");
+        }
         meta.put(
             key(PREFIX_VERIFIED, &batch.number.to_be_bytes()),
             encode(&|| borsh::to_vec(&batch), "a verified batch record")?,
         );
         self.meta.write(meta)?;
         Ok(())
+    }
+
+    /// The task index keys for the tasks that the successful `TaskCreate`/`TaskAccept` txs
+    /// among `txs` touched, with their roles as the state under `root` has them.
+    fn task_entries(
+        &self,
+        root: Hash,
+        txs: &[stint_contracts::SignedTx],
+        receipts: &[stint_contracts::Receipt],
+    ) -> Result<Vec<Vec<u8>>, VerifierError> {
+        use stint_contracts::Call;
+        let tree = stint_state::SparseMerkleTree::new(&*self.state);
+        let view = tree.view(root);
+        let mut out = Vec::new();
+        for (tx, receipt) in txs.iter().zip(receipts) {
+            if receipt.error.is_some() {
+                continue;
+            }
+            let id = match &tx.tx.call {
+                Call::TaskCreate { .. } => tx.tx.task_id(),
+                Call::TaskAccept { id } => *id,
+                _ => continue,
+            };
+            let task = stint_contracts::read_task(&view, &id)
+                .map_err(|e| VerifierError::storage("reading a task for the task index", e))?;
+            let Some(task) = task else { continue };
+            let roles = [
+                (stint_api::TaskRole::Employer, Some(task.employer)),
+                (stint_api::TaskRole::Worker, task.worker),
+                (stint_api::TaskRole::Arbiter, task.arbiter),
+            ];
+            for (role, account) in roles {
+                if let Some(account) = account {
+                    out.push(task_key(role, &account, &id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` task ids where `account` had `role` in a verified batch, in id order.
+    pub fn tasks_of(
+        &self,
+        role: stint_api::TaskRole,
+        account: &stint_contracts::AccountId,
+        limit: usize,
+    ) -> Result<Vec<stint_contracts::TaskId>, VerifierError> {
+        let prefix = task_prefix(role, account);
+        let mut out = Vec::new();
+        for item in self
+            .meta
+            .iterator(IteratorMode::From(&prefix, Direction::Forward))
+        {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let id: [u8; 32] = k
+                .get(prefix.len()..)
+                .and_then(|rest| rest.try_into().ok())
+                .ok_or_else(|| corrupt("task index key"))?;
+            out.push(stint_contracts::TaskId(id));
+        }
+        Ok(out)
     }
 
     /// Where tx `txid` was executed, if in a batch this store verified. A record whose batch

@@ -257,6 +257,16 @@ async fn both_nodes_answer_every_read_alike() {
         ("stint_getTransaction", json!({"txid": anchored_tx})),
         ("stint_getTransaction", json!([unknown])),
         ("stint_getTransaction", json!([7])),
+        ("stint_getTasks", json!([{"employer": a}])),
+        ("stint_getTasks", json!([{"worker": b}])),
+        ("stint_getTasks", json!([{"arbiter": unfunded}])),
+        ("stint_getTasks", json!([{"employer": a, "limit": 0}])),
+        ("stint_getTasks", json!({"filter": {"worker": b}})),
+        ("stint_getTasks", json!([{"employer": a, "worker": b}])),
+        ("stint_getTasks", json!([{}])),
+        ("stint_getTasks", json!([{"employer": "stint1nope"}])),
+        ("stint_getTasks", json!([{"employer": a, "role": "x"}])),
+        ("stint_getTasks", json!([])),
         ("stint_chainInfo", json!([])),
         ("stint_chainInfo", json!({})),
         ("stint_chainInfo", json!([1])),
@@ -398,6 +408,14 @@ async fn both_nodes_answer_every_read_alike() {
         .task(stint_api::Hex32([0xab; 32]), ReadOptions::default())
         .await;
     assert_eq!(missing.unwrap_err().code(), Some(stint_api::NOT_FOUND));
+
+    // The task is listed for its employer and its worker, with its id.
+    let listed: Value = ver
+        .call("stint_getTasks", json!([{"worker": b}]))
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], json!(t));
 
     // Receipts say what happened, the same on both.
     for (txid, finality, status, error) in [
