@@ -27,6 +27,7 @@ use bitcoin::{
 use stint_protocol::{AnchorAuth, Envelope, EnvelopeError, EnvelopeKind, IndexHint};
 
 use crate::rpc::{BitcoindClient, RpcError};
+use crate::wallet::AnchorWallet;
 
 /// Value the reveal returns to the wallet (above the dust limit of any standard output).
 pub const REVEAL_POSTAGE: Amount = Amount::from_sat(1_000);
@@ -134,20 +135,15 @@ impl Submission {
     /// The submission a node needs: [`Submission::MineDirectly`] for Bitcoin Knots on regtest,
     /// [`Submission::Mempool`] otherwise.
     pub async fn detect(client: &BitcoindClient) -> Result<Self, RpcError> {
-        let chain = client.get_blockchain_info().await?.chain;
-        let knots = client.get_network_info().await?.is_knots();
-        Ok(if knots && chain == "regtest" {
-            Submission::MineDirectly
-        } else {
-            Submission::Mempool
-        })
+        AnchorWallet::submission(client).await
     }
 }
 
-/// Writes envelopes signed by one anchor key, funded by one bitcoind wallet.
+/// Writes envelopes signed by one anchor key, funded by one wallet: bitcoind's (the default),
+/// or any [`AnchorWallet`] such as the in-memory [`MemoryWallet`](crate::MemoryWallet).
 #[derive(Debug, Clone)]
-pub struct Anchorer {
-    wallet: BitcoindClient,
+pub struct Anchorer<W = BitcoindClient> {
+    wallet: W,
     keypair: Keypair,
     network: Network,
     secp: Secp256k1<All>,
@@ -155,9 +151,10 @@ pub struct Anchorer {
     submission: Arc<OnceLock<Submission>>,
 }
 
-impl Anchorer {
-    /// An anchorer signing with `keypair` and funding from `wallet` (a wallet-scoped client).
-    pub fn new(wallet: BitcoindClient, keypair: Keypair, network: Network) -> Self {
+impl<W: AnchorWallet> Anchorer<W> {
+    /// An anchorer signing with `keypair` and funding from `wallet` (for bitcoind, a
+    /// wallet-scoped client).
+    pub fn new(wallet: W, keypair: Keypair, network: Network) -> Self {
         Self {
             wallet,
             keypair,
@@ -180,7 +177,7 @@ impl Anchorer {
         if let Some(submission) = self.submission.get() {
             return Ok(*submission);
         }
-        let detected = Submission::detect(&self.wallet).await?;
+        let detected = self.wallet.submission().await?;
         if detected == Submission::MineDirectly {
             tracing::info!(
                 target: "anchor",
@@ -195,8 +192,8 @@ impl Anchorer {
         self.keypair.x_only_public_key().0
     }
 
-    /// The wallet client.
-    pub fn wallet(&self) -> &BitcoindClient {
+    /// The wallet.
+    pub fn wallet(&self) -> &W {
         &self.wallet
     }
 
@@ -267,11 +264,7 @@ impl Anchorer {
     ) -> Result<PostedEnvelope, AnchorError> {
         let spend_info = self.spend_info(&leaf_script)?;
         let commit_spk = ScriptBuf::new_p2tr_tweaked(spend_info.output_key());
-        let postage_spk = self
-            .wallet
-            .get_new_address(self.network)
-            .await?
-            .script_pubkey();
+        let postage_spk = self.wallet.new_address(self.network).await?.script_pubkey();
 
         let reveal_fee = self.reveal_fee(
             &leaf_script,
@@ -293,14 +286,8 @@ impl Anchorer {
                 script_pubkey: commit_spk.clone(),
             }],
         };
-        let (funded, info) = self
-            .wallet
-            .fund_raw_transaction(&unfunded, fee_rate)
-            .await?;
-        let commit = self
-            .wallet
-            .sign_raw_transaction_with_wallet(&funded)
-            .await?;
+        let (funded, info) = self.wallet.fund(&unfunded, fee_rate).await?;
+        let commit = self.wallet.sign(&funded).await?;
         let commit_vout = find_output(&commit, &commit_spk, commit_value)?;
 
         let reveal = self.sign_reveal(
@@ -337,14 +324,14 @@ impl Anchorer {
         // reason. (If the reveal is refused, the commit output stays recoverable by key path.)
         self.check_policy("commit", &posted.commit).await?;
         self.wallet
-            .send_raw_transaction(&posted.commit)
+            .broadcast(&posted.commit)
             .await
             .map_err(|e| rejected("commit", posted.commit_txid, e))?;
         match self.submission().await? {
             Submission::Mempool => {
                 self.check_policy("reveal", &posted.reveal).await?;
                 self.wallet
-                    .send_raw_transaction(&posted.reveal)
+                    .broadcast(&posted.reveal)
                     .await
                     .map_err(|e| rejected("reveal", posted.reveal_txid, e))?;
             }
@@ -362,7 +349,7 @@ impl Anchorer {
         let mut mempool = Vec::new();
         let mut raw = Vec::with_capacity(2);
         if self.confirmations(&posted.commit_txid).await? <= 0 {
-            match self.wallet.get_mempool_ancestors(&posted.commit_txid).await {
+            match self.wallet.mempool_ancestors(&posted.commit_txid).await {
                 Ok(ancestors) => {
                     mempool = ancestors;
                     mempool.push(posted.commit_txid);
@@ -372,10 +359,10 @@ impl Anchorer {
             }
         }
         raw.push(&posted.reveal);
-        let to = self.wallet.get_new_address(self.network).await?;
+        let to = self.wallet.new_address(self.network).await?;
         let hash = self
             .wallet
-            .generate_block(&to, &mempool, &raw)
+            .mine(&to, &mempool, &raw)
             .await
             .map_err(|e| rejected("reveal", posted.reveal_txid, e))?;
         tracing::debug!(target: "anchor", block = %hash, reveal = %posted.reveal_txid, "mined envelope pair");
@@ -389,8 +376,8 @@ impl Anchorer {
     /// block or mempool entry that holds it, which bitcoind does asynchronously (seen on Knots:
     /// right after `generateblock` and `invalidateblock`, `gettransaction` of the reveal failed).
     pub async fn confirmations(&self, txid: &Txid) -> Result<i64, AnchorError> {
-        match self.wallet.get_transaction(txid).await {
-            Ok(tx) => Ok(tx.confirmations),
+        match self.wallet.confirmations(txid).await {
+            Ok(confirmations) => Ok(confirmations),
             Err(e) if e.rpc_code() == Some(RPC_INVALID_ADDRESS_OR_KEY) => Ok(0),
             Err(e) => Err(e.into()),
         }
@@ -415,12 +402,12 @@ impl Anchorer {
                 return Ok(());
             }
             // A reorg returns the commit to the mempool; re-sending it is harmless either way.
-            let _ = self.wallet.send_raw_transaction(&posted.commit).await;
+            let _ = self.wallet.broadcast(&posted.commit).await;
             self.mine_pair(posted).await?;
             return Ok(());
         }
         for tx in [&posted.commit, &posted.reveal] {
-            match self.wallet.send_raw_transaction(tx).await {
+            match self.wallet.broadcast(tx).await {
                 Ok(_) => {}
                 Err(e) if e.rpc_code() == Some(RPC_VERIFY_ALREADY_IN_CHAIN) => {}
                 Err(RpcError::Rpc { message, .. }) if message.contains("already") => {}
@@ -509,10 +496,7 @@ impl Anchorer {
                 out.value = commit_value;
             }
         }
-        let commit = self
-            .wallet
-            .sign_raw_transaction_with_wallet(&replacement)
-            .await?;
+        let commit = self.wallet.sign(&replacement).await?;
         let commit_vout = find_output(&commit, &commit_spk, commit_value)?;
         let reveal = self.sign_reveal(
             &leaf_script,
@@ -541,13 +525,13 @@ impl Anchorer {
             hint: posted.hint,
         };
         self.wallet
-            .send_raw_transaction(&bumped.commit)
+            .broadcast(&bumped.commit)
             .await
             .map_err(|e| rejected("commit", bumped.commit_txid, e))?;
         match self.submission().await? {
             Submission::Mempool => {
                 self.wallet
-                    .send_raw_transaction(&bumped.reveal)
+                    .broadcast(&bumped.reveal)
                     .await
                     .map_err(|e| rejected("reveal", bumped.reveal_txid, e))?;
             }
@@ -658,7 +642,7 @@ impl Anchorer {
     }
 
     async fn check_policy(&self, which: &'static str, tx: &Transaction) -> Result<(), AnchorError> {
-        let results = self.wallet.test_mempool_accept(&[tx]).await?;
+        let results = self.wallet.test_accept(&[tx]).await?;
         match results.first() {
             Some(result) if result.allowed => Ok(()),
             Some(result) => Err(AnchorError::Rejected {

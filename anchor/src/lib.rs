@@ -22,6 +22,9 @@
 //!   share.
 //! * [`BlockSource`] — what the follower reads the chain from: [`BitcoindClient`], or
 //!   [`MemoryChain`], an in-memory block tree for tests (reorgs to any depth, outages on demand).
+//! * [`AnchorWallet`] — what the anchorer funds, signs, sends and mines through:
+//!   [`BitcoindClient`]'s wallet, or [`MemoryWallet`] on a [`MemoryChain`] for tests of
+//!   anchoring logic (a mempool with replacement, mining on demand).
 //! * [`RegtestNode`] — a bitcoind in regtest owned by this process (tests, `stint devnet`):
 //!   free loopback ports, cookie auth, stop on drop, restart on the same data directory, reuse of
 //!   a data directory left by a killed run.
@@ -69,6 +72,7 @@ mod node;
 mod rpc;
 mod secret;
 mod source;
+mod wallet;
 
 pub use anchorer::{
     AnchorError, AnchorStatus, Anchorer, PostedEnvelope, Submission, MAX_STANDARD_TX_WEIGHT,
@@ -83,3 +87,4 @@ pub use rpc::{
 };
 pub use secret::Secret;
 pub use source::{BlockSource, MemoryChain};
+pub use wallet::{AnchorWallet, MemoryWallet};

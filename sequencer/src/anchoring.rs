@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Amount, FeeRate, ScriptBuf};
-use stint_anchor::{Anchorer, BitcoindClient, ChainEvent, ChainFollower, PostedEnvelope};
+use stint_anchor::{
+    AnchorWallet, Anchorer, BlockSource, ChainEvent, ChainFollower, PostedEnvelope,
+};
 use stint_protocol::{BatchStatus, Derivation, DerivationEvent, EnvelopeKind, IndexHint};
 use stint_state::Hash;
 use tokio::sync::watch;
@@ -33,15 +35,16 @@ use crate::store::StoredAnchor;
 /// How many recent L1 blocks (hash, time) are remembered for choosing batch origins.
 const L1_BLOCK_MEMORY: u64 = 1_000;
 
-/// Run until `stop`.
-pub(crate) async fn run(
+/// Run until `stop`, following the chain of `source` and anchoring through `anchorer`'s wallet
+/// (bitcoind in production; the in-memory chain and wallet in unit tests).
+pub(crate) async fn run<W: AnchorWallet, S: BlockSource>(
     shared: Arc<Shared>,
-    anchorer: Anchorer,
-    client: BitcoindClient,
+    anchorer: Anchorer<W>,
+    source: S,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut derivation = Derivation::new(shared.genesis.clone(), shared.genesis_root);
-    let mut follower = ChainFollower::from_height(client.clone(), shared.genesis.l1_start_height);
+    let mut follower = ChainFollower::from_height(source, shared.genesis.l1_start_height);
     let mut was_up = true;
     // bitcoind does not reload wallets created over RPC when it restarts: (re)load ours after
     // every outage before anchoring.
@@ -64,8 +67,8 @@ pub(crate) async fn run(
                 was_up = true;
                 shared.chain.write().bitcoind_up = true;
                 if !wallet_loaded {
-                    match client.ensure_wallet(shared.config.wallet()).await {
-                        Ok(_) => wallet_loaded = true,
+                    match anchorer.wallet().load().await {
+                        Ok(()) => wallet_loaded = true,
                         Err(e) => {
                             tracing::warn!(target: "sequencer::anchor", error = %e, wallet = %shared.config.wallet(), "cannot load the anchoring wallet")
                         }
@@ -198,9 +201,9 @@ async fn converge(
 }
 
 /// Bring derivation up to bitcoind's tip and publish what changed.
-async fn follow(
+async fn follow<S: BlockSource>(
     shared: &Shared,
-    follower: &mut ChainFollower,
+    follower: &mut ChainFollower<S>,
     derivation: &mut Derivation,
     rejected: &mut HashSet<bitcoin::Txid>,
 ) -> Result<(), SequencerError> {
@@ -401,9 +404,9 @@ fn to_stored(batch_hash: [u8; 32], posted: &PostedEnvelope, height: u64) -> Stor
 
 /// Work on the batch after derivation's canonical tip. Returns `true` when a new envelope was
 /// posted (so the caller looks again at once).
-async fn anchor_next(
+async fn anchor_next<W: AnchorWallet>(
     shared: &Shared,
-    anchorer: &Anchorer,
+    anchorer: &Anchorer<W>,
     derivation: &Derivation,
     rejected: &HashSet<bitcoin::Txid>,
 ) -> Result<bool, SequencerError> {

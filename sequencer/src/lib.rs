@@ -60,6 +60,8 @@
 
 mod anchoring;
 mod batcher;
+#[cfg(test)]
+mod chain_tests;
 mod config;
 mod converge;
 mod error;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use stint_anchor::{Anchorer, BitcoindClient};
+use stint_anchor::{AnchorWallet, Anchorer, BitcoindClient, BlockSource};
 use stint_contracts::{SignedTx, Txid};
 use stint_protocol::Genesis;
 use stint_rpc::RpcServerHandle;
@@ -55,16 +55,6 @@ impl Sequencer {
             reason: e.to_string(),
         })?;
         let keypair = load_anchor_key(&config.anchor_key)?;
-        if keypair.x_only_public_key().0 != genesis.anchor_key {
-            return Err(ConfigError::Invalid {
-                field: "anchor_key",
-                reason: "the key is not the genesis anchor_key".into(),
-            }
-            .into());
-        }
-        let genesis_root = genesis
-            .state_root()
-            .map_err(|e| SequencerError::Internal(e.to_string()))?;
         let bitcoind = BitcoindClient::new(
             config.bitcoind.rpc_url.clone(),
             config
@@ -77,6 +67,31 @@ impl Sequencer {
         );
         let wallet = bitcoind.with_wallet(config.wallet().to_owned());
         let anchorer = Anchorer::new(wallet, keypair, config.bitcoind.network);
+        Self::start_with(config, genesis, anchorer, bitcoind).await
+    }
+
+    /// [`Sequencer::start`] on any Bitcoin edge: the anchoring loop follows `source` and
+    /// anchors through `anchorer`'s wallet (the unit tests run it on the in-memory chain).
+    pub(crate) async fn start_with<W, S>(
+        config: SequencerConfig,
+        genesis: Genesis,
+        anchorer: Anchorer<W>,
+        source: S,
+    ) -> Result<Self, SequencerError>
+    where
+        W: AnchorWallet + 'static,
+        S: BlockSource + 'static,
+    {
+        if anchorer.key() != genesis.anchor_key {
+            return Err(ConfigError::Invalid {
+                field: "anchor_key",
+                reason: "the key is not the genesis anchor_key".into(),
+            }
+            .into());
+        }
+        let genesis_root = genesis
+            .state_root()
+            .map_err(|e| SequencerError::Internal(e.to_string()))?;
 
         std::fs::create_dir_all(&config.data_dir)?;
         let db_path = config.data_dir.join("db");
@@ -129,7 +144,7 @@ impl Sequencer {
             tokio::spawn(crate::anchoring::run(
                 Arc::clone(&shared),
                 anchorer,
-                bitcoind,
+                source,
                 stop_rx,
             )),
         ];
@@ -139,6 +154,12 @@ impl Sequencer {
             tasks,
             stop,
         })
+    }
+
+    /// The node's shared state (for the crate's unit tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The address the JSON-RPC server listens on.
