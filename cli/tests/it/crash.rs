@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::{free_port, write_private};
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
-use bitcoin::Network;
 use k256::schnorr::SigningKey;
 use rand::Rng;
 use serde_json::{json, Value};
-use stint_anchor::{RegtestConfig, RegtestNode};
 use stint_contracts::{AccountId, Call, Tx};
 use stint_protocol::{Genesis, GenesisAlloc};
 use tokio::sync::Mutex;
@@ -154,12 +152,8 @@ async fn load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_tx_and_executes_none_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
-        .await
-        .unwrap();
-    let wallet = node.client().ensure_wallet("stint").await.unwrap();
-    let address = wallet.get_new_address(Network::Regtest).await.unwrap();
-    wallet.generate_to_address(110, &address).await.unwrap();
+    let stint_testkit::FundedNode { node, .. } =
+        stint_testkit::FundedNode::start(dir.path(), &[]).await;
     let info = node.client().get_blockchain_info().await.unwrap();
 
     let secret = SecretKey::from_slice(&[0x43; 32]).unwrap();

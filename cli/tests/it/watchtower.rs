@@ -16,7 +16,7 @@ use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 use bitcoin::{FeeRate, Network};
 use k256::schnorr::SigningKey;
 use serde_json::{json, Value};
-use stint_anchor::{Anchorer, BitcoindClient, RegtestConfig, RegtestNode};
+use stint_anchor::{Anchorer, BitcoindClient, RegtestNode};
 use stint_contracts::{AccountId, Call, Tx};
 use stint_protocol::{
     build_fraud_proof, find_block_envelopes, Batch, Envelope, EnvelopeKind, FraudProof, Genesis,
@@ -106,17 +106,8 @@ struct Net {
 impl Net {
     async fn start(verifier_wallets: &[&str]) -> Net {
         let dir = tempfile::tempdir().unwrap();
-        let node = RegtestNode::start_with(RegtestConfig::new(dir.path().join("bitcoind")))
-            .await
-            .unwrap();
-        let wallet = node.client().ensure_wallet("stint").await.unwrap();
-        for name in verifier_wallets {
-            let w = node.client().ensure_wallet(name).await.unwrap();
-            let to = w.get_new_address(Network::Regtest).await.unwrap();
-            w.generate_to_address(2, &to).await.unwrap();
-        }
-        let to = wallet.get_new_address(Network::Regtest).await.unwrap();
-        wallet.generate_to_address(110, &to).await.unwrap();
+        let stint_testkit::FundedNode { node, wallet } =
+            stint_testkit::FundedNode::start(dir.path(), verifier_wallets).await;
         let info = node.client().get_blockchain_info().await.unwrap();
 
         let secret = SecretKey::from_slice(&[0x5a; 32]).unwrap();
