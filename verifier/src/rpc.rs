@@ -28,7 +28,7 @@ use stint_rpc::{HealthStatus, MethodSpec, Params, RpcModule};
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::error::VerifierError;
-use crate::shared::{BatchSummary, Shared};
+use crate::shared::{BatchSummary, Shared, Snapshot};
 use crate::store::VerifiedBatch;
 
 /// Application error: the object is not known to this verifier, or not retained
@@ -86,6 +86,19 @@ fn entry(
     }))
 }
 
+/// The canonical batch numbered `number` in `snapshot`: derivation's canonical chain holds
+/// batches 1..=n in order, so it is at index `number − 1` (O(1), not a scan per read); the scan
+/// stays as a fallback should that ever not hold.
+fn canonical_at(snapshot: &Snapshot, number: u64) -> Option<&BatchSummary> {
+    let at = |b: &&BatchSummary| b.record.header.number == number;
+    let index = usize::try_from(number.checked_sub(1)?).ok()?;
+    snapshot
+        .canonical
+        .get(index)
+        .filter(at)
+        .or_else(|| snapshot.canonical.iter().find(at))
+}
+
 /// The verifier's chain as the shared read methods see it: its verified state and the batches
 /// derivation found on Bitcoin.
 impl ChainView for Shared {
@@ -117,24 +130,14 @@ impl ChainView for Shared {
         if version == 0 {
             return Ok(Some(0));
         }
-        Ok(self
-            .snapshot
-            .read()
-            .canonical
-            .iter()
-            .find(|b| b.record.header.number == version)
-            .map(|b| b.record.header.timestamp))
+        Ok(canonical_at(&self.snapshot.read(), version).map(|b| b.record.header.timestamp))
     }
 
     fn batch(&self, which: BatchRef) -> Result<Option<BatchEntry>, ViewError> {
         let found = {
             let s = self.snapshot.read();
             match which {
-                BatchRef::Number(n) => s
-                    .canonical
-                    .iter()
-                    .find(|b| b.record.header.number == n)
-                    .cloned(),
+                BatchRef::Number(n) => canonical_at(&s, n).cloned(),
                 BatchRef::Hash(h) => s
                     .canonical
                     .iter()
@@ -161,9 +164,8 @@ impl ChainView for Shared {
         // rolled back since, or verified after the last snapshot, is not shown).
         let tip = self.read_tip();
         let on_chain = record.batch <= tip
-            && self.snapshot.read().canonical.iter().any(|b| {
-                b.record.header.number == record.batch && b.record.hash == record.batch_hash
-            });
+            && canonical_at(&self.snapshot.read(), record.batch)
+                .is_some_and(|b| b.record.hash == record.batch_hash);
         Ok(on_chain.then_some(TxEntry::Included {
             batch: record.batch,
             batch_hash: record.batch_hash,
