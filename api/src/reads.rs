@@ -15,7 +15,7 @@ use crate::types::{
     AccountInfo, BatchInfo, BatchRef, BatchState, ChainInfo, Hex32, L1Ref, ProofFields,
     ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
 };
-use crate::view::{BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
+use crate::view::{ChainView, TaskRole, TxEntry, ViewError};
 use crate::NOT_FOUND;
 
 /// The methods [`register_read_methods`] registers, in order.
@@ -240,39 +240,31 @@ fn batch<V: ChainView>(
     })
 }
 
-/// Where a tx stands and the batch that holds it (`None` while pending or once dropped).
-fn locate<V: ChainView>(
-    view: &V,
-    text: &str,
-) -> Result<(Txid, TxEntry, Option<BatchEntry>), RpcError> {
+/// Where a tx stands, by txid text.
+fn locate<V: ChainView>(view: &V, text: &str) -> Result<(Txid, TxEntry), RpcError> {
     let txid = Txid(parse_hash(text, "txid")?);
     let entry = view
         .transaction(&txid)
         .map_err(internal)?
         .ok_or_else(|| not_found(format_args!("transaction {txid}")))?;
-    let batch = match &entry {
-        TxEntry::Included { batch, .. } => {
-            view.batch(BatchRef::Number(*batch)).map_err(internal)?
-        }
-        TxEntry::Pending(_) | TxEntry::Dropped { .. } => None,
-    };
-    Ok((txid, entry, batch))
+    Ok((txid, entry))
 }
 
-/// The finality of a tx executed in the batch `hash` that `held` (the batch now at its
-/// number): that batch's status, or `dropped` once it was rolled back.
-fn included_finality(held: Option<&BatchEntry>, hash: &Hash) -> &'static str {
-    match held {
-        Some(entry) if entry.batch.hash() == *hash => match entry.status {
-            BatchState::Invalidated => "dropped",
-            other => other.as_str(),
-        },
-        _ => "dropped",
-    }
+/// The finality of a tx executed in batch `hash` at `number`: that batch's status, or
+/// `dropped` once it was rolled back (invalidated, or replaced at its number).
+fn included_finality<V: ChainView>(
+    view: &V,
+    number: u64,
+    hash: &Hash,
+) -> Result<&'static str, RpcError> {
+    Ok(match view.batch_state(number, hash).map_err(internal)? {
+        Some(BatchState::Invalidated) | None => "dropped",
+        Some(state) => state.as_str(),
+    })
 }
 
 fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
-    let (txid, entry, held) = locate(view, text)?;
+    let (txid, entry) = locate(view, text)?;
     let txid = Hex32(txid.0);
     Ok(match entry {
         TxEntry::Pending(_) => Receipt {
@@ -305,7 +297,7 @@ fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
             Receipt {
                 txid,
                 status: text("status"),
-                finality: included_finality(held.as_ref(), &batch_hash).into(),
+                finality: included_finality(view, batch, &batch_hash)?.into(),
                 batch: Some(batch),
                 index: Some(index),
                 error: text("error"),
@@ -316,7 +308,7 @@ fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
 }
 
 fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, RpcError> {
-    let (txid, entry, held) = locate(view, text)?;
+    let (txid, entry) = locate(view, text)?;
     let (tx, finality, batch, index): (SignedTx, &str, _, _) = match entry {
         TxEntry::Pending(tx) => (tx, "pending", None, None),
         TxEntry::Dropped { tx, .. } => (tx, "dropped", None, None),
@@ -326,7 +318,8 @@ fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, Rp
             index,
             ..
         } => {
-            let finality = included_finality(held.as_ref(), &batch_hash);
+            let finality = included_finality(view, batch, &batch_hash)?;
+            let held = view.batch(BatchRef::Number(batch)).map_err(internal)?;
             let tx = held
                 .as_ref()
                 .and_then(|entry| entry.batch.txs().get(index as usize))
@@ -672,7 +665,10 @@ mod tests {
         fn timestamp(&self, _: u64) -> Result<Option<u64>, ViewError> {
             Ok(Some(0))
         }
-        fn batch(&self, _: BatchRef) -> Result<Option<BatchEntry>, ViewError> {
+        fn batch(&self, _: BatchRef) -> Result<Option<crate::BatchEntry>, ViewError> {
+            Ok(None)
+        }
+        fn batch_state(&self, _: u64, _: &Hash) -> Result<Option<BatchState>, ViewError> {
             Ok(None)
         }
         fn sync_status(&self) -> SyncStatus {

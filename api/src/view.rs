@@ -112,6 +112,11 @@ pub trait ChainView: Send + Sync + 'static {
     /// The batch `which` names, if this node knows it.
     fn batch(&self, which: BatchRef) -> Result<Option<BatchEntry>, ViewError>;
 
+    /// Where the batch with header hash `hash` at number `number` stands, without reading its
+    /// body (receipt polls ask this often); `None` when this node does not hold that batch at
+    /// that number (e.g. it was rolled back and replaced).
+    fn batch_state(&self, number: u64, hash: &Hash) -> Result<Option<BatchState>, ViewError>;
+
     /// The node's heads and Bitcoin tip.
     fn sync_status(&self) -> SyncStatus;
 

@@ -12,6 +12,15 @@ use stint_state::{Hash, RocksNodeStore};
 use crate::shared::{BatchFinality, Shared};
 use crate::store::{self, StoredReceipt};
 
+fn state_of(finality: BatchFinality) -> BatchState {
+    match finality {
+        BatchFinality::Soft => BatchState::Soft,
+        BatchFinality::Anchored => BatchState::Anchored,
+        BatchFinality::Final => BatchState::Final,
+        BatchFinality::Invalidated => BatchState::Invalidated,
+    }
+}
+
 fn view_error(what: impl Into<String>, e: crate::SequencerError) -> ViewError {
     ViewError::new(what, e)
 }
@@ -92,12 +101,7 @@ impl ChainView for Shared {
             return Ok(None);
         }
         let chain = self.chain.read();
-        let status = match chain.finality(number, &hash) {
-            BatchFinality::Soft => BatchState::Soft,
-            BatchFinality::Anchored => BatchState::Anchored,
-            BatchFinality::Final => BatchState::Final,
-            BatchFinality::Invalidated => BatchState::Invalidated,
-        };
+        let status = state_of(chain.finality(number, &hash));
         let anchor = chain
             .anchored
             .get(&number)
@@ -112,6 +116,11 @@ impl ChainView for Shared {
             status,
             anchor,
         }))
+    }
+
+    fn batch_state(&self, number: u64, hash: &Hash) -> Result<Option<BatchState>, ViewError> {
+        // A rolled-back batch keeps its receipts; the chain status tells it apart by hash.
+        Ok(Some(state_of(self.chain.read().finality(number, hash))))
     }
 
     fn transaction(&self, txid: &Txid) -> Result<Option<TxEntry>, ViewError> {

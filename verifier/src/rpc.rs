@@ -74,16 +74,20 @@ fn entry(
     Ok(Some(BatchEntry {
         batch,
         encoded,
-        status: match b.status {
-            BatchStatus::Anchored => BatchState::Anchored,
-            BatchStatus::Final => BatchState::Final,
-            BatchStatus::Invalidated => BatchState::Invalidated,
-        },
+        status: state_of(b.status),
         anchor: Some(AnchorRef {
             btc_txid: b.record.anchor.btc_txid,
             height: b.record.anchor.height,
         }),
     }))
+}
+
+fn state_of(status: BatchStatus) -> BatchState {
+    match status {
+        BatchStatus::Anchored => BatchState::Anchored,
+        BatchStatus::Final => BatchState::Final,
+        BatchStatus::Invalidated => BatchState::Invalidated,
+    }
 }
 
 /// The canonical batch numbered `number` in `snapshot`: derivation's canonical chain holds
@@ -152,6 +156,12 @@ impl ChainView for Shared {
         }
     }
 
+    fn batch_state(&self, number: u64, hash: &Hash) -> Result<Option<BatchState>, ViewError> {
+        Ok(canonical_at(&self.snapshot.read(), number)
+            .filter(|b| b.record.hash == *hash)
+            .map(|b| state_of(b.status)))
+    }
+
     fn transaction(&self, txid: &stint_contracts::Txid) -> Result<Option<TxEntry>, ViewError> {
         let Some(record) = self
             .store
@@ -162,10 +172,12 @@ impl ChainView for Shared {
         };
         // Only txs of batches on the verified chain this node serves (a record of a batch
         // rolled back since, or verified after the last snapshot, is not shown).
-        let tip = self.read_tip();
-        let on_chain = record.batch <= tip
-            && canonical_at(&self.snapshot.read(), record.batch)
-                .is_some_and(|b| b.record.hash == record.batch_hash);
+        let on_chain = {
+            let s = self.snapshot.read();
+            record.batch <= s.verified.map_or(0, |v| v.number)
+                && canonical_at(&s, record.batch)
+                    .is_some_and(|b| b.record.hash == record.batch_hash)
+        };
         Ok(on_chain.then_some(TxEntry::Included {
             batch: record.batch,
             batch_hash: record.batch_hash,
