@@ -60,7 +60,7 @@ pub use types::{
     AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, ChainInfo, Head, Hex32, L1Ref,
     ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus, TaskInfo, TransactionInfo,
 };
-pub use view::{BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
+pub use view::{task_index_entries, BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
 
 /// Application error: the object (state version, task, stream, batch, transaction) is not
 /// known to this node, or no longer retained.

@@ -80,6 +80,50 @@ pub enum TaskRole {
     Arbiter,
 }
 
+impl TaskRole {
+    /// The role's byte in the nodes' task index keys (role ‖ account ‖ task id).
+    pub fn tag(self) -> u8 {
+        match self {
+            TaskRole::Employer => 0,
+            TaskRole::Worker => 1,
+            TaskRole::Arbiter => 2,
+        }
+    }
+}
+
+/// The task index entries a batch adds: the participants of every task that its successful
+/// `TaskCreate` and `TaskAccept` txs touched, with their roles as `state` (the state after the
+/// batch) has them. Both nodes index with this, so `stint_getTasks` lists the same tasks on both.
+pub fn task_index_entries(
+    state: &impl stint_state::StateView,
+    txs: &[SignedTx],
+    receipts: &[Receipt],
+) -> Result<Vec<(TaskRole, AccountId, TaskId)>, stint_contracts::ExecError> {
+    use stint_contracts::Call;
+    let mut out = Vec::new();
+    for (tx, receipt) in txs.iter().zip(receipts) {
+        if receipt.error.is_some() {
+            continue;
+        }
+        let id = match &tx.tx.call {
+            Call::TaskCreate { .. } => tx.tx.task_id(),
+            Call::TaskAccept { id } => *id,
+            _ => continue,
+        };
+        let Some(task) = stint_contracts::read_task(state, &id)? else {
+            continue;
+        };
+        out.push((TaskRole::Employer, task.employer, id));
+        if let Some(worker) = task.worker {
+            out.push((TaskRole::Worker, worker, id));
+        }
+        if let Some(arbiter) = task.arbiter {
+            out.push((TaskRole::Arbiter, arbiter, id));
+        }
+    }
+    Ok(out)
+}
+
 /// What a node provides so the shared read methods can answer from it.
 ///
 /// Versions are batch numbers: version `n` is the state after batch `n`, version 0 the

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use bitcoin::hashes::Hash as _;
 use stint_contracts::{
-    account_entry, execute_segment, read_account, read_task, AccountId, Call, FailureCode,
-    SignedTx, TaskId, Txid,
+    account_entry, execute_segment, read_account, AccountId, Call, FailureCode, SignedTx, Txid,
 };
 use stint_protocol::{
     block_context, trace_root, tx_root, Batch, BatchBuilder, BuildParams, Checkpoint, Genesis,
@@ -22,7 +21,7 @@ use crate::config::{FaultConfig, FaultMode};
 use crate::error::SequencerError;
 use crate::mempool::Evicted;
 use crate::shared::{now_secs, Head, Shared};
-use crate::store::{SealWrite, StoredBatch, StoredReceipt, TaskRole};
+use crate::store::{SealWrite, StoredBatch, StoredReceipt};
 
 /// Seal on the interval and on demand until `stop`.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -236,14 +235,13 @@ fn build_and_commit(
 
     let mut receipts = Vec::with_capacity(batch.txs().len() + sealed.rejected.len());
     let mut consumed_log = Vec::with_capacity(receipts.capacity());
-    let mut task_index = Vec::new();
     let tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
     let mut layered = tree;
     for update in &sealed.updates {
         layered.store_mut().write(update);
     }
     let view = layered.view(honest_root);
-    for (index, (tx, receipt)) in batch.txs().iter().zip(&sealed.receipts).enumerate() {
+    for (index, (_, receipt)) in batch.txs().iter().zip(&sealed.receipts).enumerate() {
         receipts.push((
             receipt.txid,
             StoredReceipt::Included {
@@ -256,27 +254,9 @@ fn build_and_commit(
         if let Some(seq) = seqs.get(&receipt.txid) {
             consumed_log.push(*seq);
         }
-        if receipt.error.is_none() {
-            let task: Option<TaskId> = match &tx.tx.call {
-                Call::TaskCreate { .. } => Some(tx.tx.task_id()),
-                Call::TaskAccept { id } => Some(*id),
-                _ => None,
-            };
-            if let Some(id) = task {
-                if let Some(task) = read_task(&view, &id)
-                    .map_err(|e| SequencerError::storage("reading the state", e))?
-                {
-                    task_index.push((TaskRole::Employer, task.employer.0, id));
-                    if let Some(worker) = task.worker {
-                        task_index.push((TaskRole::Worker, worker.0, id));
-                    }
-                    if let Some(arbiter) = task.arbiter {
-                        task_index.push((TaskRole::Arbiter, arbiter.0, id));
-                    }
-                }
-            }
-        }
     }
+    let task_index = stint_api::task_index_entries(&view, batch.txs(), &sealed.receipts)
+        .map_err(|e| SequencerError::storage("reading the state", e))?;
     let mut dropped = Vec::new();
     for rejected in &sealed.rejected {
         if let Some(seq) = seqs.get(&rejected.txid) {

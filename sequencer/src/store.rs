@@ -30,7 +30,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions};
-use stint_contracts::{Receipt, TaskId, Txid};
+use stint_api::TaskRole;
+use stint_contracts::{AccountId, Receipt, TaskId, Txid};
 use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, RocksNodeStore, TreeUpdate};
 
@@ -113,14 +114,6 @@ pub(crate) struct StoredAnchor {
     pub(crate) posted_at_height: u64,
 }
 
-/// Which participant of a task an index entry is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TaskRole {
-    Employer = 0,
-    Worker = 1,
-    Arbiter = 2,
-}
-
 /// Everything sealing one batch writes, atomically.
 pub(crate) struct SealWrite<'a> {
     pub(crate) number: u64,
@@ -129,7 +122,7 @@ pub(crate) struct SealWrite<'a> {
     pub(crate) updates: &'a [TreeUpdate],
     pub(crate) receipts: Vec<(Txid, StoredReceipt)>,
     pub(crate) consumed_log: Vec<u64>,
-    pub(crate) task_index: Vec<(TaskRole, [u8; 32], TaskId)>,
+    pub(crate) task_index: Vec<(TaskRole, AccountId, TaskId)>,
     /// This batch commits the configured fault (recorded so a restart does not commit it again).
     pub(crate) fault_committed: bool,
 }
@@ -454,12 +447,12 @@ impl Store {
     pub(crate) fn tasks_of(
         &self,
         role: TaskRole,
-        account: &[u8; 32],
+        account: &AccountId,
         limit: usize,
     ) -> Result<Vec<TaskId>, SequencerError> {
         let mut prefix = Vec::with_capacity(33);
-        prefix.push(role as u8);
-        prefix.extend_from_slice(account);
+        prefix.push(role.tag());
+        prefix.extend_from_slice(&account.0);
         let mut out = Vec::new();
         for item in self.db().iterator_cf(
             self.cf(CF_TASKS)?,
@@ -498,10 +491,10 @@ impl Store {
     }
 }
 
-fn task_index_key(role: TaskRole, account: &[u8; 32], task: &TaskId) -> Vec<u8> {
+fn task_index_key(role: TaskRole, account: &AccountId, task: &TaskId) -> Vec<u8> {
     let mut key = Vec::with_capacity(65);
-    key.push(role as u8);
-    key.extend_from_slice(account);
+    key.push(role.tag());
+    key.extend_from_slice(&account.0);
     key.extend_from_slice(&task.0);
     key
 }

@@ -10,7 +10,7 @@ use stint_protocol::Genesis;
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::shared::{BatchFinality, Shared};
-use crate::store::{self, StoredReceipt};
+use crate::store::StoredReceipt;
 
 fn state_of(finality: BatchFinality) -> BatchState {
     match finality {
@@ -160,13 +160,8 @@ impl ChainView for Shared {
         account: &AccountId,
         limit: usize,
     ) -> Result<Vec<TaskId>, ViewError> {
-        let role = match role {
-            TaskRole::Employer => store::TaskRole::Employer,
-            TaskRole::Worker => store::TaskRole::Worker,
-            TaskRole::Arbiter => store::TaskRole::Arbiter,
-        };
         self.store
-            .tasks_of(role, &account.0, limit)
+            .tasks_of(role, account, limit)
             .map_err(|e| view_error("reading the task index", e))
     }
 

@@ -189,14 +189,9 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
 
 /// `k` ‖ role ‖ account: the prefix of an account's task index entries for one role.
 fn task_prefix(role: stint_api::TaskRole, account: &stint_contracts::AccountId) -> Vec<u8> {
-    let role = match role {
-        stint_api::TaskRole::Employer => 0u8,
-        stint_api::TaskRole::Worker => 1,
-        stint_api::TaskRole::Arbiter => 2,
-    };
     let mut k = Vec::with_capacity(66);
     k.push(PREFIX_TASK);
-    k.push(role);
+    k.push(role.tag());
     k.extend_from_slice(&account.0);
     k
 }
@@ -327,42 +322,21 @@ impl VerifierStore {
         Ok(())
     }
 
-    /// The task index keys for the tasks that the successful `TaskCreate`/`TaskAccept` txs
-    /// among `txs` touched, with their roles as the state under `root` has them.
+    /// The task index keys a verified batch adds ([`stint_api::task_index_entries`] over the
+    /// state under `root`).
     fn task_entries(
         &self,
         root: Hash,
         txs: &[stint_contracts::SignedTx],
         receipts: &[stint_contracts::Receipt],
     ) -> Result<Vec<Vec<u8>>, VerifierError> {
-        use stint_contracts::Call;
         let tree = stint_state::SparseMerkleTree::new(&*self.state);
-        let view = tree.view(root);
-        let mut out = Vec::new();
-        for (tx, receipt) in txs.iter().zip(receipts) {
-            if receipt.error.is_some() {
-                continue;
-            }
-            let id = match &tx.tx.call {
-                Call::TaskCreate { .. } => tx.tx.task_id(),
-                Call::TaskAccept { id } => *id,
-                _ => continue,
-            };
-            let task = stint_contracts::read_task(&view, &id)
-                .map_err(|e| VerifierError::storage("reading a task for the task index", e))?;
-            let Some(task) = task else { continue };
-            let roles = [
-                (stint_api::TaskRole::Employer, Some(task.employer)),
-                (stint_api::TaskRole::Worker, task.worker),
-                (stint_api::TaskRole::Arbiter, task.arbiter),
-            ];
-            for (role, account) in roles {
-                if let Some(account) = account {
-                    out.push(task_key(role, &account, &id));
-                }
-            }
-        }
-        Ok(out)
+        let entries = stint_api::task_index_entries(&tree.view(root), txs, receipts)
+            .map_err(|e| VerifierError::storage("reading a task for the task index", e))?;
+        Ok(entries
+            .iter()
+            .map(|(role, account, id)| task_key(*role, account, id))
+            .collect())
     }
 
     /// Up to `limit` task ids where `account` had `role` in a verified batch, in id order.
