@@ -981,6 +981,34 @@ fn dispute_and_resolve() {
             at: T0 + 500,
         })
     );
+    // Nobody can take the settled escrow a second time: the worker cannot claim, submit or
+    // dispute the settled milestones, the employer cannot approve or cancel, and nothing moves.
+    let (wb, eb) = (h.balance(wrk), h.balance(emp));
+    h.fails(
+        wrk,
+        Call::TaskClaim { id, milestone: 0 },
+        FailureCode::WrongStatus,
+    );
+    h.fails(wrk, submit(id, 1), FailureCode::WrongStatus);
+    h.fails(
+        wrk,
+        Call::TaskDispute {
+            id,
+            reason_hash: [5; 32],
+        },
+        FailureCode::WrongStatus,
+    );
+    h.fails(
+        emp,
+        Call::TaskApprove { id, milestone: 0 },
+        FailureCode::WrongStatus,
+    );
+    h.fails(emp, Call::TaskCancel { id }, FailureCode::WrongStatus);
+    assert_eq!(
+        (h.balance(wrk), h.balance(emp)),
+        (wb - 3 * FEE, eb - 2 * FEE)
+    );
+    assert_eq!(h.task(&id).escrow, 0);
     h.fails(
         arb,
         Call::TaskResolve {
