@@ -25,6 +25,9 @@
 //! * [`AnchorWallet`] — what the anchorer funds, signs, sends and mines through:
 //!   [`BitcoindClient`]'s wallet, or [`MemoryWallet`] on a [`MemoryChain`] for tests of
 //!   anchoring logic (a mempool with replacement, mining on demand).
+//! * [`FeeSource`] / [`FeePolicy`] — where a node's envelope fees come from: bitcoind's
+//!   `estimatesmartfee` (or a rate set on a [`MemoryWallet`]), clamped to a configured floor and
+//!   ceiling; the floor when there is no estimate.
 //! * [`RegtestNode`] — a bitcoind in regtest owned by this process (tests, `stint devnet`):
 //!   free loopback ports, cookie auth, stop on drop, restart on the same data directory, reuse of
 //!   a data directory left by a killed run.
@@ -67,6 +70,7 @@
 
 mod anchorer;
 mod config;
+mod fee;
 mod follower;
 mod node;
 mod rpc;
@@ -79,6 +83,7 @@ pub use anchorer::{
     REVEAL_POSTAGE,
 };
 pub use config::{BitcoindConfig, DEFAULT_BITCOIND_RPC_URL, DEFAULT_POLL_INTERVAL_MS};
+pub use fee::{FeePolicy, FeeSource, DEFAULT_CONF_TARGET};
 pub use follower::{ChainEvent, ChainFollower};
 pub use node::{find_bitcoind, NodeError, RegtestConfig, RegtestNode};
 pub use rpc::{

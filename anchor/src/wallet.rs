@@ -161,6 +161,8 @@ struct WalletInner {
     next: u32,
     /// Why the next `test_accept` refuses, if set.
     refuse: Option<String>,
+    /// What [`FeeSource::estimate`](crate::FeeSource::estimate) answers.
+    fee_estimate: Option<FeeRate>,
 }
 
 /// Value of each coin [`MemoryWallet::fund`] spends.
@@ -180,6 +182,7 @@ impl MemoryWallet {
                 mempool: Vec::new(),
                 next: 0,
                 refuse: None,
+                fee_estimate: None,
             })),
         }
     }
@@ -211,6 +214,15 @@ impl MemoryWallet {
     /// Makes the next [`AnchorWallet::test_accept`] refuse with `reason` (a node's policy).
     pub fn refuse_next(&self, reason: impl Into<String>) {
         self.lock().refuse = Some(reason.into());
+    }
+
+    /// Sets what the wallet's fee estimator answers (`None`: no estimate, as on regtest).
+    pub fn set_fee_estimate(&self, rate: Option<FeeRate>) {
+        self.lock().fee_estimate = rate;
+    }
+
+    pub(crate) fn fee_estimate(&self) -> Option<FeeRate> {
+        self.lock().fee_estimate
     }
 
     fn fresh(&self) -> u32 {

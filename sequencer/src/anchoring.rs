@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Amount, FeeRate, ScriptBuf};
 use stint_anchor::{
-    AnchorWallet, Anchorer, BlockSource, ChainEvent, ChainFollower, PostedEnvelope,
+    AnchorWallet, Anchorer, BlockSource, ChainEvent, ChainFollower, FeeSource, PostedEnvelope,
 };
 use stint_protocol::{BatchStatus, Derivation, DerivationEvent, EnvelopeKind, IndexHint};
 use stint_state::Hash;
@@ -37,7 +37,7 @@ const L1_BLOCK_MEMORY: u64 = 1_000;
 
 /// Run until `stop`, following the chain of `source` and anchoring through `anchorer`'s wallet
 /// (bitcoind in production; the in-memory chain and wallet in unit tests).
-pub(crate) async fn run<W: AnchorWallet, S: BlockSource>(
+pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
     shared: Arc<Shared>,
     anchorer: Anchorer<W>,
     source: S,
@@ -360,11 +360,6 @@ fn handle_event(shared: &Shared, event: DerivationEvent) {
     }
 }
 
-fn fee_rate(shared: &Shared) -> FeeRate {
-    FeeRate::from_sat_per_vb(shared.config.fee_rate_sat_vb)
-        .unwrap_or(FeeRate::from_sat_per_vb_u32(2))
-}
-
 fn to_posted(number: u64, stored: &StoredAnchor) -> Result<PostedEnvelope, SequencerError> {
     let commit: bitcoin::Transaction =
         deserialize(&stored.commit).map_err(|e| SequencerError::corrupt_by("stored commit", e))?;
@@ -404,7 +399,7 @@ fn to_stored(batch_hash: [u8; 32], posted: &PostedEnvelope, height: u64) -> Stor
 
 /// Work on the batch after derivation's canonical tip. Returns `true` when a new envelope was
 /// posted (so the caller looks again at once).
-async fn anchor_next<W: AnchorWallet>(
+async fn anchor_next<W: AnchorWallet + FeeSource>(
     shared: &Shared,
     anchorer: &Anchorer<W>,
     derivation: &Derivation,
@@ -455,7 +450,12 @@ async fn anchor_next<W: AnchorWallet>(
                         }
                         let rate = FeeRate::from_sat_per_kwu(
                             posted.fee_rate.to_sat_per_kwu().saturating_mul(2),
-                        );
+                        )
+                        .min(shared.config.max_fee_rate());
+                        if rate <= posted.fee_rate {
+                            tracing::warn!(target: "sequencer::anchor", number = next, fee_rate = %posted.fee_rate, "envelope unconfirmed at the maximum fee rate");
+                            return Ok(false);
+                        }
                         match anchorer.bump(&posted, rate).await {
                             Ok(bumped) => {
                                 shared
@@ -489,8 +489,9 @@ async fn anchor_next<W: AnchorWallet>(
         number: next,
         header_hash: hash,
     };
+    let fee_rate = shared.config.fee_policy().rate(anchorer.wallet()).await;
     let posted = anchorer
-        .post(&envelope, Some(hint), fee_rate(shared))
+        .post(&envelope, Some(hint), fee_rate)
         .await
         .map_err(|e| SequencerError::bitcoind(format!("posting batch {next}"), e))?;
     shared

@@ -228,3 +228,34 @@ async fn mined_directly_each_batch_gets_its_own_block_and_anchoring_waits_out_an
     wait("anchoring after the outage", || w.anchored() == 4).await;
     w.seq.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_start_at_the_fee_estimate_clamped_to_the_configured_floor_and_ceiling() {
+    let mut w = World::start(Submission::Mempool).await;
+    let rate_of = |w: &World, number: u64| {
+        let stored = w.seq.shared().store.anchor(number).unwrap().unwrap();
+        bitcoin::FeeRate::from_sat_per_kwu(stored.fee_rate_sat_kwu)
+    };
+    let vb = bitcoin::FeeRate::from_sat_per_vb_u32;
+    // No estimate (regtest): the floor.
+    w.sealed_transfer(1).await;
+    wait("batch 1 posted", || w.wallet.mempool().len() == 2).await;
+    assert_eq!(rate_of(&w, 1), vb(crate::DEFAULT_FEE_RATE_SAT_VB as u32));
+    w.mine_until_anchored(1).await;
+    // An estimate inside the bounds is taken as it is.
+    w.wallet.set_fee_estimate(Some(vb(17)));
+    w.sealed_transfer(2).await;
+    wait("batch 2 posted", || w.wallet.mempool().len() == 2).await;
+    assert_eq!(rate_of(&w, 2), vb(17));
+    w.mine_until_anchored(2).await;
+    // An absurd estimate is capped at the ceiling.
+    w.wallet.set_fee_estimate(Some(vb(90_000)));
+    w.sealed_transfer(3).await;
+    wait("batch 3 posted", || w.wallet.mempool().len() == 2).await;
+    assert_eq!(
+        rate_of(&w, 3),
+        vb(crate::DEFAULT_MAX_FEE_RATE_SAT_VB as u32)
+    );
+    w.mine_until_anchored(3).await;
+    w.seq.shutdown().await.unwrap();
+}

@@ -11,7 +11,9 @@
 //! rpc_addr = "127.0.0.1:7545"
 //! batch_interval_ms = 1000
 //!
-//! fee_rate_sat_vb = 2              # anchoring envelopes
+//! fee_rate_sat_vb = 2              # anchoring envelopes: the floor (and the rate without an estimate)
+//! max_fee_rate_sat_vb = 500        # ceiling of the starting rate and of fee bumps
+//! fee_conf_target = 6              # blocks asked of bitcoind's estimatesmartfee
 //! bump_after_blocks = 3
 //!
 //! [bitcoind]                       # stint_anchor::BitcoindConfig, the same table as a verifier's
@@ -59,11 +61,16 @@ pub const DEFAULT_MEMPOOL_MAX_QUEUED_PER_ACCOUNT: usize = 16;
 pub const DEFAULT_MEMPOOL_MAX_QUEUED: usize = 10_000;
 /// Default lifetime of a queued tx whose gap stays open: 10 minutes.
 pub const DEFAULT_MEMPOOL_QUEUED_TTL_SECS: u64 = 600;
+use bitcoin::FeeRate;
+use stint_anchor::FeePolicy;
 pub use stint_anchor::{BitcoindConfig, DEFAULT_BITCOIND_RPC_URL, DEFAULT_POLL_INTERVAL_MS};
 /// Default bitcoind wallet funding the anchors (when `bitcoind.wallet` is unset).
 pub const DEFAULT_BITCOIND_WALLET: &str = "stint";
-/// Default anchoring fee rate in sat/vB.
+/// Default anchoring fee floor in sat/vB (the rate when bitcoind has no estimate).
 pub const DEFAULT_FEE_RATE_SAT_VB: u64 = 2;
+/// Default ceiling of anchoring fee rates (the starting rate and bumps), sat/vB.
+pub const DEFAULT_MAX_FEE_RATE_SAT_VB: u64 = 500;
+pub use stint_anchor::DEFAULT_CONF_TARGET as DEFAULT_FEE_CONF_TARGET;
 /// Default number of blocks an envelope may wait unconfirmed before its fee is bumped.
 pub const DEFAULT_BUMP_AFTER_BLOCKS: u64 = 3;
 /// Default depth below the L1 tip of a new batch's `l1_origin` (so shallow reorgs never remove
@@ -166,8 +173,13 @@ pub struct SequencerConfig {
     pub l1_origin_depth: u64,
     /// Most admissions fsync'd together.
     pub max_group_commit: usize,
-    /// Fee rate of anchoring envelopes, sat/vB.
+    /// Floor of anchoring fee rates, sat/vB: envelopes start at bitcoind's estimate for
+    /// `fee_conf_target` blocks, never below this (and at this when there is no estimate).
     pub fee_rate_sat_vb: u64,
+    /// Ceiling of anchoring fee rates (the starting rate and bumps), sat/vB.
+    pub max_fee_rate_sat_vb: u64,
+    /// Confirmation target asked of bitcoind's fee estimator, in blocks.
+    pub fee_conf_target: u16,
     /// Blocks an envelope may stay unconfirmed before its fee is bumped.
     pub bump_after_blocks: u64,
     /// Mempool bounds.
@@ -197,6 +209,8 @@ impl Default for SequencerConfig {
             l1_origin_depth: DEFAULT_L1_ORIGIN_DEPTH,
             max_group_commit: DEFAULT_MAX_GROUP_COMMIT,
             fee_rate_sat_vb: DEFAULT_FEE_RATE_SAT_VB,
+            max_fee_rate_sat_vb: DEFAULT_MAX_FEE_RATE_SAT_VB,
+            fee_conf_target: DEFAULT_FEE_CONF_TARGET,
             bump_after_blocks: DEFAULT_BUMP_AFTER_BLOCKS,
             mempool: MempoolConfig::default(),
             bitcoind: BitcoindConfig::default(),
@@ -258,6 +272,20 @@ impl SequencerConfig {
         self.bitcoind.wallet_or(DEFAULT_BITCOIND_WALLET)
     }
 
+    /// How envelopes choose their starting fee rate (floor, ceiling, confirmation target).
+    pub fn fee_policy(&self) -> FeePolicy {
+        FeePolicy {
+            floor: FeeRate::from_sat_per_vb(self.fee_rate_sat_vb).unwrap_or(FeeRate::BROADCAST_MIN),
+            ceiling: self.max_fee_rate(),
+            conf_target: self.fee_conf_target,
+        }
+    }
+
+    /// The ceiling of anchoring fee rates.
+    pub fn max_fee_rate(&self) -> FeeRate {
+        FeeRate::from_sat_per_vb(self.max_fee_rate_sat_vb).unwrap_or(FeeRate::MAX)
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -314,10 +342,22 @@ impl SequencerConfig {
                 reason: "must be greater than 0".into(),
             });
         }
-        if self.fee_rate_sat_vb > 10_000 {
+        if self.fee_rate_sat_vb > 10_000 || self.max_fee_rate_sat_vb > 10_000 {
             return Err(ConfigError::Invalid {
-                field: "fee_rate_sat_vb",
+                field: "max_fee_rate_sat_vb",
                 reason: "above 10000 sat/vB; refusing an absurd fee".into(),
+            });
+        }
+        if self.fee_rate_sat_vb == 0 || self.max_fee_rate_sat_vb < self.fee_rate_sat_vb {
+            return Err(ConfigError::Invalid {
+                field: "max_fee_rate_sat_vb",
+                reason: "fee rates must be > 0 and the maximum at least the floor".into(),
+            });
+        }
+        if self.fee_conf_target == 0 || self.fee_conf_target > 1008 {
+            return Err(ConfigError::Invalid {
+                field: "fee_conf_target",
+                reason: "must be between 1 and 1008 blocks".into(),
             });
         }
         if let Some(fault) = self.fault {

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use stint_anchor::{AnchorWallet, Anchorer, BitcoindClient, BlockSource};
+use stint_anchor::{AnchorWallet, Anchorer, BitcoindClient, BlockSource, FeeSource};
 use stint_contracts::{SignedTx, Txid};
 use stint_protocol::Genesis;
 use stint_rpc::RpcServerHandle;
@@ -79,7 +79,7 @@ impl Sequencer {
         source: S,
     ) -> Result<Self, SequencerError>
     where
-        W: AnchorWallet + 'static,
+        W: AnchorWallet + FeeSource + 'static,
         S: BlockSource + 'static,
     {
         if anchorer.key() != genesis.anchor_key {

@@ -26,6 +26,7 @@ pub const DEFAULT_REPLAY_THREADS: usize = 0;
 pub const DEFAULT_FEE_RATE_SAT_VB: u64 = 2;
 /// Default ceiling of fee bumps, sat/vB.
 pub const DEFAULT_MAX_FEE_RATE_SAT_VB: u64 = 200;
+pub use stint_anchor::DEFAULT_CONF_TARGET as DEFAULT_FEE_CONF_TARGET;
 /// Default number of blocks a challenge may stay unconfirmed before its fee is bumped.
 pub const DEFAULT_BUMP_AFTER_BLOCKS: u64 = 1;
 /// Default: alert (log at error level) while a fraud's window has at most this many blocks left
@@ -52,10 +53,13 @@ pub struct VerifierConfig {
     pub challenge_key_file: Option<PathBuf>,
     /// Replay threads (0 = one per core).
     pub replay_threads: usize,
-    /// Fee rate of a new challenge, sat/vB.
+    /// Floor of a new challenge's fee rate, sat/vB: it starts at bitcoind's estimate for
+    /// `fee_conf_target` blocks, never below this (and at this when there is no estimate).
     pub fee_rate_sat_vb: u64,
-    /// Ceiling of fee bumps, sat/vB.
+    /// Ceiling of the starting rate and of fee bumps, sat/vB.
     pub max_fee_rate_sat_vb: u64,
+    /// Confirmation target asked of bitcoind's fee estimator, in blocks.
+    pub fee_conf_target: u16,
     /// Blocks a challenge may stay unconfirmed before its fee is bumped.
     pub bump_after_blocks: u64,
     /// Alert while a fraud's window has at most this many blocks left unanswered.
@@ -79,6 +83,7 @@ impl Default for VerifierConfig {
             replay_threads: DEFAULT_REPLAY_THREADS,
             fee_rate_sat_vb: DEFAULT_FEE_RATE_SAT_VB,
             max_fee_rate_sat_vb: DEFAULT_MAX_FEE_RATE_SAT_VB,
+            fee_conf_target: DEFAULT_FEE_CONF_TARGET,
             bump_after_blocks: DEFAULT_BUMP_AFTER_BLOCKS,
             alert_blocks: DEFAULT_ALERT_BLOCKS,
         }
@@ -127,6 +132,12 @@ impl VerifierConfig {
                 reason: "fee rates must be > 0 and the maximum at least the starting rate".into(),
             });
         }
+        if self.fee_conf_target == 0 || self.fee_conf_target > 1008 {
+            return Err(ConfigError::Invalid {
+                field: "fee_conf_target",
+                reason: "must be between 1 and 1008 blocks".into(),
+            });
+        }
         match self.bitcoind.check() {
             // A verifier without credentials fails at its first call to bitcoind, with the
             // same reason; every other mistake is refused here.
@@ -150,9 +161,13 @@ impl VerifierConfig {
         self.bitcoind.poll_interval()
     }
 
-    /// The starting fee rate of a challenge.
-    pub fn fee_rate(&self) -> FeeRate {
-        FeeRate::from_sat_per_vb(self.fee_rate_sat_vb).unwrap_or(FeeRate::BROADCAST_MIN)
+    /// How a new challenge chooses its starting fee rate (floor, ceiling, confirmation target).
+    pub fn fee_policy(&self) -> stint_anchor::FeePolicy {
+        stint_anchor::FeePolicy {
+            floor: FeeRate::from_sat_per_vb(self.fee_rate_sat_vb).unwrap_or(FeeRate::BROADCAST_MIN),
+            ceiling: self.max_fee_rate(),
+            conf_target: self.fee_conf_target,
+        }
     }
 
     /// The fee-bump ceiling.

@@ -667,9 +667,8 @@ impl Loop {
             number: fraud.number,
             header_hash: fraud.hash,
         };
-        let posted = anchorer
-            .post_leaf(leaf, Some(hint), self.config.fee_rate())
-            .await?;
+        let fee_rate = self.config.fee_policy().rate(anchorer.wallet()).await;
+        let posted = anchorer.post_leaf(leaf, Some(hint), fee_rate).await?;
         tracing::warn!(
             target: "verifier::challenge",
             batch = fraud.number,
