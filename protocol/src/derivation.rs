@@ -51,9 +51,9 @@ use stint_contracts::AccountId;
 use stint_state::Hash;
 
 use crate::{
-    find_block_envelopes, AnchorAuth, Batch, BatchHeader, Checked, Checkpoint, EnvelopeKind,
-    FraudProof, Genesis, Judge, L1BlockInfo, L1Chain, LocatedEnvelope, ParentFacts, Verdict,
-    MAX_FRAUD_PROOF_BYTES,
+    block_messages, find_block_envelopes, AnchorAuth, Batch, BatchHeader, Checked, Checkpoint,
+    EnvelopeKind, FraudProof, Genesis, Judge, L1BlockInfo, L1Chain, L1Message, LocatedEnvelope,
+    ParentFacts, Verdict, MAX_FRAUD_PROOF_BYTES,
 };
 
 /// Where a batch is anchored on Bitcoin.
@@ -264,6 +264,8 @@ struct BlockRecord {
     hash: BlockHash,
     time: u64,
     undo: Vec<Undo>,
+    /// The block's L1 messages (protocol v2; none at or below the start height).
+    messages: Vec<L1Message>,
 }
 
 /// The derivation state machine (see the module docs).
@@ -388,6 +390,31 @@ impl Derivation {
         self.blocks.get(index).map(|b| (b.hash, b.time))
     }
 
+    /// The L1 messages of the connected blocks at heights in `(after, up_to]`, in order: what a
+    /// batch whose parent's `l1_origin` is at `after` and whose own is at `up_to` executes
+    /// first (protocol v2).
+    pub fn l1_messages(&self, after: u64, up_to: u64) -> impl Iterator<Item = &L1Message> {
+        let start = self.genesis.l1_start_height;
+        let first = after.saturating_add(1).saturating_sub(start);
+        let end = up_to.saturating_add(1).saturating_sub(start);
+        let first = usize::try_from(first).unwrap_or(usize::MAX);
+        let end = usize::try_from(end)
+            .unwrap_or(usize::MAX)
+            .min(self.blocks.len());
+        self.blocks
+            .get(first.min(end)..end)
+            .unwrap_or(&[])
+            .iter()
+            .flat_map(|b| b.messages.iter())
+    }
+
+    /// The L1 messages no canonical batch has executed yet (those after the canonical tip's
+    /// `l1_origin`), oldest first.
+    pub fn pending_l1_messages(&self) -> impl Iterator<Item = &L1Message> {
+        let after = self.tip_facts().l1_origin_height;
+        self.l1_messages(after, u64::MAX)
+    }
+
     /// Whether `batch` would join the canonical chain if its envelope were in the next block:
     /// the structural checks of [`Batch::check`] against the current tip, with the next height
     /// as anchoring block. A sequencer asks this before it (re)posts a batch; `Err` carries the
@@ -475,10 +502,16 @@ impl Derivation {
             }
             _ => {}
         }
+        let messages = if height > self.genesis.l1_start_height {
+            block_messages(block, height, self.genesis.bridge.as_ref()).messages
+        } else {
+            Vec::new()
+        };
         self.blocks.push(BlockRecord {
             hash,
             time: u64::from(block.header.time),
             undo: Vec::new(),
+            messages,
         });
 
         let mut events = Vec::new();
@@ -516,6 +549,8 @@ impl Derivation {
                         undo.push(Undo::Challenge { invalidated });
                     }
                 }
+                // Collected with the block's other L1 messages above.
+                EnvelopeKind::ForcedTx => {}
             }
         }
 

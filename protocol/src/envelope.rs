@@ -160,6 +160,9 @@ pub enum EnvelopeKind {
     Batch = 1,
     /// An encoded fraud proof written by a challenger (any key).
     Challenge = 2,
+    /// A signed L2 transaction forced in through Bitcoin (protocol v2; any key, see
+    /// [`crate::forced_txs_in`]).
+    ForcedTx = 3,
 }
 
 impl EnvelopeKind {
@@ -173,6 +176,7 @@ impl EnvelopeKind {
         match byte {
             1 => Ok(Self::Batch),
             2 => Ok(Self::Challenge),
+            3 => Ok(Self::ForcedTx),
             other => Err(EnvelopeError::UnknownKind(other)),
         }
     }
@@ -189,6 +193,7 @@ impl EnvelopeKind {
         match self {
             Self::Batch => MAX_BATCH_BYTES,
             Self::Challenge => MAX_FRAUD_PROOF_BYTES,
+            Self::ForcedTx => stint_contracts::MAX_SIGNED_TX_SIZE,
         }
     }
 }
@@ -198,6 +203,7 @@ impl fmt::Display for EnvelopeKind {
         match self {
             Self::Batch => f.write_str("batch"),
             Self::Challenge => f.write_str("challenge"),
+            Self::ForcedTx => f.write_str("forced tx"),
         }
     }
 }
@@ -857,7 +863,9 @@ mod tests {
     fn env(kind: EnvelopeKind, seed: u8, payload: Vec<u8>) -> Envelope {
         match kind {
             EnvelopeKind::Batch => batch_env(seed, payload),
-            EnvelopeKind::Challenge => Envelope::new(kind, key(seed), payload),
+            EnvelopeKind::Challenge | EnvelopeKind::ForcedTx => {
+                Envelope::new(kind, key(seed), payload)
+            }
         }
     }
 
@@ -1242,8 +1250,8 @@ mod tests {
 
         // Unknown kind.
         assert_eq!(
-            Envelope::from_leaf_script(&raw_leaf(3, &body)),
-            Err(EnvelopeError::UnknownKind(3))
+            Envelope::from_leaf_script(&raw_leaf(4, &body)),
+            Err(EnvelopeError::UnknownKind(4))
         );
 
         // Non-minimal push of the body (OP_PUSHDATA1 for a short chunk).

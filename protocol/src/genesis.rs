@@ -17,9 +17,16 @@
 //!   "fee_recipient": "stint1...",
 //!   "alloc": [{ "account": "stint1...", "balance": 1000000 }],
 //!   "l1_start_height": 0,
-//!   "l1_start_hash": "<block hash, the usual reversed hex>"
+//!   "l1_start_hash": "<block hash, the usual reversed hex>",
+//!   "sequencing_window": 144,
+//!   "l1_confirmations": 3,
+//!   "bridge": { "signers": ["<x-only key>", "..."], "threshold": 2, "min_deposit": 10000 }
 //! }
 //! ```
+//! `sequencing_window` (`S`), `l1_confirmations` and `bridge` are the protocol v2 L1-message
+//! parameters (see the `l1` module): a batch's `l1_origin` may lag its anchoring block by at
+//! most `S` blocks and must be at least `l1_confirmations` below it; without a `bridge` there
+//! are no deposits (forced txs still work).
 //! `dispute_window`, `checkpoint_interval`, `max_batch_txs`, `max_batch_bytes` and
 //! `max_timestamp_drift_secs` may be left out and then take their defaults ([`DEFAULT_DISPUTE_WINDOW`],
 //! ...). Derivation starts at the block `l1_start_height`, which must have hash `l1_start_hash`.
@@ -35,7 +42,7 @@ use stint_state::{
     tagged_hash, ChangeSet, Hash, MemoryNodeStore, SparseMerkleTree, TreeUpdate, EMPTY_HASH,
 };
 
-use crate::{MAX_BATCH_BYTES, MAX_BATCH_TXS};
+use crate::{Bridge, MAX_BATCH_BYTES, MAX_BATCH_TXS};
 
 /// Tag of the genesis hash.
 pub const GENESIS_TAG: &str = "stint/genesis";
@@ -59,6 +66,15 @@ pub const MIN_MAX_BATCH_BYTES: u32 = 64 * 1024;
 pub const DEFAULT_MAX_TIMESTAMP_DRIFT_SECS: u64 = 1800;
 /// Largest allowed `max_timestamp_drift_secs`: two hours, Bitcoin's own future-time limit.
 pub const MAX_TIMESTAMP_DRIFT_SECS: u64 = 7200;
+/// Production sequencing window `S`: about a day of Bitcoin blocks.
+pub const DEFAULT_SEQUENCING_WINDOW: u64 = 144;
+/// A small sequencing window for development chains.
+pub const DEVNET_SEQUENCING_WINDOW: u64 = 6;
+/// Largest allowed sequencing window: about a month of blocks.
+pub const MAX_SEQUENCING_WINDOW: u64 = 4_320;
+/// Default `l1_confirmations`: an L1 message is executed once its block has this many
+/// confirmations at the anchoring block.
+pub const DEFAULT_L1_CONFIRMATIONS: u64 = 3;
 /// Largest number of genesis allocations.
 pub const MAX_ALLOC: usize = 100_000;
 
@@ -104,6 +120,17 @@ pub struct Genesis {
     pub l1_start_height: u64,
     /// Hash of that block.
     pub l1_start_hash: BlockHash,
+    /// `S`: most blocks a batch's `l1_origin` may lag its anchoring block (protocol v2), so no
+    /// L1 message waits longer than `S` blocks.
+    #[serde(default = "default_sequencing_window")]
+    pub sequencing_window: u64,
+    /// Fewest confirmations (at the anchoring block) of a batch's `l1_origin`, and so of every
+    /// L1 message it executes.
+    #[serde(default = "default_l1_confirmations")]
+    pub l1_confirmations: u64,
+    /// The bridge federation deposits pay (none: no deposits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<Bridge>,
 }
 
 fn default_dispute_window() -> u64 {
@@ -120,6 +147,12 @@ fn default_max_batch_bytes() -> u32 {
 }
 fn default_max_timestamp_drift_secs() -> u64 {
     DEFAULT_MAX_TIMESTAMP_DRIFT_SECS
+}
+fn default_sequencing_window() -> u64 {
+    DEFAULT_SEQUENCING_WINDOW
+}
+fn default_l1_confirmations() -> u64 {
+    DEFAULT_L1_CONFIRMATIONS
 }
 
 /// Why a genesis is not acceptable.
@@ -185,6 +218,9 @@ impl Genesis {
             alloc,
             l1_start_height,
             l1_start_hash,
+            sequencing_window: DEFAULT_SEQUENCING_WINDOW,
+            l1_confirmations: DEFAULT_L1_CONFIRMATIONS,
+            bridge: None,
         }
     }
 
@@ -232,6 +268,23 @@ impl Genesis {
                 format!("at most {MAX_TIMESTAMP_DRIFT_SECS}"),
             ));
         }
+        if self.sequencing_window == 0 || self.sequencing_window > MAX_SEQUENCING_WINDOW {
+            return Err(invalid(
+                "sequencing_window",
+                format!("must be between 1 and {MAX_SEQUENCING_WINDOW} blocks"),
+            ));
+        }
+        if self.l1_confirmations == 0 || self.l1_confirmations > self.sequencing_window {
+            return Err(invalid(
+                "l1_confirmations",
+                "must be at least 1 and at most sequencing_window",
+            ));
+        }
+        if let Some(bridge) = &self.bridge {
+            bridge
+                .validate()
+                .map_err(|e| invalid("bridge", e.to_string()))?;
+        }
         if self.alloc.len() > MAX_ALLOC {
             return Err(invalid("alloc", format!("at most {MAX_ALLOC} entries")));
         }
@@ -253,7 +306,9 @@ impl Genesis {
 
     /// The canonical encoding that the genesis hash commits to: every field in declaration
     /// order, integers little-endian, keys and hashes as 32 raw bytes, and the allocations as a
-    /// `u64` count followed by `(account, balance)` pairs. Written by hand, so it cannot fail.
+    /// `u64` count followed by `(account, balance)` pairs, the bridge as a 0 byte (none) or a 1
+    /// byte, the `u64` signer count, the keys, the threshold and `min_deposit`. Written by hand,
+    /// so it cannot fail.
     pub fn encode(&self) -> Vec<u8> {
         let mut out =
             Vec::with_capacity(128_usize.saturating_add(self.alloc.len().saturating_mul(40)));
@@ -272,6 +327,20 @@ impl Genesis {
         }
         out.extend_from_slice(&self.l1_start_height.to_le_bytes());
         out.extend_from_slice(&self.l1_start_hash.to_byte_array());
+        out.extend_from_slice(&self.sequencing_window.to_le_bytes());
+        out.extend_from_slice(&self.l1_confirmations.to_le_bytes());
+        match &self.bridge {
+            None => out.push(0),
+            Some(bridge) => {
+                out.push(1);
+                out.extend_from_slice(&(bridge.signers.len() as u64).to_le_bytes());
+                for key in &bridge.signers {
+                    out.extend_from_slice(&key.serialize());
+                }
+                out.extend_from_slice(&bridge.threshold.to_le_bytes());
+                out.extend_from_slice(&bridge.min_deposit.to_le_bytes());
+            }
+        }
         out
     }
 

@@ -20,6 +20,9 @@
 //!   fraudulent segment.
 //! - [`Envelope`] (module `envelope`): the taproot envelope codec that carries batches and
 //!   challenges on Bitcoin, and the `OP_RETURN` index hint.
+//! - [`L1Message`] (module `l1`, protocol v2): what Bitcoin feeds the rollup — deposits to the
+//!   genesis [`Bridge`] address (tagged with a [`DepositTag`] naming the L2 account) and forced
+//!   txs in kind-3 envelopes — found in a block by [`block_messages`].
 //! - [`Derivation`] (module `derivation`): the state machine that turns Bitcoin blocks (with
 //!   reorgs) into the canonical chain of anchored batches, judges challenges, invalidates and
 //!   finalizes batches ([`DerivationEvent`]).
@@ -73,6 +76,7 @@ mod derivation;
 mod envelope;
 mod fraud;
 mod genesis;
+mod l1;
 mod merkle;
 
 pub use batch::*;
@@ -82,4 +86,5 @@ pub use derivation::*;
 pub use envelope::*;
 pub use fraud::*;
 pub use genesis::*;
+pub use l1::*;
 pub use merkle::*;

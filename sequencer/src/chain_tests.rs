@@ -239,19 +239,28 @@ async fn envelopes_start_at_the_fee_estimate_clamped_to_the_configured_floor_and
     let vb = bitcoin::FeeRate::from_sat_per_vb_u32;
     // No estimate (regtest): the floor.
     w.sealed_transfer(1).await;
-    wait("batch 1 posted", || w.wallet.mempool().len() == 2).await;
+    wait("batch 1 posted", || {
+        w.seq.shared().store.anchor(1).unwrap().is_some()
+    })
+    .await;
     assert_eq!(rate_of(&w, 1), vb(crate::DEFAULT_FEE_RATE_SAT_VB as u32));
     w.mine_until_anchored(1).await;
     // An estimate inside the bounds is taken as it is.
     w.wallet.set_fee_estimate(Some(vb(17)));
     w.sealed_transfer(2).await;
-    wait("batch 2 posted", || w.wallet.mempool().len() == 2).await;
+    wait("batch 2 posted", || {
+        w.seq.shared().store.anchor(2).unwrap().is_some()
+    })
+    .await;
     assert_eq!(rate_of(&w, 2), vb(17));
     w.mine_until_anchored(2).await;
     // An absurd estimate is capped at the ceiling.
     w.wallet.set_fee_estimate(Some(vb(90_000)));
     w.sealed_transfer(3).await;
-    wait("batch 3 posted", || w.wallet.mempool().len() == 2).await;
+    wait("batch 3 posted", || {
+        w.seq.shared().store.anchor(3).unwrap().is_some()
+    })
+    .await;
     assert_eq!(
         rate_of(&w, 3),
         vb(crate::DEFAULT_MAX_FEE_RATE_SAT_VB as u32)

@@ -73,3 +73,55 @@ fn strict_json_rejects_unknown_fields_and_bad_values() {
         Err(GenesisError::Json(_))
     ));
 }
+
+#[test]
+fn l1_message_parameters_are_checked_and_committed_by_the_hash() {
+    let g = genesis_with(&start_block(), 32, 6);
+    let bridge = stint_protocol::Bridge {
+        signers: vec![btc_key(31), btc_key(32), btc_key(33)],
+        threshold: 2,
+        min_deposit: 10_000,
+    };
+    let mut bridged = g.clone();
+    bridged.bridge = Some(bridge.clone());
+    bridged.validate().unwrap();
+    assert_ne!(bridged.hash(), g.hash());
+    let again = Genesis::from_json(&bridged.to_json()).unwrap();
+    assert_eq!(again, bridged);
+    for change in [
+        |g: &mut Genesis| g.sequencing_window += 1,
+        |g: &mut Genesis| g.l1_confirmations += 1,
+        |g: &mut Genesis| g.bridge.as_mut().unwrap().threshold = 3,
+        |g: &mut Genesis| g.bridge.as_mut().unwrap().min_deposit += 1,
+        |g: &mut Genesis| g.bridge.as_mut().unwrap().signers.swap(0, 2),
+    ] {
+        let mut other = bridged.clone();
+        change(&mut other);
+        assert_ne!(other.hash(), bridged.hash());
+    }
+    let refused = [
+        |g: &mut Genesis| g.sequencing_window = 0,
+        |g: &mut Genesis| g.sequencing_window = stint_protocol::MAX_SEQUENCING_WINDOW + 1,
+        |g: &mut Genesis| g.l1_confirmations = 0,
+        |g: &mut Genesis| g.l1_confirmations = g.sequencing_window + 1,
+        |g: &mut Genesis| g.bridge.as_mut().unwrap().threshold = 0,
+        |g: &mut Genesis| g.bridge.as_mut().unwrap().threshold = 4,
+        |g: &mut Genesis| g.bridge.as_mut().unwrap().min_deposit = 1,
+        |g: &mut Genesis| {
+            let b = g.bridge.as_mut().unwrap();
+            b.signers[1] = b.signers[0];
+        },
+    ];
+    for (i, change) in refused.into_iter().enumerate() {
+        let mut bad = bridged.clone();
+        change(&mut bad);
+        let err = bad.validate().unwrap_err();
+        assert!(matches!(err, GenesisError::Invalid { .. }), "{i}: {err}");
+        assert!(Genesis::from_json(&bad.to_json()).is_err(), "{i}");
+    }
+    // Unknown fields inside the bridge are refused like any other.
+    let json = bridged
+        .to_json()
+        .replace("\"threshold\"", "\"extra\": 1, \"threshold\"");
+    assert!(Genesis::from_json(&json).is_err());
+}

@@ -5,4 +5,5 @@ mod common;
 mod derivation;
 mod genesis;
 mod judge;
+mod l1;
 mod props;
