@@ -19,6 +19,9 @@
 //!   [`task_key`], [`stream_key`] (`tagged_hash("stint/key", kind ‖ id)`).
 //! - [`execute_segment`], [`execute_batch`], [`execute_batch_parallel`]: the STF.
 //!   [`verify_signatures`] / [`VerifiedTxs`] check signatures in parallel.
+//! - [`execute_messages`] (protocol v2): a segment of L1 messages — deposits credit
+//!   ([`L1Effect::Credit`]), forced txs run, and an invalid forced tx is skipped with a
+//!   [`MessageReceipt::Skipped`] instead of invalidating the batch.
 //! - [`Receipt`] and [`FailureCode`]; [`ExecError`] for invalid txs and view failures.
 //! - [`access_set`]: the keys a tx may touch, for parallel replay and fraud-proof witnesses.
 //! - [`total_value`]: the conserved quantity (balances + task escrows + stream escrows).
@@ -115,6 +118,7 @@
 
 mod calls;
 mod error;
+mod l1;
 mod parallel;
 mod receipt;
 mod records;
@@ -123,6 +127,7 @@ mod tx;
 mod types;
 
 pub use error::{AddressError, BadSignature, DecodeError, ExecError, InvalidTxReason, SignError};
+pub use l1::{execute_messages, CreditRefusal, L1Effect, MessageOutcome, MessageReceipt};
 pub use parallel::{
     access_set, execute_batch_parallel, execute_verified_batch_parallel,
     execute_verified_segments_parallel,
