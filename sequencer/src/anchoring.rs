@@ -23,28 +23,47 @@ use bitcoin::{Amount, FeeRate, ScriptBuf};
 use stint_anchor::{
     AnchorWallet, Anchorer, BlockSource, ChainEvent, ChainFollower, FeeSource, PostedEnvelope,
 };
-use stint_protocol::{BatchStatus, Derivation, DerivationEvent, EnvelopeKind, IndexHint};
+use stint_protocol::{BatchStatus, Derivation, DerivationEvent, EnvelopeKind, Genesis, IndexHint};
 use stint_state::Hash;
 use tokio::sync::watch;
 
+use crate::batcher::Sealer;
+use crate::chain::{AnchorInfo, BatchFinality, ChainState};
+use crate::config::SequencerConfig;
 use crate::converge::Step;
 use crate::error::{SequencerError, Severity};
-use crate::shared::{AnchorInfo, BatchFinality, Shared};
-use crate::store::StoredAnchor;
+use crate::metrics::Metrics;
+use crate::publish::Publishers;
+use crate::store::{Store, StoredAnchor};
 
 /// How many recent L1 blocks (hash, time) are remembered for choosing batch origins.
 const L1_BLOCK_MEMORY: u64 = 1_000;
 
+/// What the anchoring loop works with (owned by its task).
+pub(crate) struct Anchoring {
+    pub(crate) genesis: Genesis,
+    pub(crate) genesis_root: Hash,
+    /// The wallet, poll interval and fee settings.
+    pub(crate) config: SequencerConfig,
+    pub(crate) store: Arc<Store>,
+    /// Derivation's status is written here; the head is read.
+    pub(crate) chain: Arc<ChainState>,
+    /// For rewinds (under the seal lock).
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) publishers: Arc<Publishers>,
+    pub(crate) metrics: Metrics,
+}
+
 /// Run until `stop`, following the chain of `source` and anchoring through `anchorer`'s wallet
 /// (bitcoind in production; the in-memory chain and wallet in unit tests).
 pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
-    shared: Arc<Shared>,
+    ctx: Anchoring,
     anchorer: Anchorer<W>,
     source: S,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut derivation = Derivation::new(shared.genesis.clone(), shared.genesis_root);
-    let mut follower = ChainFollower::from_height(source, shared.genesis.l1_start_height);
+    let mut derivation = Derivation::new(ctx.genesis.clone(), ctx.genesis_root);
+    let mut follower = ChainFollower::from_height(source, ctx.genesis.l1_start_height);
     let mut was_up = true;
     // bitcoind does not reload wallets created over RPC when it restarts: (re)load ours after
     // every outage before anchoring.
@@ -55,8 +74,8 @@ pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
     let mut converged = None;
     loop {
         let mut again = false;
-        let followed = match follow(&shared, &mut follower, &mut derivation, &mut rejected).await {
-            Ok(()) => converge(&shared, &derivation, &mut converged).await,
+        let followed = match follow(&ctx, &mut follower, &mut derivation, &mut rejected).await {
+            Ok(()) => converge(&ctx, &derivation, &mut converged).await,
             Err(e) => Err(e),
         };
         match followed {
@@ -65,24 +84,24 @@ pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
                     tracing::info!(target: "sequencer::anchor", "bitcoind reachable again");
                 }
                 was_up = true;
-                shared.chain.write().bitcoind_up = true;
+                ctx.chain.status_mut().bitcoind_up = true;
                 if !wallet_loaded {
                     match anchorer.wallet().load().await {
                         Ok(()) => wallet_loaded = true,
                         Err(e) => {
-                            tracing::warn!(target: "sequencer::anchor", error = %e, wallet = %shared.config.wallet(), "cannot load the anchoring wallet")
+                            tracing::warn!(target: "sequencer::anchor", error = %e, wallet = %ctx.config.wallet(), "cannot load the anchoring wallet")
                         }
                     }
                 }
                 let attempt = if wallet_loaded && proceed {
-                    anchor_next(&shared, &anchorer, &derivation, &rejected).await
+                    anchor_next(&ctx, &anchorer, &derivation, &rejected).await
                 } else {
                     Ok(false)
                 };
                 match attempt {
                     Ok(posted) => again = posted,
                     Err(e) => {
-                        shared.metrics.anchor_failures.inc();
+                        ctx.metrics.anchor_failures.inc();
                         tracing::warn!(target: "sequencer::anchor", error = %e, "anchoring attempt failed; will retry");
                     }
                 }
@@ -96,10 +115,10 @@ pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
                 }
                 was_up = false;
                 wallet_loaded = false;
-                shared.chain.write().bitcoind_up = false;
+                ctx.chain.status_mut().bitcoind_up = false;
             }
             Err(e) => {
-                shared.metrics.anchor_failures.inc();
+                ctx.metrics.anchor_failures.inc();
                 match e.severity() {
                     Severity::Transient => {
                         tracing::warn!(target: "sequencer::anchor", error = %e, "following the chain failed; will retry")
@@ -115,7 +134,7 @@ pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
         }
         if !again {
             tokio::select! {
-                _ = tokio::time::sleep(shared.config.poll_interval()) => {}
+                _ = tokio::time::sleep(ctx.config.poll_interval()) => {}
                 _ = stop.changed() => break,
             }
         }
@@ -133,13 +152,13 @@ struct ConvergedAt {
 /// Move our chain to derivation's canonical chain when they differ (see [`crate::converge`]).
 /// Returns whether anchoring may go on (not waiting for a batch we do not hold).
 async fn converge(
-    shared: &Arc<Shared>,
+    ctx: &Anchoring,
     derivation: &Derivation,
     converged: &mut Option<ConvergedAt>,
 ) -> Result<bool, SequencerError> {
     // Nothing moved since the chains last matched: they still do.
     let now = ConvergedAt {
-        head: shared.head.read().hash,
+        head: ctx.chain.head().hash,
         tip: derivation.tip().map(|r| r.hash),
         l1_tip: derivation.l1_tip(),
     };
@@ -148,20 +167,20 @@ async fn converge(
     }
     *converged = None;
     let step = {
-        let shared = Arc::clone(shared);
+        let (chain, store) = (Arc::clone(&ctx.chain), Arc::clone(&ctx.store));
         let derivation = derivation.clone();
-        tokio::task::spawn_blocking(move || crate::converge::plan(&shared, &derivation))
+        tokio::task::spawn_blocking(move || crate::converge::plan(&chain, &store, &derivation))
             .await
             .map_err(|e| SequencerError::Internal(format!("convergence task: {e}")))??
     };
     let proceed = match step {
         Step::Converged => {
-            shared.chain.write().waiting = None;
+            ctx.chain.status_mut().waiting = None;
             *converged = Some(now);
             true
         }
         Step::Wait { number, reason } => {
-            let mut chain = shared.chain.write();
+            let mut chain = ctx.chain.status_mut();
             if chain.waiting.as_ref().map(|(n, _)| *n) != Some(number) {
                 tracing::error!(target: "sequencer::converge", number, %reason, "anchoring paused");
             }
@@ -174,10 +193,10 @@ async fn converge(
             reason,
         } => {
             tracing::warn!(target: "sequencer::converge", to, restore = restore.len(), %reason, "rewinding");
-            shared.chain.write().waiting = None;
+            ctx.chain.status_mut().waiting = None;
             let rewound = {
-                let shared = Arc::clone(shared);
-                tokio::task::spawn_blocking(move || crate::converge::rewind(&shared, to, &restore))
+                let sealer = Arc::clone(&ctx.sealer);
+                tokio::task::spawn_blocking(move || crate::converge::rewind(&sealer, to, &restore))
                     .await
                     .map_err(|e| SequencerError::Internal(format!("rewind task: {e}")))??
             };
@@ -187,13 +206,13 @@ async fn converge(
                     Some((_, BatchStatus::Final)) => BatchFinality::Final,
                     _ => BatchFinality::Anchored,
                 };
-                publish_finality(shared, number, &hash, finality);
+                publish_finality(ctx, number, &hash, finality);
             }
             true
         }
     };
     let final_number = derivation.final_tip().map_or(0, |r| r.header.number);
-    let pruned = shared.store.prune_parked(final_number)?;
+    let pruned = ctx.store.prune_parked(final_number)?;
     if pruned > 0 {
         tracing::debug!(target: "sequencer::converge", pruned, final_number, "parked batches below the final tip deleted");
     }
@@ -202,7 +221,7 @@ async fn converge(
 
 /// Bring derivation up to bitcoind's tip and publish what changed.
 async fn follow<S: BlockSource>(
-    shared: &Shared,
+    ctx: &Anchoring,
     follower: &mut ChainFollower<S>,
     derivation: &mut Derivation,
     rejected: &mut HashSet<bitcoin::Txid>,
@@ -220,7 +239,7 @@ async fn follow<S: BlockSource>(
                 let events = derivation.connect_block(height, &block).map_err(|e| {
                     SequencerError::Internal(format!("derivation refused block {height}: {e}"))
                 })?;
-                let mut chain = shared.chain.write();
+                let mut chain = ctx.chain.status_mut();
                 chain
                     .l1_blocks
                     .insert(height, (block.block_hash(), u64::from(block.header.time)));
@@ -232,29 +251,29 @@ async fn follow<S: BlockSource>(
                 let events = derivation.disconnect_block(height, hash).map_err(|e| {
                     SequencerError::Internal(format!("derivation refused disconnect {height}: {e}"))
                 })?;
-                shared.chain.write().l1_blocks.remove(&height);
+                ctx.chain.status_mut().l1_blocks.remove(&height);
                 tracing::info!(target: "sequencer::anchor", height, %hash, "L1 block disconnected");
                 events
             }
         };
         // Snapshot first, so subscribers that react to an event read the new status.
-        snapshot(shared, derivation);
+        snapshot(ctx, derivation);
         for event in events {
             if let DerivationEvent::BatchRejected { btc_txid, .. } = &event {
                 if rejected.insert(*btc_txid) {
-                    shared.metrics.envelopes_rejected.inc();
+                    ctx.metrics.envelopes_rejected.inc();
                 }
             }
-            handle_event(shared, event);
+            handle_event(ctx, event);
         }
     }
     if changed {
-        snapshot(shared, derivation);
+        snapshot(ctx, derivation);
     }
     Ok(())
 }
 
-fn snapshot(shared: &Shared, derivation: &Derivation) {
+fn snapshot(ctx: &Anchoring, derivation: &Derivation) {
     let anchored: BTreeMap<u64, AnchorInfo> = derivation
         .canonical()
         .iter()
@@ -270,7 +289,7 @@ fn snapshot(shared: &Shared, derivation: &Derivation) {
             )
         })
         .collect();
-    let mut chain = shared.chain.write();
+    let mut chain = ctx.chain.status_mut();
     chain.anchored = anchored;
     chain.final_number = derivation.final_tip().map_or(0, |r| r.header.number);
     chain.invalidated = derivation
@@ -281,36 +300,31 @@ fn snapshot(shared: &Shared, derivation: &Derivation) {
     chain.l1_tip = derivation.l1_tip();
 }
 
-fn publish_finality(shared: &Shared, number: u64, hash: &[u8; 32], finality: BatchFinality) {
-    if let Some(p) = shared.publishers.get() {
-        p.finality.publish(serde_json::json!({
-            "batch": number,
-            "hash": hex::encode(hash),
-            "status": finality.as_str(),
-        }));
-    }
+fn publish_finality(ctx: &Anchoring, number: u64, hash: &[u8; 32], finality: BatchFinality) {
+    ctx.publishers.finality(number, hash, finality);
     // Per-tx status for the batch's txs.
     let tx_finality = match finality {
         BatchFinality::Invalidated => "dropped",
         other => other.as_str(),
     };
-    if let Ok(Some(stored)) = shared.store.batch(number) {
+    if let Ok(Some(stored)) = ctx.store.batch(number) {
         if let Ok(batch) = stored.batch() {
             if batch.hash() == *hash {
                 for tx in batch.txs() {
-                    shared.publish_tx_status(&tx.txid(), tx_finality, Some(number));
+                    ctx.publishers
+                        .tx_status(&tx.txid(), tx_finality, Some(number));
                 }
             }
         }
     }
 }
 
-fn handle_event(shared: &Shared, event: DerivationEvent) {
+fn handle_event(ctx: &Anchoring, event: DerivationEvent) {
     match event {
         DerivationEvent::BatchAnchored { batch, anchor } => {
             let number = batch.header().number;
             let hash = batch.hash();
-            let ours = shared
+            let ours = ctx
                 .store
                 .batch(number)
                 .ok()
@@ -321,27 +335,27 @@ fn handle_event(shared: &Shared, event: DerivationEvent) {
                 tracing::error!(target: "sequencer::anchor", number, "an anchored batch under our key differs from the batch we sealed");
             }
             tracing::info!(target: "sequencer::anchor", number, height = anchor.height, btc_txid = %anchor.btc_txid, "batch anchored");
-            publish_finality(shared, number, &hash, BatchFinality::Anchored);
+            publish_finality(ctx, number, &hash, BatchFinality::Anchored);
         }
         DerivationEvent::BatchUnanchored { number, hash } => {
             tracing::warn!(target: "sequencer::anchor", number, "reorg removed the batch's anchor; back to soft, will re-anchor");
-            publish_finality(shared, number, &hash, BatchFinality::Soft);
+            publish_finality(ctx, number, &hash, BatchFinality::Soft);
         }
         DerivationEvent::BatchFinal { number, hash } => {
             tracing::info!(target: "sequencer::anchor", number, "batch final");
-            publish_finality(shared, number, &hash, BatchFinality::Final);
+            publish_finality(ctx, number, &hash, BatchFinality::Final);
         }
         DerivationEvent::BatchUnfinalized { number, hash } => {
             tracing::warn!(target: "sequencer::anchor", number, "reorg undid the batch's finality");
-            publish_finality(shared, number, &hash, BatchFinality::Anchored);
+            publish_finality(ctx, number, &hash, BatchFinality::Anchored);
         }
         DerivationEvent::BatchInvalidated { number, hash, by } => {
             tracing::error!(target: "sequencer::anchor", number, challenge = %by, "batch INVALIDATED by a valid challenge");
-            publish_finality(shared, number, &hash, BatchFinality::Invalidated);
+            publish_finality(ctx, number, &hash, BatchFinality::Invalidated);
         }
         DerivationEvent::BatchReinstated { number, hash } => {
             tracing::warn!(target: "sequencer::anchor", number, "batch reinstated (the challenge was reorged out)");
-            publish_finality(shared, number, &hash, BatchFinality::Anchored);
+            publish_finality(ctx, number, &hash, BatchFinality::Anchored);
         }
         DerivationEvent::BatchRejected { btc_txid, reason } => {
             tracing::warn!(target: "sequencer::anchor", %btc_txid, %reason, "derivation rejected an envelope of ours; its batch will be posted anew or sealed again");
@@ -400,7 +414,7 @@ fn to_stored(batch_hash: [u8; 32], posted: &PostedEnvelope, height: u64) -> Stor
 /// Work on the batch after derivation's canonical tip. Returns `true` when a new envelope was
 /// posted (so the caller looks again at once).
 async fn anchor_next<W: AnchorWallet + FeeSource>(
-    shared: &Shared,
+    ctx: &Anchoring,
     anchorer: &Anchorer<W>,
     derivation: &Derivation,
     rejected: &HashSet<bitcoin::Txid>,
@@ -409,10 +423,10 @@ async fn anchor_next<W: AnchorWallet + FeeSource>(
         .tip()
         .map_or(0, |r| r.header.number)
         .saturating_add(1);
-    if next > shared.head.read().number {
+    if next > ctx.chain.head().number {
         return Ok(false);
     }
-    let stored = shared
+    let stored = ctx
         .store
         .batch(next)?
         .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {next} missing")))?;
@@ -426,7 +440,7 @@ async fn anchor_next<W: AnchorWallet + FeeSource>(
         return Ok(false);
     }
     let height = derivation.l1_tip().map_or(0, |(h, _)| h);
-    let previous = shared.store.anchor(next)?.filter(|a| a.batch_hash == hash);
+    let previous = ctx.store.anchor(next)?.filter(|a| a.batch_hash == hash);
     if let Some(previous) = previous {
         let posted = to_posted(next, &previous)?;
         match anchorer.status(&posted).await {
@@ -444,24 +458,23 @@ async fn anchor_next<W: AnchorWallet + FeeSource>(
                     Ok(()) => {
                         let bump_at = previous
                             .posted_at_height
-                            .saturating_add(shared.config.bump_after_blocks);
+                            .saturating_add(ctx.config.bump_after_blocks);
                         if height < bump_at {
                             return Ok(false);
                         }
                         let rate = FeeRate::from_sat_per_kwu(
                             posted.fee_rate.to_sat_per_kwu().saturating_mul(2),
                         )
-                        .min(shared.config.max_fee_rate());
+                        .min(ctx.config.max_fee_rate());
                         if rate <= posted.fee_rate {
                             tracing::warn!(target: "sequencer::anchor", number = next, fee_rate = %posted.fee_rate, "envelope unconfirmed at the maximum fee rate");
                             return Ok(false);
                         }
                         match anchorer.bump(&posted, rate).await {
                             Ok(bumped) => {
-                                shared
-                                    .store
+                                ctx.store
                                     .put_anchor(next, &to_stored(hash, &bumped, height))?;
-                                shared.metrics.fee_bumps.inc();
+                                ctx.metrics.fee_bumps.inc();
                                 tracing::info!(target: "sequencer::anchor", number = next, reveal = %bumped.reveal_txid, "envelope fee bumped");
                                 return Ok(false);
                             }
@@ -483,21 +496,20 @@ async fn anchor_next<W: AnchorWallet + FeeSource>(
             }
         }
     }
-    let envelope = anchorer.batch_envelope(&shared.genesis.hash(), hash, stored.encoded);
+    let envelope = anchorer.batch_envelope(&ctx.genesis.hash(), hash, stored.encoded);
     let hint = IndexHint {
         kind: EnvelopeKind::Batch,
         number: next,
         header_hash: hash,
     };
-    let fee_rate = shared.config.fee_policy().rate(anchorer.wallet()).await;
+    let fee_rate = ctx.config.fee_policy().rate(anchorer.wallet()).await;
     let posted = anchorer
         .post(&envelope, Some(hint), fee_rate)
         .await
         .map_err(|e| SequencerError::bitcoind(format!("posting batch {next}"), e))?;
-    shared
-        .store
+    ctx.store
         .put_anchor(next, &to_stored(hash, &posted, height))?;
-    shared.metrics.envelopes_posted.inc();
+    ctx.metrics.envelopes_posted.inc();
     tracing::info!(target: "sequencer::anchor", number = next, commit = %posted.commit_txid, reveal = %posted.reveal_txid, "batch envelope posted");
     Ok(true)
 }

@@ -1,12 +1,14 @@
-//! The batch builder loop: seal a batch every `batch_interval_ms` (or at once when the mempool
-//! holds a full batch), persist batch + state + receipts + consumed admission log entries in one
-//! synced RocksDB write, then update the head and the mempool. Fault modes are applied here.
+//! The sealer ([`Sealer`]) and its loop: seal a batch every `batch_interval_ms` (or at once when
+//! the mempool holds a full batch), persist batch + state + receipts + consumed admission log
+//! entries in one synced RocksDB write, then update the head and the mempool. One batch is
+//! sealed at a time (the seal lock, which a rewind takes too). Fault modes are applied here.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::Hash as _;
+use parking_lot::{Mutex, MutexGuard};
 use stint_contracts::{
     account_entry, execute_segment, read_account, AccountId, Call, FailureCode, SignedTx, Txid,
 };
@@ -17,26 +19,147 @@ use stint_protocol::{
 use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree};
 use tokio::sync::watch;
 
-use crate::config::{FaultConfig, FaultMode};
+use crate::admission::Admission;
+use crate::chain::{ChainState, Head};
+use crate::config::{FaultConfig, FaultMode, SequencerConfig};
 use crate::error::SequencerError;
 use crate::mempool::Evicted;
-use crate::shared::{now_secs, Head, Shared};
-use crate::store::{SealWrite, StoredBatch, StoredReceipt};
+use crate::metrics::Metrics;
+use crate::publish::Publishers;
+use crate::store::{SealWrite, Store, StoredBatch, StoredReceipt};
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The batch limits in effect: the genesis's, lowered by the config.
+pub(crate) fn limits(genesis: &Genesis, config: &SequencerConfig) -> Genesis {
+    let mut limits = genesis.clone();
+    let max_txs = genesis.max_batch_txs;
+    limits.max_batch_txs = config.max_batch_txs.unwrap_or(max_txs).min(max_txs);
+    if let Some(bytes) = config.max_batch_bytes {
+        limits.max_batch_bytes = limits.max_batch_bytes.min(bytes);
+    }
+    limits
+}
+
+/// Seals batches from the admission's mempool onto the chain state's head, one at a time.
+pub(crate) struct Sealer {
+    /// The genesis with the batch limits in effect ([`limits`]).
+    limits: Genesis,
+    interval: Duration,
+    l1_origin_depth: u64,
+    fault: Option<FaultConfig>,
+    store: Arc<Store>,
+    admission: Arc<Admission>,
+    chain: Arc<ChainState>,
+    publishers: Arc<Publishers>,
+    metrics: Metrics,
+    /// Held while a batch is being sealed or the chain rewound (one at a time).
+    lock: Mutex<()>,
+    /// Whether the configured fault was committed by this process (once, at the first batch at
+    /// or after `fault.batch` where it applies).
+    fault_done: AtomicBool,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("interval", &self.interval)
+            .field("fault", &self.fault)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// A sealer with `config`'s settings, sealing into `store` (which says whether the
+    /// configured fault was committed already).
+    pub(crate) fn new(
+        genesis: &Genesis,
+        config: &SequencerConfig,
+        store: Arc<Store>,
+        admission: Arc<Admission>,
+        chain: Arc<ChainState>,
+        publishers: Arc<Publishers>,
+        metrics: Metrics,
+    ) -> Result<Self, SequencerError> {
+        let fault_done = store.fault_done()?;
+        Ok(Self {
+            limits: limits(genesis, config),
+            interval: config.batch_interval(),
+            l1_origin_depth: config.l1_origin_depth,
+            fault: config.fault,
+            store,
+            admission,
+            chain,
+            publishers,
+            metrics,
+            lock: Mutex::new(()),
+            fault_done: AtomicBool::new(fault_done),
+        })
+    }
+
+    /// The effective `max_batch_txs`.
+    pub(crate) fn max_batch_txs(&self) -> usize {
+        self.limits.max_batch_txs as usize
+    }
+
+    /// Take the seal lock: no batch is sealed until the guard is dropped.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock()
+    }
+
+    /// The store batches are sealed into.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The admission whose mempool is sealed.
+    pub(crate) fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The chain state whose head the sealer moves.
+    pub(crate) fn chain(&self) -> &ChainState {
+        &self.chain
+    }
+
+    /// Where sealed batches and tx statuses are published.
+    pub(crate) fn publishers(&self) -> &Publishers {
+        &self.publishers
+    }
+
+    /// The node's counters.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Seal one batch on a blocking thread.
+    pub(crate) async fn seal_blocking(self: &Arc<Self>) -> Result<Option<u64>, SequencerError> {
+        let sealer = Arc::clone(self);
+        tokio::task::spawn_blocking(move || seal_once(&sealer))
+            .await
+            .map_err(|e| SequencerError::Internal(format!("seal task: {e}")))?
+    }
+}
 
 /// Seal on the interval and on demand until `stop`.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(shared.config.batch_interval());
+pub(crate) async fn run(sealer: Arc<Sealer>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(sealer.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = interval.tick() => {}
-            _ = shared.seal_now.notified() => {}
+            _ = sealer.admission.seal_requested() => {}
             _ = stop.changed() => break,
         }
         // Keep sealing while full batches are waiting.
         loop {
-            match seal_blocking(Arc::clone(&shared)).await {
-                Ok(Some(_)) if shared.pool.lock().len() >= shared.max_batch_txs() => continue,
+            match sealer.seal_blocking().await {
+                Ok(Some(_)) if sealer.admission.full_batch_pending() => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::error!(target: "sequencer::batch", error = %e, "sealing failed; will retry");
@@ -47,30 +170,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Seal one batch on a blocking thread.
-pub(crate) async fn seal_blocking(shared: Arc<Shared>) -> Result<Option<u64>, SequencerError> {
-    tokio::task::spawn_blocking(move || seal_once(&shared))
-        .await
-        .map_err(|e| SequencerError::Internal(format!("seal task: {e}")))?
-}
-
-/// The batch limits in effect: the genesis's, lowered by the config.
-fn limits(shared: &Shared) -> Genesis {
-    let mut genesis = shared.genesis.clone();
-    genesis.max_batch_txs = shared.max_batch_txs() as u32;
-    if let Some(bytes) = shared.config.max_batch_bytes {
-        genesis.max_batch_bytes = genesis.max_batch_bytes.min(bytes);
-    }
-    genesis
-}
-
 /// The L1 origin and timestamp of the next batch, or `None` when no valid timestamp exists yet.
-fn origin_and_time(shared: &Shared, head: &Head) -> Option<(L1Origin, u64)> {
-    let chain = shared.chain.read();
+fn origin_and_time(sealer: &Sealer, head: &Head) -> Option<(L1Origin, u64)> {
+    let chain = sealer.chain.status();
     let floor = head.l1_origin.height;
     let mut origin = (head.l1_origin, None);
     if let Some((tip, _)) = chain.l1_tip {
-        let target = tip.saturating_sub(shared.config.l1_origin_depth).max(floor);
+        let target = tip.saturating_sub(sealer.l1_origin_depth).max(floor);
         if let Some((hash, time)) = chain.l1_blocks.get(&target) {
             origin = (
                 L1Origin {
@@ -96,7 +202,7 @@ fn origin_and_time(shared: &Shared, head: &Head) -> Option<(L1Origin, u64)> {
         tracing::warn!(target: "sequencer::batch", "the L1 origin's block time is unknown (bitcoind not reached yet); waiting for Bitcoin");
         return None;
     };
-    let drift = shared.genesis.max_timestamp_drift_secs;
+    let drift = sealer.limits.max_timestamp_drift_secs;
     // Protocol v2: origin time <= timestamp <= origin time + drift, and never before the parent.
     let low = origin_time.max(head.timestamp);
     let high = origin_time.saturating_add(drift);
@@ -108,12 +214,12 @@ fn origin_and_time(shared: &Shared, head: &Head) -> Option<(L1Origin, u64)> {
 }
 
 /// Seal one batch from the mempool's candidates. `None` when nothing is pending.
-pub(crate) fn seal_once(shared: &Shared) -> Result<Option<u64>, SequencerError> {
-    let _guard = shared.seal_lock.lock();
+fn seal_once(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
+    let _guard = sealer.lock();
     let started = std::time::Instant::now();
-    let sealed = seal_locked(shared);
+    let sealed = seal_locked(sealer);
     if matches!(sealed, Ok(Some(_))) {
-        shared
+        sealer
             .metrics
             .seal_seconds
             .inc_by(started.elapsed().as_secs_f64());
@@ -122,12 +228,12 @@ pub(crate) fn seal_once(shared: &Shared) -> Result<Option<u64>, SequencerError> 
 }
 
 /// [`seal_once`] under the seal lock.
-fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
-    let head = *shared.head.read();
-    let limits = limits(shared);
+fn seal_locked(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
+    let head = sealer.chain.head();
+    let limits = &sealer.limits;
     let candidates = {
-        let mut pool = shared.pool.lock();
-        let tree = SparseMerkleTree::new(shared.store.state());
+        let mut pool = sealer.admission.pool();
+        let tree = SparseMerkleTree::new(sealer.store.state());
         let view = tree.view(head.honest_root);
         let mut failure = None;
         // An account that cannot be read has no candidates and nothing expires for it; the
@@ -150,30 +256,30 @@ fn seal_locked(shared: &Shared) -> Result<Option<u64>, SequencerError> {
     };
     if candidates.is_empty() {
         // No batch to carry them: the drop records of expired txs are written now.
-        let evicted = shared.pool.lock().take_evicted();
+        let evicted = sealer.admission.pool().take_evicted();
         if !evicted.is_empty() {
-            record_evicted(shared, &evicted)?;
-            shared.metrics.txs_dropped.inc_by(evicted.len() as u64);
+            record_evicted(&sealer.store, &evicted)?;
+            sealer.metrics.txs_dropped.inc_by(evicted.len() as u64);
             for e in &evicted {
-                shared.publish_tx_status(&e.txid, "dropped", None);
+                sealer.publishers.tx_status(&e.txid, "dropped", None);
             }
         }
         return Ok(None);
     }
-    let result = build_and_commit(shared, &head, &limits, candidates);
+    let result = build_and_commit(sealer, &head, limits, candidates);
     if result.is_err() {
-        shared.pool.lock().abort_seal();
+        sealer.admission.pool().abort_seal();
     }
     result.map(Some)
 }
 
 fn build_and_commit(
-    shared: &Shared,
+    sealer: &Sealer,
     head: &Head,
     limits: &Genesis,
     candidates: Vec<(SignedTx, u64)>,
 ) -> Result<u64, SequencerError> {
-    let Some((l1_origin, timestamp)) = origin_and_time(shared, head) else {
+    let Some((l1_origin, timestamp)) = origin_and_time(sealer, head) else {
         return Err(SequencerError::Internal(
             "no valid batch timestamp for the L1 origin yet".into(),
         ));
@@ -200,9 +306,9 @@ fn build_and_commit(
     let builder = BatchBuilder::new(limits).with_prechecked_signatures();
     let build_started = std::time::Instant::now();
     let mut sealed = builder
-        .build(shared.store.state(), &params, txs)
+        .build(sealer.store.state(), &params, txs)
         .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;
-    shared
+    sealer
         .metrics
         .seal_build_seconds
         .inc_by(build_started.elapsed().as_secs_f64());
@@ -214,9 +320,9 @@ fn build_and_commit(
     let mut honest_root = honest_root;
     let mut original_sigs = Vec::new();
     let mut fault_committed = false;
-    if let Some(fault) = shared.config.fault {
-        if number >= fault.batch && !shared.fault_done.load(Ordering::SeqCst) {
-            if let Some(root) = apply_fault(shared, fault, head, &mut sealed, &mut original_sigs)? {
+    if let Some(fault) = sealer.fault {
+        if number >= fault.batch && !sealer.fault_done.load(Ordering::SeqCst) {
+            if let Some(root) = apply_fault(sealer, fault, head, &mut sealed, &mut original_sigs)? {
                 honest_root = root;
                 fault_committed = true;
             }
@@ -235,7 +341,7 @@ fn build_and_commit(
 
     let mut receipts = Vec::with_capacity(batch.txs().len() + sealed.rejected.len());
     let mut consumed_log = Vec::with_capacity(receipts.capacity());
-    let tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
+    let tree = SparseMerkleTree::new(LayeredNodeStore::new(sealer.store.state()));
     let mut layered = tree;
     for update in &sealed.updates {
         layered.store_mut().write(update);
@@ -262,9 +368,9 @@ fn build_and_commit(
         if let Some(seq) = seqs.get(&rejected.txid) {
             consumed_log.push(*seq);
         }
-        let tx = shared
-            .pool
-            .lock()
+        let tx = sealer
+            .admission
+            .pool()
             .get(&rejected.txid)
             .map(|p| p.tx.encode())
             .unwrap_or_default();
@@ -279,7 +385,7 @@ fn build_and_commit(
     }
     let included: Vec<Txid> = sealed.receipts.iter().map(|r| r.txid).collect();
     let commit_started = std::time::Instant::now();
-    shared.store.commit_seal(SealWrite {
+    sealer.store.commit_seal(SealWrite {
         number,
         hash,
         batch: StoredBatch {
@@ -295,32 +401,32 @@ fn build_and_commit(
         task_index,
         fault_committed,
     })?;
-    shared
+    sealer
         .metrics
         .seal_commit_seconds
         .inc_by(commit_started.elapsed().as_secs_f64());
     if fault_committed {
-        shared.fault_done.store(true, Ordering::SeqCst);
+        sealer.fault_done.store(true, Ordering::SeqCst);
     }
 
     // Durable: now the in-memory view moves on.
     let evicted = {
-        let mut pool = shared.pool.lock();
-        *shared.head.write() = Head {
+        let mut pool = sealer.admission.pool();
+        sealer.chain.set_head(Head {
             number,
             hash,
             claimed_root: header.state_root,
             honest_root,
             timestamp: header.timestamp,
             l1_origin: header.l1_origin,
-        };
+        });
         let done: Vec<Txid> = included.iter().chain(&dropped).copied().collect();
-        let tree = SparseMerkleTree::new(shared.store.state());
+        let tree = SparseMerkleTree::new(sealer.store.state());
         let view = tree.view(honest_root);
         pool.finish_seal(&done, |a| read_account(&view, a).map_or(0, |acc| acc.nonce))
     };
-    record_evicted(shared, &evicted)?;
-    let m = &shared.metrics;
+    record_evicted(&sealer.store, &evicted)?;
+    let m = &sealer.metrics;
     m.batches_sealed.inc();
     m.txs_sealed.inc_by(included.len() as u64);
     m.txs_dropped.inc_by((dropped.len() + evicted.len()) as u64);
@@ -332,19 +438,12 @@ fn build_and_commit(
         hash = %hex::encode(hash),
         "batch sealed"
     );
-    if let Some(p) = shared.publishers.get() {
-        p.new_batches.publish(crate::shared::batch_json(
-            &header,
-            &hash,
-            crate::shared::BatchFinality::Soft,
-            None,
-        ));
-    }
+    sealer.publishers.new_batch(&header, &hash);
     for txid in &included {
-        shared.publish_tx_status(txid, "soft", Some(number));
+        sealer.publishers.tx_status(txid, "soft", Some(number));
     }
     for txid in dropped.iter().chain(evicted.iter().map(|e| &e.txid)) {
-        shared.publish_tx_status(txid, "dropped", None);
+        sealer.publishers.tx_status(txid, "dropped", None);
     }
     Ok(number)
 }
@@ -357,7 +456,7 @@ fn fake_root(honest: &Hash) -> Hash {
 /// (the honest one for lies about roots; the overdrawn one for overdraft), or `None` when the
 /// fault does not apply to this batch (it is then tried on the next one).
 fn apply_fault(
-    shared: &Shared,
+    sealer: &Sealer,
     fault: FaultConfig,
     head: &Head,
     sealed: &mut SealedBatch,
@@ -401,7 +500,7 @@ fn apply_fault(
             first.sig = sig;
             header.tx_root = tx_root(&txs);
         }
-        FaultMode::Overdraft => return overdraft(shared, sealed, honest),
+        FaultMode::Overdraft => return overdraft(sealer, sealed, honest),
     }
     tracing::warn!(target: "sequencer::batch", number = header.number, mode = ?fault.mode, "FAULT MODE: sealing a fraudulent batch");
     sealed.batch = Batch::new(header, checkpoints, txs);
@@ -416,7 +515,7 @@ fn apply_fault(
 /// As in the other modes, only the header lies: the sequencer keeps the honest state, receipts
 /// and tree updates (`honest` is returned as the batch's honest root).
 fn overdraft(
-    shared: &Shared,
+    sealer: &Sealer,
     sealed: &mut SealedBatch,
     honest: Hash,
 ) -> Result<Option<Hash>, SequencerError> {
@@ -436,8 +535,8 @@ fn overdraft(
     let header = sealed.batch.header().clone();
     let txs = sealed.batch.txs().to_vec();
     let segments = sealed.batch.checkpoints().to_vec();
-    let ctx = block_context(&shared.genesis, &header);
-    let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(shared.store.state()));
+    let ctx = block_context(&sealer.limits, &header);
+    let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(sealer.store.state()));
     // Still the honest parent root: the claimed one is patched in after the fault.
     let mut root = header.prev_state_root;
     let mut checkpoints = Vec::new();
@@ -486,7 +585,7 @@ fn overdraft(
 
 /// Write drop records for txs the mempool evicted (replaced, or their nonce was used), and
 /// delete their admission log entries.
-pub(crate) fn record_evicted(shared: &Shared, evicted: &[Evicted]) -> Result<(), SequencerError> {
+pub(crate) fn record_evicted(store: &Store, evicted: &[Evicted]) -> Result<(), SequencerError> {
     if evicted.is_empty() {
         return Ok(());
     }
@@ -503,5 +602,5 @@ pub(crate) fn record_evicted(shared: &Shared, evicted: &[Evicted]) -> Result<(),
             )
         })
         .collect();
-    shared.store.drop_logged(&records)
+    store.drop_logged(&records)
 }

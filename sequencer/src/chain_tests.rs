@@ -98,7 +98,7 @@ impl World {
         self.nonce += 1;
         // The batcher needs an L1 origin: wait until the loop has followed the chain.
         wait("the chain followed", || {
-            self.seq.shared().sync_status().l1.is_some()
+            self.seq.view().sync_status().l1.is_some()
         })
         .await;
         let txid = self.seq.submit(tx).await.unwrap();
@@ -112,11 +112,11 @@ impl World {
     }
 
     fn anchored(&self) -> u64 {
-        self.seq.shared().sync_status().anchored.number
+        self.seq.view().sync_status().anchored.number
     }
 
     fn final_number(&self) -> u64 {
-        self.seq.shared().sync_status().final_.number
+        self.seq.view().sync_status().final_.number
     }
 
     /// Plays the miner until batch `number` is anchored: mines what the mempool holds.
@@ -139,7 +139,7 @@ impl World {
 
     fn status(&self, batch: u64) -> BatchState {
         self.seq
-            .shared()
+            .view()
             .batch(BatchRef::Number(batch))
             .unwrap()
             .expect("the batch is kept")
@@ -185,7 +185,7 @@ async fn batches_are_anchored_in_order_reanchored_after_a_reorg_and_final_after_
     w.chain.mine_empty(WINDOW + 1);
     wait("finality", || w.final_number() == 2).await;
     assert_eq!(w.status(1), BatchState::Final);
-    match w.seq.shared().transaction(&txid).unwrap() {
+    match w.seq.view().transaction(&txid).unwrap() {
         Some(TxEntry::Included {
             batch,
             index,
@@ -233,14 +233,14 @@ async fn mined_directly_each_batch_gets_its_own_block_and_anchoring_waits_out_an
 async fn envelopes_start_at_the_fee_estimate_clamped_to_the_configured_floor_and_ceiling() {
     let mut w = World::start(Submission::Mempool).await;
     let rate_of = |w: &World, number: u64| {
-        let stored = w.seq.shared().store.anchor(number).unwrap().unwrap();
+        let stored = w.seq.store().anchor(number).unwrap().unwrap();
         bitcoin::FeeRate::from_sat_per_kwu(stored.fee_rate_sat_kwu)
     };
     let vb = bitcoin::FeeRate::from_sat_per_vb_u32;
     // No estimate (regtest): the floor.
     w.sealed_transfer(1).await;
     wait("batch 1 posted", || {
-        w.seq.shared().store.anchor(1).unwrap().is_some()
+        w.seq.store().anchor(1).unwrap().is_some()
     })
     .await;
     assert_eq!(rate_of(&w, 1), vb(crate::DEFAULT_FEE_RATE_SAT_VB as u32));
@@ -249,7 +249,7 @@ async fn envelopes_start_at_the_fee_estimate_clamped_to_the_configured_floor_and
     w.wallet.set_fee_estimate(Some(vb(17)));
     w.sealed_transfer(2).await;
     wait("batch 2 posted", || {
-        w.seq.shared().store.anchor(2).unwrap().is_some()
+        w.seq.store().anchor(2).unwrap().is_some()
     })
     .await;
     assert_eq!(rate_of(&w, 2), vb(17));
@@ -258,7 +258,7 @@ async fn envelopes_start_at_the_fee_estimate_clamped_to_the_configured_floor_and
     w.wallet.set_fee_estimate(Some(vb(90_000)));
     w.sealed_transfer(3).await;
     wait("batch 3 posted", || {
-        w.seq.shared().store.anchor(3).unwrap().is_some()
+        w.seq.store().anchor(3).unwrap().is_some()
     })
     .await;
     assert_eq!(

@@ -34,9 +34,10 @@ use stint_contracts::{read_account, Txid};
 use stint_protocol::{BatchStatus, Derivation};
 use stint_state::{Hash, SparseMerkleTree};
 
+use crate::batcher::Sealer;
+use crate::chain::ChainState;
 use crate::error::SequencerError;
-use crate::shared::{head_at, Shared};
-use crate::store::{ParkedBatch, RewindWrite, StoredReceipt};
+use crate::store::{ParkedBatch, RewindWrite, Store, StoredReceipt};
 
 /// What the sequencer's chain must do to follow derivation's canonical chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +64,8 @@ pub(crate) struct Rewound {
     pub(crate) restored: Vec<(u64, Hash)>,
 }
 
-fn our_hash(shared: &Shared, number: u64) -> Result<Option<Hash>, SequencerError> {
-    Ok(shared
-        .store
+fn our_hash(store: &Store, number: u64) -> Result<Option<Hash>, SequencerError> {
+    Ok(store
         .batch(number)?
         .map(|s| s.batch())
         .transpose()?
@@ -73,8 +73,12 @@ fn our_hash(shared: &Shared, number: u64) -> Result<Option<Hash>, SequencerError
 }
 
 /// Compare our chain with derivation's canonical chain (see the module docs).
-pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, SequencerError> {
-    let head = shared.head.read().number;
+pub(crate) fn plan(
+    chain: &ChainState,
+    store: &Store,
+    derivation: &Derivation,
+) -> Result<Step, SequencerError> {
+    let head = chain.head().number;
     let canonical = derivation.canonical();
     let tip = canonical.len() as u64;
     // Header hashes chain: equal at `n` means equal below. Look down from the highest number
@@ -85,7 +89,7 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
         let index = usize::try_from(number - 1)
             .map_err(|_| SequencerError::Internal("batch number overflows".into()))?;
         let theirs = canonical.get(index).map(|r| r.hash);
-        if theirs.is_some() && our_hash(shared, number)? == theirs {
+        if theirs.is_some() && our_hash(store, number)? == theirs {
             break;
         }
         diverges_at = number;
@@ -98,7 +102,7 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
             .skip_while(|r| r.header.number < diverges_at)
         {
             let number = record.header.number;
-            match shared.store.parked(&record.hash)? {
+            match store.parked(&record.hash)? {
                 Some(parked) if parked.number == number => restore.push(record.hash),
                 _ => {
                     return Ok(Step::Wait {
@@ -123,8 +127,7 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
         return Ok(Step::Converged);
     }
     let next = tip.saturating_add(1);
-    let stored = shared
-        .store
+    let stored = store
         .batch(next)?
         .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {next} missing")))?;
     let batch = stored.batch()?;
@@ -143,8 +146,7 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
         });
     }
     for number in next.saturating_add(1)..=head {
-        let stored = shared
-            .store
+        let stored = store
             .batch(number)?
             .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {number} missing")))?;
         let origin = stored.batch()?.header().l1_origin;
@@ -168,19 +170,20 @@ pub(crate) fn plan(shared: &Shared, derivation: &Derivation) -> Result<Step, Seq
 /// Keep batches `..= to`, restore the parked batches `restore` after it, park every batch
 /// dropped, and queue the dropped txs the restored batches do not execute to be sealed again.
 pub(crate) fn rewind(
-    shared: &Shared,
+    sealer: &Sealer,
     to: u64,
     restore: &[Hash],
 ) -> Result<Rewound, SequencerError> {
-    let _guard = shared.seal_lock.lock();
-    let from = shared.head.read().number;
+    let _guard = sealer.lock();
+    let (store, chain) = (sealer.store(), sealer.chain());
+    let from = chain.head().number;
     if from <= to && restore.is_empty() {
         return Ok(Rewound::default());
     }
     let mut restored = Vec::with_capacity(restore.len());
     let mut restored_txids = BTreeSet::new();
     for hash in restore {
-        let parked = shared.store.parked(hash)?.ok_or_else(|| {
+        let parked = store.parked(hash)?.ok_or_else(|| {
             SequencerError::corrupt(format!("parked batch {} vanished", hex::encode(hash)))
         })?;
         for tx in parked.stored.batch()?.txs() {
@@ -192,8 +195,7 @@ pub(crate) fn rewind(
     let mut parked = Vec::new();
     let mut requeue = Vec::new();
     for number in to.saturating_add(1)..=from {
-        let stored = shared
-            .store
+        let stored = store
             .batch(number)?
             .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {number} missing")))?;
         let batch = stored.batch()?;
@@ -208,7 +210,7 @@ pub(crate) fn rewind(
                 tx.sig = *sig;
             }
             let txid = tx.txid();
-            if let Some(receipt @ StoredReceipt::Included { .. }) = shared.store.receipt(&txid)? {
+            if let Some(receipt @ StoredReceipt::Included { .. }) = store.receipt(&txid)? {
                 receipts.push((txid, receipt));
             }
             if restored_txids.contains(&txid) {
@@ -231,7 +233,7 @@ pub(crate) fn rewind(
     }
 
     let new_head = to.saturating_add(restored.len() as u64);
-    let mut pool = shared.pool.lock();
+    let mut pool = sealer.admission().pool();
     // Pending txs the restored batches executed (queued again by the rollback that parked them).
     let consumed: BTreeMap<Txid, u64> = restored_txids
         .iter()
@@ -248,7 +250,7 @@ pub(crate) fn rewind(
         .map(|(tx, _, seq)| (*seq, tx.encode()))
         .collect();
     let restored_numbers: Vec<(u64, Hash)> = restored.iter().map(|(h, p)| (p.number, *h)).collect();
-    shared.store.rewind(&RewindWrite {
+    store.rewind(&RewindWrite {
         to,
         from,
         parked,
@@ -257,34 +259,29 @@ pub(crate) fn rewind(
         consumed_log: consumed.values().copied().collect(),
     })?;
     // Durable: move the in-memory view.
-    let head = head_at(
-        &shared.store,
-        &shared.genesis,
-        shared.genesis_root,
-        new_head,
-    )?;
-    *shared.head.write() = head;
+    let head = chain.head_at(store, new_head)?;
+    chain.set_head(head);
     let count = queued.len();
     let txids: Vec<Txid> = queued.iter().map(|(_, txid, _)| *txid).collect();
     pool.requeue(queued);
     let done: Vec<Txid> = consumed.keys().copied().collect();
     let evicted = {
-        let tree = SparseMerkleTree::new(shared.store.state());
+        let tree = SparseMerkleTree::new(store.state());
         let view = tree.view(head.honest_root);
         pool.finish_seal(&done, |a| read_account(&view, a).map_or(0, |acc| acc.nonce))
     };
     drop(pool);
-    crate::batcher::record_evicted(shared, &evicted)?;
+    crate::batcher::record_evicted(store, &evicted)?;
 
-    let m = &shared.metrics;
+    let m = sealer.metrics();
     m.rollbacks.inc();
     m.txs_requeued.inc_by(count as u64);
     m.batches_restored.inc_by(restored_numbers.len() as u64);
     tracing::warn!(target: "sequencer::converge", to, from, restored = restored_numbers.len(), requeued = count, "rewound to derivation's canonical chain; the dropped txs will be sealed again");
     for txid in &txids {
-        shared.publish_tx_status(txid, "pending", None);
+        sealer.publishers().tx_status(txid, "pending", None);
     }
-    shared.seal_now.notify_one();
+    sealer.admission().request_seal();
     Ok(Rewound {
         requeued: count,
         restored: restored_numbers,

@@ -58,8 +58,10 @@
 //! # }
 //! ```
 
+mod admission;
 mod anchoring;
 mod batcher;
+mod chain;
 #[cfg(test)]
 mod chain_tests;
 mod config;
@@ -69,8 +71,8 @@ mod keys;
 mod mempool;
 mod metrics;
 mod node;
+mod publish;
 mod rpc;
-mod shared;
 mod store;
 mod view;
 

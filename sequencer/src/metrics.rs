@@ -14,8 +14,9 @@ use prometheus_client::registry::Registry;
 pub(crate) type SecondsCounter = Counter<f64, AtomicU64>;
 
 /// Counters updated by the tasks (`inc`/`inc_by` on the fields); the gauges are read from the
-/// shared state at scrape time ([`GaugesCollector`]).
-#[derive(Debug, Default)]
+/// live state at scrape time ([`GaugesCollector`]). A clone counts into the same values (each
+/// handle holds one).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Metrics {
     pub(crate) admitted: Counter,
     pub(crate) rejected: Counter,
@@ -148,7 +149,7 @@ impl Metrics {
     }
 }
 
-/// The sequencer's gauges, read from its live state (`Shared::gauges`).
+/// The sequencer's gauges, read from its live state (the chain state and admission's mempool).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Gauges {
     pub(crate) pending: u64,

@@ -1,29 +1,40 @@
-//! The running sequencer: startup and recovery, the tasks it spawns, and shutdown. The state
-//! the tasks share is in `shared`.
+//! The running sequencer: startup and recovery, the tasks it spawns, and shutdown. It builds
+//! the handles the tasks share (the store, [`ChainState`], [`Publishers`], [`Admission`],
+//! [`Sealer`], [`SequencerView`]), each with only the others it needs.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
 use stint_anchor::{AnchorWallet, Anchorer, BitcoindClient, BlockSource, FeeSource};
 use stint_contracts::{SignedTx, Txid};
 use stint_protocol::Genesis;
 use stint_rpc::RpcServerHandle;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admission::{run_log_writer, Admission};
+use crate::anchoring::Anchoring;
+use crate::batcher::Sealer;
+use crate::chain::ChainState;
 use crate::config::SequencerConfig;
 use crate::error::{ConfigError, SequencerError};
 use crate::keys::load_anchor_key;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
-use crate::shared::{head_at, run_log_writer, ChainStatus, Shared};
-use crate::store::{Store, StoredReceipt};
+use crate::publish::Publishers;
+use crate::rpc::RpcContext;
+use crate::store::Store;
+use crate::view::SequencerView;
 
 /// A running sequencer. Dropping it without [`Sequencer::shutdown`] aborts its tasks.
 pub struct Sequencer {
-    shared: Arc<Shared>,
+    admission: Arc<Admission>,
+    sealer: Arc<Sealer>,
+    /// Kept for the crate's unit tests (the RPC module holds its own).
+    #[cfg(test)]
+    view: Arc<SequencerView>,
+    /// The configured address (what [`Sequencer::rpc_addr`] answers without a server).
+    configured_rpc_addr: SocketAddr,
     server: Option<RpcServerHandle>,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -101,65 +112,103 @@ impl Sequencer {
         })
         .await
         .map_err(|e| SequencerError::Internal(e.to_string()))??;
-        let head = head_at(&store, &genesis, genesis_root, store.head_number()?)?;
-        let fault_done = store.fault_done()?;
-        tracing::info!(target: "sequencer", batch = head.number, "opened data directory");
+        let store = Arc::new(store);
+        let chain = Arc::new(ChainState::open(&store, &genesis, genesis_root)?);
+        tracing::info!(target: "sequencer", batch = chain.head().number, "opened data directory");
 
-        let (log_tx, log_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            pool: Mutex::new(Mempool::new(config.mempool.clone(), config.min_fee, 0)),
-            genesis,
-            genesis_root,
-            store,
-            head: RwLock::new(head),
-            chain: RwLock::new(ChainStatus::default()),
-            metrics: Metrics::default(),
-            publishers: OnceLock::new(),
-            seal_now: Notify::new(),
-            seal_lock: Mutex::new(()),
-            fault_done: std::sync::atomic::AtomicBool::new(fault_done),
-            log_tx,
-            config,
-        });
-        recover_log(&shared)?;
-
+        let metrics = Metrics::default();
+        let publishers = Arc::new(Publishers::default());
+        let max_batch_txs = crate::batcher::limits(&genesis, &config).max_batch_txs as usize;
+        let (admission, log_rx) = Admission::new(
+            genesis.chain_id,
+            max_batch_txs,
+            Arc::clone(&store),
+            Arc::clone(&chain),
+            Mempool::new(config.mempool.clone(), config.min_fee, 0),
+            Arc::clone(&publishers),
+            metrics.clone(),
+        );
+        let admission = Arc::new(admission);
+        admission.recover_log()?;
         {
-            // The writer ends when the shared state (which holds the only sender) is dropped.
-            let weak = Arc::downgrade(&shared);
-            let max_group = shared.config.max_group_commit;
+            // The writer ends when the admission (which holds the only sender) is dropped.
+            let weak = Arc::downgrade(&admission);
+            let max_group = config.max_group_commit;
             std::thread::Builder::new()
                 .name("stint-admission-log".into())
                 .spawn(move || run_log_writer(weak, log_rx, max_group))?;
         }
+        let sealer = Arc::new(Sealer::new(
+            &genesis,
+            &config,
+            Arc::clone(&store),
+            Arc::clone(&admission),
+            Arc::clone(&chain),
+            Arc::clone(&publishers),
+            metrics.clone(),
+        )?);
+        let view = Arc::new(SequencerView::new(
+            genesis.clone(),
+            genesis_root,
+            Arc::clone(&store),
+            Arc::clone(&chain),
+            Arc::clone(&admission),
+        ));
 
         let (stop, stop_rx) = watch::channel(false);
-        let module = crate::rpc::module(Arc::clone(&shared))?;
-        let listener = tokio::net::TcpListener::bind(shared.config.rpc_addr).await?;
-        let server = stint_rpc::serve(listener, module, crate::rpc::server_config(&shared.config))
+        let module = crate::rpc::module(
+            RpcContext {
+                admission: Arc::clone(&admission),
+                sealer: Arc::clone(&sealer),
+                min_fee: config.min_fee,
+            },
+            Arc::clone(&chain),
+            Arc::clone(&view),
+            &publishers,
+            &metrics,
+        )?;
+        let listener = tokio::net::TcpListener::bind(config.rpc_addr).await?;
+        let server = stint_rpc::serve(listener, module, crate::rpc::server_config(&config))
             .await
             .map_err(|e| SequencerError::Internal(e.to_string()))?;
         tracing::info!(target: "sequencer", addr = %server.local_addr(), "JSON-RPC listening");
+        let configured_rpc_addr = config.rpc_addr;
+        let anchoring = Anchoring {
+            genesis,
+            genesis_root,
+            config,
+            store,
+            chain,
+            sealer: Arc::clone(&sealer),
+            publishers,
+            metrics,
+        };
         let tasks = vec![
-            tokio::spawn(crate::batcher::run(Arc::clone(&shared), stop_rx.clone())),
-            tokio::spawn(crate::anchoring::run(
-                Arc::clone(&shared),
-                anchorer,
-                source,
-                stop_rx,
-            )),
+            tokio::spawn(crate::batcher::run(Arc::clone(&sealer), stop_rx.clone())),
+            tokio::spawn(crate::anchoring::run(anchoring, anchorer, source, stop_rx)),
         ];
         Ok(Self {
-            shared,
+            admission,
+            sealer,
+            #[cfg(test)]
+            view,
+            configured_rpc_addr,
             server: Some(server),
             tasks,
             stop,
         })
     }
 
-    /// The node's shared state (for the crate's unit tests).
+    /// The node's read view (for the crate's unit tests).
     #[cfg(test)]
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn view(&self) -> &SequencerView {
+        &self.view
+    }
+
+    /// The node's store (for the crate's unit tests).
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        self.view.store()
     }
 
     /// The address the JSON-RPC server listens on.
@@ -167,18 +216,18 @@ impl Sequencer {
         self.server
             .as_ref()
             .map(RpcServerHandle::local_addr)
-            .unwrap_or(self.shared.config.rpc_addr)
+            .unwrap_or(self.configured_rpc_addr)
     }
 
     /// Admit a transaction directly (what `stint_sendTransaction` does). Returns once durable.
     pub async fn submit(&self, tx: SignedTx) -> Result<Txid, SequencerError> {
-        self.shared.submit(tx).await
+        self.admission.submit(tx).await
     }
 
     /// Seal a batch now from what is pending (also sealed on the interval). Returns the new
     /// batch number, or `None` when nothing was pending.
     pub async fn seal_now(&self) -> Result<Option<u64>, SequencerError> {
-        crate::batcher::seal_blocking(Arc::clone(&self.shared)).await
+        self.sealer.seal_blocking().await
     }
 
     /// Stop the tasks and the RPC server; pending txs stay in the durable log.
@@ -208,82 +257,4 @@ impl Drop for Sequencer {
             server.stop();
         }
     }
-}
-
-/// An admission log entry: sequence, bytes, and the decoded, signature-checked tx or why not.
-type LoggedTx = (u64, Vec<u8>, Result<(SignedTx, Txid), String>);
-
-/// Put every acknowledged, unsealed tx of the admission log back into the mempool (in admission
-/// order, signatures re-checked in parallel); record the ones no longer admissible as dropped.
-fn recover_log(shared: &Shared) -> Result<(), SequencerError> {
-    use rayon::prelude::*;
-    let entries = shared.store.load_log()?;
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let decoded: Vec<LoggedTx> = entries
-        .into_par_iter()
-        .map(|(seq, bytes)| {
-            let parsed = match SignedTx::decode(&bytes) {
-                Ok(tx) if tx.verify() => {
-                    let txid = tx.txid();
-                    Ok((tx, txid))
-                }
-                Ok(_) => Err("invalid signature".to_owned()),
-                Err(e) => Err(format!("does not decode: {e}")),
-            };
-            (seq, bytes, parsed)
-        })
-        .collect();
-    let root = shared.head.read().honest_root;
-    let mut pool = shared.pool.lock();
-    let mut dropped = Vec::new();
-    let mut restored = 0usize;
-    for (seq, bytes, parsed) in decoded {
-        match parsed {
-            Ok((tx, txid)) => {
-                let account = shared.account_at(root, &tx.tx.from)?;
-                match pool.insert(tx, txid, account, Some(seq), Instant::now()) {
-                    Ok(_) => {
-                        pool.mark_durable(&txid);
-                        restored = restored.saturating_add(1);
-                    }
-                    Err(reason) => dropped.push((
-                        seq,
-                        txid,
-                        StoredReceipt::Dropped {
-                            reason: reason.to_string(),
-                            tx: bytes,
-                        },
-                    )),
-                }
-            }
-            Err(reason) => {
-                tracing::error!(target: "sequencer::admission", seq, %reason, "corrupt admission log entry");
-                dropped.push((
-                    seq,
-                    Txid(stint_state::sha256(&bytes)),
-                    StoredReceipt::Dropped { reason, tx: bytes },
-                ));
-            }
-        }
-    }
-    // Replacements among the restored txs.
-    let evicted = pool.finish_seal(&[], |_| 0);
-    drop(pool);
-    for e in evicted {
-        dropped.push((
-            e.seq,
-            e.txid,
-            StoredReceipt::Dropped {
-                reason: e.reason,
-                tx: e.tx.encode(),
-            },
-        ));
-    }
-    if !dropped.is_empty() {
-        shared.store.drop_logged(&dropped)?;
-    }
-    tracing::info!(target: "sequencer::admission", restored, dropped = dropped.len(), "admission log recovered");
-    Ok(())
 }

@@ -11,9 +11,14 @@ use stint_rpc::{
 };
 use stint_state::Hash;
 
+use crate::admission::Admission;
+use crate::batcher::Sealer;
+use crate::chain::ChainState;
 use crate::config::SequencerConfig;
 use crate::error::{codes, Rejection, SequencerError};
-use crate::shared::{Publishers, Shared};
+use crate::metrics::{Gauges, GaugesCollector, Metrics};
+use crate::publish::Publishers;
+use crate::view::SequencerView;
 
 fn to_rpc(e: SequencerError) -> RpcError {
     match e {
@@ -118,51 +123,83 @@ impl WithSubmitErrors for MethodSpec {
 /// disconnected as a slow consumer.
 const TX_STATUS_CAPACITY_BATCHES: usize = 4;
 
-/// Build the method table.
-pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, SequencerError> {
-    let mut m = RpcModule::from_arc(Arc::clone(&shared));
+/// What the sequencer's own methods (admission, fees, sealing) answer from.
+#[derive(Debug)]
+pub(crate) struct RpcContext {
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) min_fee: u64,
+}
+
+/// The gauges `/metrics` shows, read from the live state at each scrape.
+fn gauges(chain: &ChainState, admission: &Admission) -> Gauges {
+    let soft = chain.head().number;
+    let status = chain.status();
+    let (pending, queued) = admission.pending_counts();
+    Gauges {
+        pending: pending as u64,
+        queued: queued as u64,
+        soft,
+        anchored: status.anchored_number(),
+        final_number: status.final_number,
+        l1_height: status.l1_tip.map_or(0, |(h, _)| h),
+        bitcoind_up: status.bitcoind_up,
+        waiting: status.waiting.as_ref().map_or(0, |(n, _)| *n),
+    }
+}
+
+/// Build the method table: `ctx` for the sequencer's own methods, `view` for the shared read
+/// methods, `chain` for health and gauges; installs the topics in `publishers` and registers
+/// `metrics`.
+pub(crate) fn module(
+    ctx: RpcContext,
+    chain: Arc<ChainState>,
+    view: Arc<SequencerView>,
+    publishers: &Publishers,
+    metrics: &Metrics,
+) -> Result<RpcModule<RpcContext>, SequencerError> {
+    let max_batch_txs = ctx.sealer.max_batch_txs();
+    let admission = Arc::clone(&ctx.admission);
+    let mut m = RpcModule::new(ctx);
     m.set_info("Stint sequencer", env!("CARGO_PKG_VERSION"));
     let reg = |e: stint_rpc::RegisterError| SequencerError::Internal(e.to_string());
 
     let hub = m.subscriptions();
-    let publishers = Publishers {
-        new_batches: hub
+    publishers.install(
+        hub
             .register_topic(
                 TopicSpec::new("newBatches")
                     .summary("Every sealed batch (status soft)")
                     .result_schema(json!({"type": "object"})),
             )
             .map_err(reg)?,
-        tx_status: hub
+        hub
             .register_topic(
                 // One event per tx of a batch is published at once: room for several full
                 // batches, or every subscriber (filtered ones too) would fall behind and be
                 // disconnected whenever a batch holds more txs than the default capacity.
                 TopicSpec::new("txStatus")
-                    .capacity(TX_STATUS_CAPACITY_BATCHES.saturating_mul(shared.max_batch_txs()))
+                    .capacity(TX_STATUS_CAPACITY_BATCHES.saturating_mul(max_batch_txs))
                     .summary("Finality changes of transactions: {txid, finality, batch}; optional filter {txid}")
                     .params_schema(json!({"type": "object", "properties": {"txid": {"type": "string"}}}))
                     .result_schema(json!({"type": "object"}))
                     .filter(txid_filter),
             )
             .map_err(reg)?,
-        finality: hub
+        hub
             .register_topic(
                 TopicSpec::new("finality")
                     .summary("Batch status changes: {batch, hash, status: soft|anchored|final|invalidated}")
                     .result_schema(json!({"type": "object"})),
             )
             .map_err(reg)?,
-    };
-    if shared.publishers.set(publishers).is_err() {
-        return Err(SequencerError::Internal("publishers set twice".into()));
-    }
+    )?;
 
     {
-        let shared = Arc::clone(&shared);
+        let chain = Arc::clone(&chain);
         m.set_health(move || {
-            let head = shared.head.read().number;
-            let chain = shared.chain.read();
+            let head = chain.head().number;
+            let chain = chain.status();
             HealthStatus::healthy(json!({
                 "status": "ok",
                 "soft": head,
@@ -176,14 +213,13 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
         // One registry for the node: the sequencer's counters, its gauges (read at each
         // scrape), and the RPC server's metrics, which `serve` adds.
         let registry = m.metrics_registry_mut();
-        shared.metrics.register(registry);
-        let shared = Arc::clone(&shared);
-        registry.register_collector(Box::new(crate::metrics::GaugesCollector(move || {
-            shared.gauges()
+        metrics.register(registry);
+        registry.register_collector(Box::new(GaugesCollector(move || {
+            gauges(&chain, &admission)
         })));
     }
 
-    stint_api::register_read_methods(&mut m, Arc::clone(&shared)).map_err(reg)?;
+    stint_api::register_read_methods(&mut m, view).map_err(reg)?;
 
     let hash_schema = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
     let obj = json!({"type": "object"});
@@ -194,14 +230,14 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .param("tx", obj.clone())
             .result("txid", hash_schema.clone())
             .with_submit_errors(),
-        |s: Arc<Shared>, p: Params| async move {
+        |s: Arc<RpcContext>, p: Params| async move {
             let (value,): (Value,) = p.parse_positional()?;
             if value.is_null() {
                 return Err(RpcError::invalid_params("missing param `tx`"));
             }
             let tx: SignedTx = serde_json::from_value(value)
                 .map_err(|e| RpcError::invalid_params(format!("tx: {e}")))?;
-            let txid = s.submit(tx).await.map_err(to_rpc)?;
+            let txid = s.admission.submit(tx).await.map_err(to_rpc)?;
             Ok(json!(txid.to_string()))
         },
     )
@@ -213,7 +249,7 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .param("raw", json!({"type": "string"}))
             .result("txid", hash_schema.clone())
             .with_submit_errors(),
-        |s: Arc<Shared>, p: Params| async move {
+        |s: Arc<RpcContext>, p: Params| async move {
             let (raw,): (String,) = p.parse_positional()?;
             let bytes = hex::decode(raw.trim_start_matches("0x"))
                 .map_err(|_| RpcError::invalid_params("raw must be hex"))?;
@@ -228,7 +264,7 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
                 let r = Rejection::Malformed(e.to_string());
                 RpcError::new(r.code(), r.to_string())
             })?;
-            let txid = s.submit(tx).await.map_err(to_rpc)?;
+            let txid = s.admission.submit(tx).await.map_err(to_rpc)?;
             Ok(json!(txid.to_string()))
         },
     )
@@ -239,8 +275,8 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .summary("The fee to attach to a transaction (the sequencer's minimum; fees do not depend on size in v1)")
             .optional_param("tx", obj.clone())
             .result("fee", obj.clone()),
-        |s: Arc<Shared>, _p: Params| async move {
-            Ok(json!({"fee": s.config.min_fee, "minFee": s.config.min_fee}))
+        |s: Arc<RpcContext>, _p: Params| async move {
+            Ok(json!({"fee": s.min_fee, "minFee": s.min_fee}))
         },
     )
     .map_err(reg)?;
@@ -250,8 +286,8 @@ pub(crate) fn module(shared: Arc<Shared>) -> Result<RpcModule<Shared>, Sequencer
             .summary("Admin: seal a batch now from the pending transactions")
             .admin()
             .result("batch", json!({"type": ["integer", "null"]})),
-        |s: Arc<Shared>, _p: Params| async move {
-            let sealed = crate::batcher::seal_blocking(s).await.map_err(to_rpc)?;
+        |s: Arc<RpcContext>, _p: Params| async move {
+            let sealed = s.sealer.seal_blocking().await.map_err(to_rpc)?;
             Ok(json!({"batch": sealed}))
         },
     )

@@ -1,5 +1,9 @@
-//! The sequencer's chain as `stint-api`'s shared read methods see it ([`ChainView`]): its soft
-//! state, its sealed batches with what derivation says of them, its mempool's nonces.
+//! The sequencer's chain as `stint-api`'s shared read methods see it ([`ChainView`] on
+//! [`SequencerView`]): its soft state, its sealed batches with what derivation says of them, its
+//! mempool's pending txs and nonces. It reads the store, the chain state and admission's
+//! mempool, never the node.
+
+use std::sync::Arc;
 
 use stint_api::{
     AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
@@ -9,8 +13,43 @@ use stint_contracts::{AccountId, SignedTx, TaskId, Txid};
 use stint_protocol::Genesis;
 use stint_state::{Hash, RocksNodeStore};
 
-use crate::shared::{BatchFinality, Shared};
-use crate::store::StoredReceipt;
+use crate::admission::Admission;
+use crate::chain::{BatchFinality, ChainState};
+use crate::store::{Store, StoredReceipt};
+
+/// The read side of the node.
+pub(crate) struct SequencerView {
+    genesis: Genesis,
+    genesis_root: Hash,
+    store: Arc<Store>,
+    chain: Arc<ChainState>,
+    /// Pending txs and nonces.
+    admission: Arc<Admission>,
+}
+
+impl SequencerView {
+    pub(crate) fn new(
+        genesis: Genesis,
+        genesis_root: Hash,
+        store: Arc<Store>,
+        chain: Arc<ChainState>,
+        admission: Arc<Admission>,
+    ) -> Self {
+        Self {
+            genesis,
+            genesis_root,
+            store,
+            chain,
+            admission,
+        }
+    }
+
+    /// The store (for the crate's unit tests).
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+}
 
 fn state_of(finality: BatchFinality) -> BatchState {
     match finality {
@@ -25,7 +64,7 @@ fn view_error(what: impl Into<String>, e: crate::SequencerError) -> ViewError {
     ViewError::new(what, e)
 }
 
-impl ChainView for Shared {
+impl ChainView for SequencerView {
     type State = RocksNodeStore;
 
     fn genesis(&self) -> &Genesis {
@@ -41,7 +80,7 @@ impl ChainView for Shared {
     }
 
     fn read_tip(&self) -> u64 {
-        self.head.read().number
+        self.chain.head().number
     }
 
     fn state_root(&self, version: u64) -> Result<Option<Hash>, ViewError> {
@@ -54,7 +93,7 @@ impl ChainView for Shared {
         if version == 0 {
             return Ok(Some(0));
         }
-        let head = *self.head.read();
+        let head = self.chain.head();
         if head.number == version {
             return Ok(Some(head.timestamp));
         }
@@ -100,7 +139,7 @@ impl ChainView for Shared {
             // The hash named a batch that was rolled back; another one holds its number now.
             return Ok(None);
         }
-        let chain = self.chain.read();
+        let chain = self.chain.status();
         let status = state_of(chain.finality(number, &hash));
         let anchor = chain
             .anchored
@@ -120,11 +159,11 @@ impl ChainView for Shared {
 
     fn batch_state(&self, number: u64, hash: &Hash) -> Result<Option<BatchState>, ViewError> {
         // A rolled-back batch keeps its receipts; the chain status tells it apart by hash.
-        Ok(Some(state_of(self.chain.read().finality(number, hash))))
+        Ok(Some(state_of(self.chain.status().finality(number, hash))))
     }
 
     fn transaction(&self, txid: &Txid) -> Result<Option<TxEntry>, ViewError> {
-        if let Some(tx) = self.pool.lock().get(txid).map(|e| e.tx.clone()) {
+        if let Some(tx) = self.admission.pending_tx(txid) {
             return Ok(Some(TxEntry::Pending(tx)));
         }
         let what = || format!("reading the receipt of {txid}");
@@ -166,8 +205,8 @@ impl ChainView for Shared {
     }
 
     fn sync_status(&self) -> SyncStatus {
-        let head = *self.head.read();
-        let chain = self.chain.read();
+        let head = self.chain.head();
+        let chain = self.chain.status();
         let genesis = Head {
             number: 0,
             hash: Hex32(self.genesis.hash()),
@@ -194,6 +233,6 @@ impl ChainView for Shared {
     }
 
     fn pending_nonce(&self, account: &AccountId, nonce: u64) -> u64 {
-        self.pool.lock().pending_nonce(account, nonce)
+        self.admission.pending_nonce(account, nonce)
     }
 }
