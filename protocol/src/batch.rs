@@ -6,17 +6,27 @@
 //! wtxids in order: every byte of every signed tx, and `tx_count`) and to the execution trace (`trace_root`, the Merkle root of
 //! the checkpoints).
 //!
-//! # Checkpoints and segments
-//! The txs are cut into consecutive *segments* of 1 to `K = checkpoint_interval` txs, each within
-//! the [segment budget](crate::segment_cost) (protocol v2: so the fraud proof of any segment
-//! fits one challenge). Checkpoint `j` (1-based) is a [`Checkpoint`]: the state root after
-//! segment `j` and `tx_end`, the index one past its last tx, so the header commits to where
-//! every segment starts and ends. Checkpoint 0 is `(prev_state_root, 0)` and is not stored. The
-//! `tx_end`s strictly increase, the last one is `tx_count`, and the last state root equals
-//! `state_root`. The builder closes a segment at `K` txs or when the next tx would break the
-//! budget.
+//! # L1 messages (protocol v3)
+//! A batch executes first, in order, the L1 messages (deposits and forced txs, see
+//! [`L1Message`]) of the Bitcoin blocks its `l1_origin` newly covers, then its txs. The messages
+//! are not in the body: every node finds them in Bitcoin itself, and the header commits to them
+//! (`msg_count`, and `msg_root`, the [`message_root`]). [`Batch::check`] takes the messages
+//! derivation says are due and rejects a batch whose commitment differs: omitting, reordering or
+//! inventing a message is a structural rejection, no state needed.
 //!
-//! **Empty batches** (`n = 0`) have exactly one, empty, segment and one checkpoint, with
+//! # Checkpoints and segments
+//! The batch's *items* are its `msg_count` messages followed by its `tx_count` txs (item `i` is
+//! message `i` for `i < msg_count`, else tx `i − msg_count`). They are cut into consecutive
+//! *segments* of 1 to `K = checkpoint_interval` items, each within the
+//! [segment budget](crate::segment_cost) (protocol v2: so the fraud proof of any segment fits
+//! one challenge); no segment holds both messages and txs. Checkpoint `j` (1-based) is a
+//! [`Checkpoint`]: the state root after segment `j` and `tx_end`, the item index one past its
+//! last item, so the header commits to where every segment starts and ends. Checkpoint 0 is
+//! `(prev_state_root, 0)` and is not stored. The `tx_end`s strictly increase, the last one is
+//! `msg_count + tx_count`, and the last state root equals `state_root`. The builder closes a
+//! segment at `K` items or when the next item would break the budget.
+//!
+//! **Empty batches** (no messages, no txs) have exactly one, empty, segment and one checkpoint, with
 //! `tx_end = 0` and the root `state_root`. Executing an empty segment changes nothing, so an
 //! honest empty batch has `state_root == prev_state_root`; a dishonest one is fraud-provable like
 //! any other segment.
@@ -40,11 +50,12 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use stint_contracts::SignedTx;
 use stint_state::{tagged_hash, Hash};
 
-use crate::{merkle_root, segment_cost, Genesis, SEGMENT_BUDGET};
+use crate::{merkle_root, message_segment_cost, segment_cost, Genesis, L1Message, SEGMENT_BUDGET};
 
 /// The protocol version every batch header carries (2: `tx_root` over wtxids, budgeted
-/// segments, authenticated anchors).
-pub const BATCH_VERSION: u32 = 2;
+/// segments, authenticated anchors; 3: the header commits to the L1 messages the batch
+/// executes first, `msg_root` and `msg_count`).
+pub const BATCH_VERSION: u32 = 3;
 
 /// Tag of the batch header hash.
 pub const BATCH_TAG: &str = "stint/batch";
@@ -58,6 +69,9 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Hard cap on the number of txs in one batch (genesis `max_batch_txs` must not exceed it).
 pub const MAX_BATCH_TXS: usize = 1 << 16;
+
+/// Hard cap on the number of L1 messages one batch executes (protocol v3).
+pub const MAX_BATCH_MESSAGES: usize = 1 << 16;
 
 /// Hard cap on the number of checkpoints in one batch (one per tx plus the empty-batch case).
 pub const MAX_CHECKPOINTS: usize = MAX_BATCH_TXS;
@@ -130,10 +144,14 @@ pub struct BatchHeader {
     pub trace_root: Hash,
     /// Number of txs in the batch.
     pub tx_count: u32,
+    /// [`message_root`] of the L1 messages the batch executes before its txs (protocol v3).
+    pub msg_root: Hash,
+    /// Number of those L1 messages.
+    pub msg_count: u32,
 }
 
 /// Length of an encoded [`BatchHeader`]: every field has a fixed size.
-pub const BATCH_HEADER_LEN: usize = 4 + 8 + 8 + 32 + 8 + (8 + 32) + 32 + 32 + 32 + 32 + 4;
+pub const BATCH_HEADER_LEN: usize = 4 + 8 + 8 + 32 + 8 + (8 + 32) + 32 + 32 + 32 + 32 + 4 + 32 + 4;
 
 impl BatchHeader {
     /// The canonical encoding of the header (its borsh encoding, written field by field, so it
@@ -152,6 +170,8 @@ impl BatchHeader {
         out.extend_from_slice(&self.tx_root);
         out.extend_from_slice(&self.trace_root);
         out.extend_from_slice(&self.tx_count.to_le_bytes());
+        out.extend_from_slice(&self.msg_root);
+        out.extend_from_slice(&self.msg_count.to_le_bytes());
         out
     }
 
@@ -329,6 +349,17 @@ pub enum BatchError {
     /// `tx_root` does not match the txs.
     #[error("tx_root does not match the txs")]
     TxRoot,
+    /// `msg_count` is not the number of L1 messages due (protocol v3).
+    #[error("header msg_count {header} but {due} L1 messages are due")]
+    MsgCount {
+        /// Count in the header.
+        header: u32,
+        /// Messages due (from derivation).
+        due: usize,
+    },
+    /// `msg_root` does not commit to the L1 messages due, in order (protocol v3).
+    #[error("msg_root does not match the L1 messages due")]
+    MsgRoot,
     /// A batch has no checkpoint, or an empty batch more than one.
     #[error("{got} checkpoints for {txs} txs")]
     CheckpointCount {
@@ -382,6 +413,14 @@ pub enum BatchError {
         count: usize,
         /// Allowed maximum.
         max: u64,
+    },
+    /// More L1 messages than one batch may execute.
+    #[error("{count} L1 messages, more than the maximum of {max}")]
+    TooManyMessages {
+        /// Number of messages.
+        count: usize,
+        /// Allowed maximum.
+        max: usize,
     },
     /// The encoded batch is larger than the genesis allows.
     #[error("encoded batch is {bytes} bytes, more than the maximum of {max}")]
@@ -495,22 +534,53 @@ impl<S> Batch<S> {
         self.checkpoints.len() as u64
     }
 
-    /// The tx index range of segment `j` (1-based), as the checkpoints say.
-    pub fn segment_range(&self, j: u64) -> Option<Range<usize>> {
-        let start = usize::try_from(self.checkpoint_at(j.checked_sub(1)?)?.tx_end).ok()?;
-        let end = usize::try_from(self.checkpoint_at(j)?.tx_end).ok()?;
-        (start <= end && end <= self.txs.len()).then_some(start..end)
+    /// Number of L1 messages the batch executes first (`msg_count`).
+    pub fn msg_count(&self) -> usize {
+        usize::try_from(self.header.msg_count).unwrap_or(usize::MAX)
     }
 
-    /// The tx index ranges of every segment, in order (for a batch that passed
-    /// [`Batch::check_body`], they cover the txs exactly).
-    pub fn segment_ranges(&self) -> Vec<Range<usize>> {
+    /// The item range of segment `j` (1-based), as the checkpoints say: item `i` is L1 message
+    /// `i` below [`msg_count`](Self::msg_count), else tx `i − msg_count`.
+    pub fn segment_items(&self, j: u64) -> Option<Range<usize>> {
+        let start = usize::try_from(self.checkpoint_at(j.checked_sub(1)?)?.tx_end).ok()?;
+        let end = usize::try_from(self.checkpoint_at(j)?.tx_end).ok()?;
+        let items = self.msg_count().checked_add(self.txs.len())?;
+        (start <= end && end <= items).then_some(start..end)
+    }
+
+    /// The L1-message index range of segment `j` when it is a message segment.
+    pub fn segment_messages(&self, j: u64) -> Option<Range<usize>> {
+        let items = self.segment_items(j)?;
+        (!items.is_empty() && items.end <= self.msg_count()).then_some(items)
+    }
+
+    /// Number of message segments (they come first: segments `1..=message_segment_count()`).
+    pub fn message_segment_count(&self) -> u64 {
         (1..=self.segment_count())
+            .take_while(|j| self.segment_messages(*j).is_some())
+            .count() as u64
+    }
+
+    /// The tx index range of segment `j` (1-based) when it is a tx segment (or the one empty
+    /// segment of an empty batch); `None` for a message segment.
+    pub fn segment_range(&self, j: u64) -> Option<Range<usize>> {
+        let items = self.segment_items(j)?;
+        let m = self.msg_count();
+        let start = items.start.checked_sub(m)?;
+        let end = items.end.checked_sub(m)?;
+        (items.start >= m || (items.is_empty() && m == 0)).then_some(start..end)
+    }
+
+    /// The tx index ranges of the tx segments, in order (for a batch that passed
+    /// [`Batch::check_body`], they cover the txs exactly); segment
+    /// `message_segment_count() + 1 + i` is range `i`.
+    pub fn segment_ranges(&self) -> Vec<Range<usize>> {
+        (self.message_segment_count().saturating_add(1)..=self.segment_count())
             .map_while(|j| self.segment_range(j))
             .collect()
     }
 
-    /// The txs of segment `j` (1-based).
+    /// The txs of segment `j` (1-based), when it is a tx segment.
     pub fn segment_txs(&self, j: u64) -> Option<&[SignedTx]> {
         self.txs.get(self.segment_range(j)?)
     }
@@ -622,6 +692,12 @@ impl Batch<Unchecked> {
                 max: max_txs,
             });
         }
+        if self.msg_count() > MAX_BATCH_MESSAGES {
+            return Err(BatchError::TooManyMessages {
+                count: self.msg_count(),
+                max: MAX_BATCH_MESSAGES,
+            });
+        }
         let bytes = self.encoded_len();
         let max_bytes = u64::from(genesis.max_batch_bytes);
         if bytes as u64 > max_bytes {
@@ -650,12 +726,18 @@ impl Batch<Unchecked> {
     }
 
     /// The segment rules: one checkpoint per segment, `tx_end`s strictly increasing up to
-    /// `tx_count` (an empty batch has one empty segment), at most `K` txs and at most
-    /// [`SEGMENT_BUDGET`] of [`segment_cost`] per segment.
+    /// `msg_count + tx_count` (an empty batch has one empty segment), no segment holding both
+    /// messages and txs, at most `K` items and, for tx segments, at most [`SEGMENT_BUDGET`] of
+    /// [`segment_cost`] per segment (message segments' budget needs the messages:
+    /// [`check`](Self::check)).
     fn check_segments(&self, genesis: &Genesis) -> Result<(), BatchError> {
         let tx_count = self.header.tx_count;
+        let msg_count = self.header.msg_count;
         let got = self.checkpoints.len();
-        if got == 0 || (tx_count == 0 && got != 1) {
+        let items = msg_count
+            .checked_add(tx_count)
+            .ok_or(BatchError::CheckpointCount { txs: tx_count, got })?;
+        if got == 0 || (items == 0 && got != 1) {
             return Err(BatchError::CheckpointCount { txs: tx_count, got });
         }
         let k = genesis.checkpoint_interval;
@@ -670,14 +752,17 @@ impl Batch<Unchecked> {
                 reason,
             };
             let is_last = i.saturating_add(1) == got;
-            if tx_end > tx_count {
-                return Err(bounds("past the last tx"));
+            if tx_end > items {
+                return Err(bounds("past the last item"));
             }
-            if tx_count > 0 && tx_end <= start {
+            if items > 0 && tx_end <= start {
                 return Err(bounds("empty segment"));
             }
-            if is_last && tx_end != tx_count {
-                return Err(bounds("the last segment must end at the last tx"));
+            if is_last && tx_end != items {
+                return Err(bounds("the last segment must end at the last item"));
+            }
+            if start < msg_count && tx_end > msg_count {
+                return Err(bounds("a segment holds both L1 messages and txs"));
             }
             let len = tx_end.saturating_sub(start);
             if len > k {
@@ -687,31 +772,66 @@ impl Batch<Unchecked> {
                     max: k,
                 });
             }
-            let txs = usize::try_from(start)
-                .ok()
-                .zip(usize::try_from(tx_end).ok())
-                .and_then(|(a, b)| self.txs.get(a..b))
-                .ok_or_else(|| bounds("past the last tx"))?;
-            let cost = segment_cost(txs);
-            if cost > SEGMENT_BUDGET {
-                return Err(BatchError::SegmentOverBudget {
-                    segment,
-                    cost,
-                    budget: SEGMENT_BUDGET,
-                });
+            if start >= msg_count {
+                let txs = usize::try_from(start.saturating_sub(msg_count))
+                    .ok()
+                    .zip(usize::try_from(tx_end.saturating_sub(msg_count)).ok())
+                    .and_then(|(a, b)| self.txs.get(a..b))
+                    .ok_or_else(|| bounds("past the last item"))?;
+                let cost = segment_cost(txs);
+                if cost > SEGMENT_BUDGET {
+                    return Err(BatchError::SegmentOverBudget {
+                        segment,
+                        cost,
+                        budget: SEGMENT_BUDGET,
+                    });
+                }
             }
             start = tx_end;
         }
         Ok(())
     }
 
-    /// Check every rule of a batch that extends `parent` and is anchored in the last block of
-    /// `l1` (see the module docs), turning it into a [`Batch<Checked>`].
+    /// The L1-message rules (protocol v3): the header commits to exactly `due`, in order, and
+    /// every message segment is within the budget.
+    fn check_messages(&self, due: &[L1Message]) -> Result<(), BatchError> {
+        let h = &self.header;
+        if usize::try_from(h.msg_count).ok() != Some(due.len()) {
+            return Err(BatchError::MsgCount {
+                header: h.msg_count,
+                due: due.len(),
+            });
+        }
+        if message_root(due) != h.msg_root {
+            return Err(BatchError::MsgRoot);
+        }
+        for j in 1..=self.message_segment_count() {
+            let messages = self
+                .segment_messages(j)
+                .and_then(|range| due.get(range))
+                .unwrap_or(&[]);
+            let cost = message_segment_cost(messages);
+            if cost > SEGMENT_BUDGET {
+                return Err(BatchError::SegmentOverBudget {
+                    segment: j,
+                    cost,
+                    budget: SEGMENT_BUDGET,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every rule of a batch that extends `parent`, is anchored in the last block of
+    /// `l1` and must execute the L1 messages `due` (derivation's
+    /// [`messages_due`](crate::Derivation::messages_due) for its origin; see the module docs),
+    /// turning it into a [`Batch<Checked>`].
     pub fn check(
         self,
         genesis: &Genesis,
         parent: &ParentFacts,
         l1: &impl L1Chain,
+        due: &[L1Message],
     ) -> Result<Batch<Checked>, BatchError> {
         let h = &self.header;
         // Cheap linkage rules first: derivation sees many non-linking batches.
@@ -766,6 +886,7 @@ impl Batch<Unchecked> {
             });
         }
         self.check_body(genesis)?;
+        self.check_messages(due)?;
         Ok(Batch {
             header: self.header,
             checkpoints: self.checkpoints,
@@ -773,6 +894,21 @@ impl Batch<Unchecked> {
             _state: PhantomData,
         })
     }
+}
+
+/// The `msg_root` of the L1 messages a batch executes: the Merkle root of their
+/// [leaves](L1Message::leaf), in order, and all zeros when there are none (so a batch without
+/// messages has the header of version 2 plus zeros).
+pub fn message_root(messages: &[L1Message]) -> Hash {
+    if messages.is_empty() {
+        return [0; 32];
+    }
+    merkle_root(&message_leaves(messages))
+}
+
+/// The leaves of `msg_root`, in order.
+pub fn message_leaves(messages: &[L1Message]) -> Vec<Hash> {
+    messages.iter().map(L1Message::leaf).collect()
 }
 
 /// The `tx_root` of a list of txs: the Merkle root of their wtxids ([`SignedTx::wtxid`]), in
@@ -856,6 +992,8 @@ mod tests {
             tx_root: merkle_root(&[]),
             trace_root: trace_root(&[cp(1, 0)]),
             tx_count: 0,
+            msg_root: message_root(&[]),
+            msg_count: 0,
         };
         (g, parent, chain, header)
     }
@@ -865,7 +1003,7 @@ mod tests {
         checkpoints: Vec<Checkpoint>,
     ) -> Result<Batch<Checked>, BatchError> {
         let (g, parent, chain, _) = fixture();
-        Batch::new(header, checkpoints, vec![]).check(&g, &parent, &chain)
+        Batch::new(header, checkpoints, vec![]).check(&g, &parent, &chain, &[])
     }
 
     fn cp(root: u8, tx_end: u32) -> Checkpoint {
@@ -920,8 +1058,11 @@ mod tests {
         };
         assert_eq!(reason(&[4, 4, 10]), "empty segment");
         assert_eq!(reason(&[4, 3, 10]), "empty segment");
-        assert_eq!(reason(&[4, 8, 11]), "past the last tx");
-        assert_eq!(reason(&[4, 8]), "the last segment must end at the last tx");
+        assert_eq!(reason(&[4, 8, 11]), "past the last item");
+        assert_eq!(
+            reason(&[4, 8]),
+            "the last segment must end at the last item"
+        );
         assert!(matches!(
             cut(10, &[5, 10]).1.check_body(&g),
             Err(BatchError::SegmentTooLong {
@@ -1117,7 +1258,7 @@ mod tests {
             ..h
         };
         let err = Batch::new(next.clone(), vec![cp(1, 0)], vec![])
-            .check(&g, &parent, &chain)
+            .check(&g, &parent, &chain, &[])
             .unwrap_err();
         assert_eq!(
             err,
@@ -1131,7 +1272,7 @@ mod tests {
             ..next
         };
         let err = Batch::new(later, vec![cp(1, 0)], vec![])
-            .check(&g, &parent, &chain)
+            .check(&g, &parent, &chain, &[])
             .unwrap_err();
         assert_eq!(err, BatchError::L1OriginBeforeParent { parent: 2, got: 1 });
     }
@@ -1142,7 +1283,7 @@ mod tests {
         g.max_batch_txs = 1;
         g.max_batch_bytes = 100;
         let err = Batch::new(h, vec![cp(1, 0)], vec![])
-            .check(&g, &parent, &chain)
+            .check(&g, &parent, &chain, &[])
             .unwrap_err();
         assert!(
             matches!(err, BatchError::TooLarge { max: 100, .. }),

@@ -37,7 +37,7 @@ use stint_contracts::{
     KeyBound, SignedTx, ACCOUNT_RECORD_SIZE, MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
 };
 
-use crate::MAX_ENVELOPE_BODY;
+use crate::{L1Message, L1MessageKind, MAX_ENVELOPE_BODY};
 
 /// Largest encoded fraud proof: one envelope body minus room for zstd's framing of
 /// incompressible data (raw blocks), so every proof the budget admits can be posted.
@@ -77,10 +77,11 @@ pub const STREAM_KEY_BYTES: u64 = KEY_PATH_BYTES + VALUE_OVERHEAD + STREAM_RECOR
 pub const TASK_KEY_BYTES: u64 = KEY_PATH_BYTES + VALUE_OVERHEAD + MAX_TASK_RECORD_SIZE as u64;
 
 /// The proof's fixed fields: batch number, hash, segment, segment count, two checkpoints with
-/// their paths, the list length prefixes (txs, tx paths, witness nodes, witness values), the
-/// challenger, and the fee recipient's account (credited once per segment).
+/// their paths, the list length prefixes (txs, tx paths, L1 messages, message paths, witness
+/// nodes, witness values), the challenger, and the fee recipient's account (credited once per
+/// segment).
 pub const PROOF_FIXED_BYTES: u64 =
-    8 + 32 + 8 + 8 + 2 * (36 + TX_PATH_BYTES) + 4 * 4 + 32 + ACCOUNT_KEY_BYTES;
+    8 + 32 + 8 + 8 + 2 * (36 + TX_PATH_BYTES) + 6 * 4 + 32 + ACCOUNT_KEY_BYTES;
 
 /// The worst-case witness bytes of the keys in `bound`.
 pub fn witness_cost(bound: KeyBound) -> u64 {
@@ -107,7 +108,29 @@ pub fn segment_cost(txs: &[SignedTx]) -> u64 {
     })
 }
 
-/// The segment budget: [`segment_cost`] must not exceed it.
+/// What one L1 message adds to the proof of its message segment, at most: its encoding, its
+/// path to `msg_root` (a batch executes at most [`MAX_BATCH_MESSAGES`](crate::MAX_BATCH_MESSAGES)
+/// = 2^16 messages, so the path is as long as a tx's) and the witness of the keys it may touch:
+/// a deposit's one account, a forced tx's call bound (an invalid forced tx touches less).
+pub fn message_cost(message: &L1Message) -> u64 {
+    let encoded = borsh::object_length(message).map_or(u64::MAX, |len| len as u64);
+    let witness = match &message.kind {
+        L1MessageKind::Deposit(_) => ACCOUNT_KEY_BYTES,
+        L1MessageKind::Forced(forced) => witness_cost(forced.tx.tx.call.key_bound()),
+    };
+    encoded
+        .saturating_add(TX_PATH_BYTES)
+        .saturating_add(witness)
+}
+
+/// The most bytes the fraud proof against a segment of L1 `messages` can take.
+pub fn message_segment_cost(messages: &[L1Message]) -> u64 {
+    messages.iter().fold(PROOF_FIXED_BYTES, |cost, message| {
+        cost.saturating_add(message_cost(message))
+    })
+}
+
+/// The segment budget: [`segment_cost`] and [`message_segment_cost`] must not exceed it.
 pub const SEGMENT_BUDGET: u64 = MAX_FRAUD_PROOF_BYTES as u64;
 
 #[cfg(test)]
@@ -144,6 +167,30 @@ mod tests {
         });
         let cost = segment_cost(std::slice::from_ref(&payroll));
         assert!(cost <= SEGMENT_BUDGET, "{cost} > {SEGMENT_BUDGET}");
+    }
+
+    #[test]
+    fn the_largest_forced_tx_fits_an_empty_message_segment() {
+        let payroll = signed(Call::Payroll {
+            payments: vec![
+                Payment {
+                    to: AccountId([2; 32]),
+                    amount: u64::MAX,
+                };
+                MAX_PAYROLL_PAYMENTS
+            ],
+        });
+        let message = L1Message {
+            height: u64::MAX,
+            index: u32::MAX,
+            kind: L1MessageKind::Forced(Box::new(crate::ForcedTx {
+                btc_txid: [0xff; 32],
+                tx: payroll.clone(),
+            })),
+        };
+        let cost = message_segment_cost(std::slice::from_ref(&message));
+        assert!(cost <= SEGMENT_BUDGET, "{cost} > {SEGMENT_BUDGET}");
+        assert!(cost > segment_cost(std::slice::from_ref(&payroll)));
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! `K` txs or when the next tx would take it over the [segment budget](crate::segment_cost). The new tree nodes of
 //! every segment are returned as [`TreeUpdate`]s, so the caller can persist all checkpoint states.
 //!
+//! With L1 messages due (protocol v3), [`BatchBuilder::build_with_messages`] executes them first,
+//! in message segments (closed at `K` messages or by the budget, see
+//! [`message_segment_cost`](crate::message_segment_cost)) with
+//! [`execute_messages`]: deposits credit, forced txs run, an invalid forced tx is skipped with a
+//! [`MessageReceipt`]. Messages are never dropped: they are the batch's obligation.
+//!
 //! [`BatchBuilder::replay`] re-executes a batch honestly and reports the first segment whose
 //! claimed checkpoint is wrong or that holds an invalid tx; its [`Replay::store`] then holds the
 //! pre-state a [fraud proof](crate::build_fraud_proof) needs.
@@ -16,16 +22,17 @@
 use std::collections::VecDeque;
 
 use stint_contracts::{
-    execute_segment, execute_verified_segment, ExecError, InvalidTxReason, Receipt, SignedTx, Txid,
-    VerifiedTxs,
+    execute_messages, execute_segment, execute_verified_segment, ExecError, InvalidTxReason,
+    MessageReceipt, Receipt, SignedTx, Txid, VerifiedTxs,
 };
 use stint_state::{
     Hash, MemoryNodeStore, Node, NodeStore, SparseMerkleTree, StateError, TreeUpdate,
 };
 
 use crate::{
-    block_context, trace_root, tx_cost, tx_root, Batch, BatchHeader, Checkpoint, Genesis, L1Origin,
-    ParentFacts, BATCH_HEADER_LEN, BATCH_VERSION, PROOF_FIXED_BYTES, SEGMENT_BUDGET,
+    block_context, message_cost, message_effects, message_root, trace_root, tx_cost, tx_root,
+    Batch, BatchHeader, Checkpoint, Genesis, L1Message, L1Origin, ParentFacts, BATCH_HEADER_LEN,
+    BATCH_VERSION, MAX_BATCH_MESSAGES, MAX_CHECKPOINTS, PROOF_FIXED_BYTES, SEGMENT_BUDGET,
 };
 
 /// A node store that reads new nodes from memory first, then from a base store it never writes.
@@ -102,9 +109,11 @@ pub struct RejectedTx {
 pub struct SealedBatch {
     /// The sealed batch.
     pub batch: Batch,
+    /// One receipt per L1 message executed, in order (protocol v3).
+    pub message_receipts: Vec<MessageReceipt>,
     /// One receipt per included tx, in order.
     pub receipts: Vec<Receipt>,
-    /// Fees collected (credited to the genesis fee recipient).
+    /// Fees collected, forced txs' included (credited to the genesis fee recipient).
     pub fees: u64,
     /// Tree updates, one per segment, in order (`updates[j-1].root` is checkpoint `j`).
     pub updates: Vec<TreeUpdate>,
@@ -124,6 +133,10 @@ pub enum BuildError {
     /// The executor failed for a reason other than an invalid tx (a corrupt record).
     #[error("execution: {0}")]
     Execution(String),
+    /// The L1 messages given are not the ones the batch commits to, or more than one batch can
+    /// execute.
+    #[error("L1 messages: {0}")]
+    Messages(String),
 }
 
 /// The outcome of [`BatchBuilder::replay`].
@@ -133,6 +146,8 @@ pub struct Replay<'a, S> {
     pub checkpoints: Vec<Checkpoint>,
     /// The first fraudulent segment (1-based), if any.
     pub fraud_segment: Option<u64>,
+    /// Receipts of the L1 messages executed before stopping.
+    pub message_receipts: Vec<MessageReceipt>,
     /// Receipts of the txs executed before stopping.
     pub receipts: Vec<Receipt>,
     /// The tree update of each honest checkpoint, in order (each starts from the previous
@@ -169,6 +184,53 @@ pub fn next_segment_len<'t>(txs: impl IntoIterator<Item = &'t SignedTx>, k: usiz
     len
 }
 
+/// Greedy segmentation of L1 messages: how many of `messages` (from the front) the next message
+/// segment takes, closing at `k` or before the first message that would take it over
+/// [`SEGMENT_BUDGET`]. At least one when there is one (every message fits an empty segment).
+pub fn next_message_segment_len(messages: &[L1Message], k: usize) -> usize {
+    let mut cost = PROOF_FIXED_BYTES;
+    let mut len = 0usize;
+    for message in messages.iter().take(k) {
+        cost = cost.saturating_add(message_cost(message));
+        if cost > SEGMENT_BUDGET && len > 0 {
+            break;
+        }
+        len = len.saturating_add(1);
+    }
+    len
+}
+
+/// Execute the message segments of a batch over `tree` from `root`, calling `segment` with each
+/// segment's first message index and honest outcome (its tree update already written).
+fn run_message_segments<S: NodeStore>(
+    tree: &mut SparseMerkleTree<LayeredNodeStore<'_, S>>,
+    context: &stint_contracts::BlockContext,
+    root: Hash,
+    segments: impl IntoIterator<Item = std::ops::Range<usize>>,
+    messages: &[L1Message],
+    mut segment: impl FnMut(std::ops::Range<usize>, TreeUpdate, stint_contracts::MessageOutcome) -> bool,
+) -> Result<Hash, BuildError> {
+    let mut root = root;
+    for range in segments {
+        let slice = messages
+            .get(range.clone())
+            .ok_or_else(|| BuildError::Messages(format!("no messages {range:?}")))?;
+        let outcome = execute_messages(tree.view(root), context, &message_effects(slice)).map_err(
+            |e| match e {
+                ExecError::Internal(e) => BuildError::State(e),
+                other => BuildError::Execution(other.to_string()),
+            },
+        )?;
+        let update = tree.apply(&root, &outcome.changes)?;
+        tree.store_mut().write(&update);
+        root = update.root;
+        if !segment(range, update, outcome) {
+            break;
+        }
+    }
+    Ok(root)
+}
+
 impl<'g> BatchBuilder<'g> {
     /// A builder for `genesis`. [`build`](Self::build) checks every candidate's signature.
     pub fn new(genesis: &'g Genesis) -> Self {
@@ -197,7 +259,12 @@ impl<'g> BatchBuilder<'g> {
     /// Counts one checkpoint per segment of the greedy segmentation of the prefix; dropping
     /// invalid txs later never needs more segments (greedy is optimal for these monotone limits,
     /// and a subsequence of a feasible cut stays feasible), so the sealed batch fits too.
-    fn select(&self, candidates: Vec<SignedTx>) -> (Vec<SignedTx>, Vec<SignedTx>) {
+    /// `message_segments` checkpoints are taken by the batch's L1 messages already.
+    fn select(
+        &self,
+        candidates: Vec<SignedTx>,
+        message_segments: usize,
+    ) -> (Vec<SignedTx>, Vec<SignedTx>) {
         let max_txs = self.genesis.max_batch_txs as usize;
         let max_bytes = self.genesis.max_batch_bytes as usize;
         let k = self.k();
@@ -206,7 +273,7 @@ impl<'g> BatchBuilder<'g> {
         let checkpoint_bytes = borsh::object_length(&Checkpoint::default()).unwrap_or(usize::MAX);
         let mut tx_bytes: usize = 0;
         let mut count = 0usize;
-        let mut segments = 0usize;
+        let mut segments = message_segments;
         let (mut segment_len, mut segment_cost) = (0usize, PROOF_FIXED_BYTES);
         for tx in &candidates {
             let next = count.saturating_add(1);
@@ -219,7 +286,7 @@ impl<'g> BatchBuilder<'g> {
             let total = fixed
                 .saturating_add(next_segments.max(1).saturating_mul(checkpoint_bytes))
                 .saturating_add(bytes);
-            if next > max_txs || total > max_bytes {
+            if next > max_txs || total > max_bytes || next_segments > MAX_CHECKPOINTS {
                 break;
             }
             if opens_segment {
@@ -237,15 +304,44 @@ impl<'g> BatchBuilder<'g> {
     }
 
     /// Build the honest batch extending `params.parent` from `candidates` over `store` (which
-    /// must hold the state `params.parent.state_root`). See the module docs.
+    /// must hold the state `params.parent.state_root`), with no L1 message due. See the module
+    /// docs.
     pub fn build<S: NodeStore>(
         &self,
         store: &S,
         params: &BuildParams,
         candidates: Vec<SignedTx>,
     ) -> Result<SealedBatch, BuildError> {
-        let (selected, leftover) = self.select(candidates);
+        self.build_with_messages(store, params, &[], candidates)
+    }
+
+    /// Build the honest batch that executes the L1 `messages` due (all of them, first) and
+    /// then as many of `candidates` as fit. See the module docs.
+    pub fn build_with_messages<S: NodeStore>(
+        &self,
+        store: &S,
+        params: &BuildParams,
+        messages: &[L1Message],
+        candidates: Vec<SignedTx>,
+    ) -> Result<SealedBatch, BuildError> {
         let k = self.k();
+        if messages.len() > MAX_BATCH_MESSAGES {
+            return Err(BuildError::Messages(format!(
+                "{} messages due, more than one batch executes ({MAX_BATCH_MESSAGES})",
+                messages.len()
+            )));
+        }
+        let mut message_segments = Vec::new();
+        let mut at = 0usize;
+        while let Some(rest) = messages.get(at..).filter(|rest| !rest.is_empty()) {
+            let len = next_message_segment_len(rest, k).max(1);
+            let end = at.saturating_add(len).min(messages.len());
+            message_segments.push(at..end);
+            at = end;
+        }
+        let msg_count = u32::try_from(messages.len())
+            .map_err(|_| BuildError::Messages("too many messages".into()))?;
+        let (selected, leftover) = self.select(candidates, message_segments.len());
         let header = BatchHeader {
             version: BATCH_VERSION,
             chain_id: self.genesis.chain_id,
@@ -254,18 +350,37 @@ impl<'g> BatchBuilder<'g> {
             timestamp: params.timestamp,
             l1_origin: params.l1_origin,
             prev_state_root: params.parent.state_root,
+            msg_root: message_root(messages),
+            msg_count,
             ..BatchHeader::default()
         };
         let context = block_context(self.genesis, &header);
         let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(store));
         let mut pending: VecDeque<(usize, SignedTx)> = selected.into_iter().enumerate().collect();
-        let mut root = params.parent.state_root;
         let mut included = Vec::new();
         let mut checkpoints = Vec::new();
+        let mut message_receipts = Vec::new();
         let mut receipts = Vec::new();
         let mut updates = Vec::new();
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;
+        let mut root = run_message_segments(
+            &mut tree,
+            &context,
+            params.parent.state_root,
+            message_segments,
+            messages,
+            |range, update, outcome| {
+                checkpoints.push(Checkpoint::new(
+                    update.root,
+                    u32::try_from(range.end).unwrap_or(u32::MAX),
+                ));
+                updates.push(update);
+                message_receipts.extend(outcome.receipts);
+                fees = fees.saturating_add(outcome.fees);
+                true
+            },
+        )?;
         loop {
             let take = next_segment_len(pending.iter().map(|(_, tx)| tx), k);
             if take == 0 && !checkpoints.is_empty() {
@@ -292,7 +407,9 @@ impl<'g> BatchBuilder<'g> {
                     fees = fees.saturating_add(outcome.fees);
                     included.extend(segment);
                     let tx_end = u32::try_from(included.len())
-                        .map_err(|_| BuildError::Execution("too many txs".into()))?;
+                        .ok()
+                        .and_then(|n| n.checked_add(msg_count))
+                        .ok_or_else(|| BuildError::Execution("too many txs".into()))?;
                     checkpoints.push(Checkpoint::new(root, tx_end));
                     pending.drain(..take);
                     if pending.is_empty() {
@@ -323,6 +440,7 @@ impl<'g> BatchBuilder<'g> {
         };
         Ok(SealedBatch {
             batch: Batch::new(sealed, checkpoints, included),
+            message_receipts,
             receipts,
             fees,
             updates,
@@ -334,21 +452,72 @@ impl<'g> BatchBuilder<'g> {
     /// Re-execute `batch` over `store` (which must hold its `prev_state_root`) and find the first
     /// segment that is fraudulent: it holds an invalid tx, or its claimed checkpoint differs from
     /// the honest one. Stops there: `checkpoints` then holds the honest checkpoints `1..j-1`,
-    /// and `store` can read the pre-state of segment `j`.
+    /// and `store` can read the pre-state of segment `j`. For a batch with no L1 messages.
     pub fn replay<'s, S: NodeStore, B>(
         &self,
         store: &'s S,
         batch: &Batch<B>,
     ) -> Result<Replay<'s, S>, BuildError> {
+        self.replay_with_messages(store, batch, &[])
+    }
+
+    /// [`replay`](Self::replay) of a batch that executes the L1 `messages` (derivation's
+    /// [`messages_due`](crate::Derivation::messages_due) for it). Messages that are not the ones
+    /// the header commits to are an error, not a fraud: derivation rejects such a batch.
+    pub fn replay_with_messages<'s, S: NodeStore, B>(
+        &self,
+        store: &'s S,
+        batch: &Batch<B>,
+        messages: &[L1Message],
+    ) -> Result<Replay<'s, S>, BuildError> {
         let header = batch.header();
+        if usize::try_from(header.msg_count).ok() != Some(messages.len())
+            || message_root(messages) != header.msg_root
+        {
+            return Err(BuildError::Messages(format!(
+                "{} messages given, the batch commits to {} others",
+                messages.len(),
+                header.msg_count
+            )));
+        }
         let context = block_context(self.genesis, header);
         let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(store));
-        let mut root = header.prev_state_root;
         let mut checkpoints = Vec::new();
+        let mut message_receipts = Vec::new();
         let mut receipts = Vec::new();
         let mut updates = Vec::new();
         let mut fraud_segment = None;
-        for j in 1..=batch.segment_count() {
+        let message_segments = batch.message_segment_count();
+        let mut root = run_message_segments(
+            &mut tree,
+            &context,
+            header.prev_state_root,
+            (1..=message_segments).filter_map(|j| batch.segment_messages(j)),
+            messages,
+            |_, update, outcome| {
+                let j = (checkpoints.len() as u64).saturating_add(1);
+                match batch.checkpoint_at(j) {
+                    Some(claimed) if claimed.state_root == update.root => {
+                        checkpoints.push(claimed);
+                        updates.push(update);
+                        message_receipts.extend(outcome.receipts);
+                        true
+                    }
+                    _ => {
+                        fraud_segment = Some(j);
+                        false
+                    }
+                }
+            },
+        )?;
+        if fraud_segment.is_some() {
+            root = checkpoints
+                .last()
+                .map_or(header.prev_state_root, |c| c.state_root);
+        }
+        let first_tx_segment = message_segments.saturating_add(1);
+        for j in (first_tx_segment..=batch.segment_count()).take_while(|_| fraud_segment.is_none())
+        {
             let Some((segment, claimed)) = batch.segment_txs(j).zip(batch.checkpoint_at(j)) else {
                 // The checkpoints do not describe the txs: the batch was never checked.
                 fraud_segment = Some(j);
@@ -378,6 +547,7 @@ impl<'g> BatchBuilder<'g> {
         Ok(Replay {
             checkpoints,
             fraud_segment,
+            message_receipts,
             receipts,
             updates,
             store: tree.into_store(),

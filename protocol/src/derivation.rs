@@ -390,9 +390,9 @@ impl Derivation {
         self.blocks.get(index).map(|b| (b.hash, b.time))
     }
 
-    /// The L1 messages of the connected blocks at heights in `(after, up_to]`, in order: what a
-    /// batch whose parent's `l1_origin` is at `after` and whose own is at `up_to` executes
-    /// first (protocol v2).
+    /// The L1 messages of the connected blocks at heights in `(after, up_to]`, in order (a
+    /// batch executes those between two [message horizons](Genesis::message_horizon): see
+    /// [`messages_due`](Self::messages_due)).
     pub fn l1_messages(&self, after: u64, up_to: u64) -> impl Iterator<Item = &L1Message> {
         let start = self.genesis.l1_start_height;
         let first = after.saturating_add(1).saturating_sub(start);
@@ -409,10 +409,39 @@ impl Derivation {
     }
 
     /// The L1 messages no canonical batch has executed yet (those after the canonical tip's
-    /// `l1_origin`), oldest first.
+    /// [message horizon](Genesis::message_horizon)), oldest first.
     pub fn pending_l1_messages(&self) -> impl Iterator<Item = &L1Message> {
-        let after = self.tip_facts().l1_origin_height;
+        let after = self
+            .genesis
+            .message_horizon(self.tip_facts().l1_origin_height);
         self.l1_messages(after, u64::MAX)
+    }
+
+    /// The L1 messages a batch with L1 origin height `origin_height` extending a parent with
+    /// origin height `parent_origin_height` must execute (protocol v3): those of the blocks
+    /// after the parent's [message horizon](Genesis::message_horizon) up to its own, in order.
+    /// Empty when the origin is not above the parent's.
+    pub fn messages_due(&self, parent_origin_height: u64, origin_height: u64) -> Vec<L1Message> {
+        let after = self.genesis.message_horizon(parent_origin_height);
+        let up_to = self.genesis.message_horizon(origin_height);
+        if up_to <= after {
+            return Vec::new();
+        }
+        self.l1_messages(after, up_to).cloned().collect()
+    }
+
+    /// The L1 messages canonical batch `number` executed (empty for an unknown batch).
+    pub fn batch_messages(&self, number: u64) -> Vec<L1Message> {
+        let Some((record, _)) = self.batch(number) else {
+            return Vec::new();
+        };
+        let parent = number
+            .checked_sub(1)
+            .and_then(|p| self.batch(p))
+            .map_or(self.genesis_parent.l1_origin_height, |(r, _)| {
+                r.header.l1_origin.height
+            });
+        self.messages_due(parent, record.header.l1_origin.height)
     }
 
     /// Whether `batch` would join the canonical chain if its envelope were in the next block:
@@ -425,9 +454,11 @@ impl Derivation {
             start: self.genesis.l1_start_height,
             anchor_height: self.next_height(),
         };
+        let parent = self.tip_facts();
+        let due = self.messages_due(parent.l1_origin_height, batch.header().l1_origin.height);
         batch
             .clone()
-            .check(&self.genesis, &self.tip_facts(), &context)
+            .check(&self.genesis, &parent, &context, &due)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -606,8 +637,9 @@ impl Derivation {
             start: self.genesis.l1_start_height,
             anchor_height: anchor.height,
         };
+        let due = self.messages_due(parent.l1_origin_height, batch.header().l1_origin.height);
         let checked = batch
-            .check(&self.genesis, &parent, &context)
+            .check(&self.genesis, &parent, &context, &due)
             .map_err(|e| e.to_string())?;
         self.canonical.push(BatchRecord {
             header: checked.header().clone(),

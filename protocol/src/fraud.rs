@@ -10,13 +10,16 @@
 //! - the segment's signed txs with their Merkle proofs to `tx_root` (by wtxid, so signatures are
 //!   committed too; exactly the txs
 //!   `[(j-1)·K, min(j·K, n))`, in order);
+//! - for a *message segment* (protocol v3: the batch's first segments, covering items below
+//!   `msg_count`), its L1 messages with their Merkle proofs to `msg_root` instead of txs;
 //! - a [`StateWitness`] of the pre-state (checkpoint `j - 1`) covering every key the segment reads
 //!   or writes;
 //! - the challenger's L2 account.
 //!
 //! [`Judge::judge`] verifies all of it, executes the segment statelessly with
-//! [`execute_segment`] and returns [`Verdict::Fraud`] when a tx is invalid or the resulting root
-//! differs from checkpoint `j`, [`Verdict::NoFraud`] when the segment is honest, and a
+//! [`execute_segment`] (a message segment with [`execute_messages`], where an invalid forced tx
+//! is skipped, not a fraud) and returns [`Verdict::Fraud`] when a tx is invalid or the resulting
+//! root differs from checkpoint `j`, [`Verdict::NoFraud`] when the segment is honest, and a
 //! [`JudgeError`] when the proof itself is bad (wrong target, bad path, a witness that misses a
 //! key the segment needs, a pre-state record that does not decode). A rejected proof says nothing
 //! about the batch.
@@ -32,7 +35,8 @@ use std::collections::BTreeSet;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use stint_contracts::{
-    execute_segment, AccountId, BlockContext, ExecError, InvalidTxReason, SignedTx,
+    execute_messages, execute_segment, AccountId, BlockContext, ExecError, InvalidTxReason,
+    SignedTx,
 };
 use stint_state::{
     Hash, InvalidState, Key, NodeStore, RecordingView, SparseMerkleTree, StateError, StateWitness,
@@ -40,8 +44,9 @@ use stint_state::{
 };
 
 use crate::{
-    trace_leaves, tx_leaves, Batch, BatchHeader, Checkpoint, EncodeError, Genesis, MerkleProof,
-    MAX_CHECKPOINT_INTERVAL, MAX_FRAUD_PROOF_BYTES, MAX_MERKLE_DEPTH,
+    message_effects, message_leaves, trace_leaves, tx_leaves, Batch, BatchHeader, Checkpoint,
+    EncodeError, Genesis, L1Message, L1MessageKind, MerkleProof, MAX_CHECKPOINT_INTERVAL,
+    MAX_FRAUD_PROOF_BYTES, MAX_MERKLE_DEPTH,
 };
 
 /// A one-round fraud proof against segment `segment` of batch `batch_number` (see module docs).
@@ -67,6 +72,11 @@ pub struct FraudProof {
     pub txs: Vec<SignedTx>,
     /// One proof to `tx_root` per tx.
     pub tx_proofs: Vec<MerkleProof>,
+    /// The segment's L1 messages, in order, when it is a message segment (protocol v3; then
+    /// `txs` is empty, and otherwise this is).
+    pub messages: Vec<L1Message>,
+    /// One proof to `msg_root` per message.
+    pub message_proofs: Vec<MerkleProof>,
     /// Witness of the pre-state for every key the segment reads or writes.
     pub witness: StateWitness,
     /// Who challenges (the L2 account to credit once challenger rewards exist).
@@ -228,15 +238,20 @@ impl FraudProof {
         let proof: Self =
             borsh::from_slice(bytes).map_err(|e| JudgeError::Malformed(e.to_string()))?;
         let max_txs = MAX_CHECKPOINT_INTERVAL as usize;
-        if proof.txs.len() > max_txs || proof.tx_proofs.len() > max_txs {
+        if proof.txs.len() > max_txs
+            || proof.tx_proofs.len() > max_txs
+            || proof.messages.len() > max_txs
+            || proof.message_proofs.len() > max_txs
+        {
             return Err(JudgeError::Malformed(format!(
-                "more than {max_txs} txs or tx proofs"
+                "more than {max_txs} txs, messages or proofs of them"
             )));
         }
         let too_deep = |p: &MerkleProof| p.siblings.len() > MAX_MERKLE_DEPTH;
         if too_deep(&proof.pre_proof)
             || too_deep(&proof.post_proof)
             || proof.tx_proofs.iter().any(too_deep)
+            || proof.message_proofs.iter().any(too_deep)
         {
             return Err(JudgeError::Malformed(
                 "merkle proof deeper than 32 levels".into(),
@@ -247,6 +262,16 @@ impl FraudProof {
                 .call
                 .check_bounds()
                 .map_err(|e| JudgeError::Malformed(format!("tx {index}: {e}")))?;
+        }
+        for (index, message) in proof.messages.iter().enumerate() {
+            if let L1MessageKind::Forced(forced) = &message.kind {
+                forced
+                    .tx
+                    .tx
+                    .call
+                    .check_bounds()
+                    .map_err(|e| JudgeError::Malformed(format!("message {index}: {e}")))?;
+            }
         }
         if proof.encode().ok().as_deref() != Some(bytes) {
             return Err(JudgeError::Malformed("non-canonical encoding".into()));
@@ -323,45 +348,90 @@ impl Judge {
             return Err(JudgeError::BadCheckpoint { which: "post" });
         }
         let (start, end) = (u64::from(pre.tx_end), u64::from(post.tx_end));
-        if start > end || end > n || (start == end && n != 0) {
-            return Err(JudgeError::BadSegmentRange {
-                start: pre.tx_end,
-                end: post.tx_end,
-                tx_count: header.tx_count,
-            });
-        }
-
-        // The segment's txs.
-        let expected = end.saturating_sub(start);
-        if proof.txs.len() as u64 != expected || proof.tx_proofs.len() as u64 != expected {
-            return Err(JudgeError::WrongTxCount {
-                expected,
-                txs: proof.txs.len(),
-                proofs: proof.tx_proofs.len(),
-            });
-        }
-        for (i, (tx, tx_proof)) in proof.txs.iter().zip(&proof.tx_proofs).enumerate() {
-            let position = start
-                .checked_add(i as u64)
-                .ok_or(JudgeError::BadTxProof { index: i })?;
-            if !tx_proof.verify(&header.tx_root, &tx.wtxid(), position, n) {
-                return Err(JudgeError::BadTxProof { index: i });
-            }
-        }
-
-        // Stateless execution on the witness.
-        let view = WitnessView::new(pre.state_root, &proof.witness)
-            .map_err(|e| JudgeError::BadWitness(e.to_string()))?;
-        let context = block_context(genesis, header);
-        let outcome = match execute_segment(&view, &context, &proof.txs) {
-            Ok(outcome) => outcome,
-            Err(ExecError::Invalid { index, reason }) => {
-                let index = start.saturating_add(index as u64);
-                return Ok(Verdict::Fraud(Fraud::InvalidTx { index, reason }));
-            }
-            Err(e) => return Err(exec_failure(e)),
+        let m = u64::from(header.msg_count);
+        let items = m.saturating_add(n);
+        let bad_range = || JudgeError::BadSegmentRange {
+            start: pre.tx_end,
+            end: post.tx_end,
+            tx_count: header.tx_count,
         };
-        let computed = view.root_after(&outcome.changes).map_err(state_failure)?;
+        if start > end || end > items || (start == end && items != 0) || (start < m && end > m) {
+            return Err(bad_range());
+        }
+        let expected = end.saturating_sub(start);
+        let view = |proof: &FraudProof| {
+            WitnessView::new(pre.state_root, &proof.witness)
+                .map_err(|e| JudgeError::BadWitness(e.to_string()))
+        };
+        let context = block_context(genesis, header);
+        let changes = if end <= m && start < end {
+            // A message segment: its messages, proven against `msg_root`.
+            if !proof.txs.is_empty()
+                || !proof.tx_proofs.is_empty()
+                || proof.messages.len() as u64 != expected
+                || proof.message_proofs.len() as u64 != expected
+            {
+                return Err(JudgeError::WrongTxCount {
+                    expected,
+                    txs: proof.txs.len().saturating_add(proof.messages.len()),
+                    proofs: proof
+                        .tx_proofs
+                        .len()
+                        .saturating_add(proof.message_proofs.len()),
+                });
+            }
+            for (i, (message, message_proof)) in
+                proof.messages.iter().zip(&proof.message_proofs).enumerate()
+            {
+                let position = start
+                    .checked_add(i as u64)
+                    .ok_or(JudgeError::BadTxProof { index: i })?;
+                if !message_proof.verify(&header.msg_root, &message.leaf(), position, m) {
+                    return Err(JudgeError::BadTxProof { index: i });
+                }
+            }
+            let view = view(proof)?;
+            let outcome = execute_messages(&view, &context, &message_effects(&proof.messages))
+                .map_err(exec_failure)?;
+            view.root_after(&outcome.changes).map_err(state_failure)?
+        } else {
+            // A tx segment: its txs, proven against `tx_root` (positions after the messages).
+            if proof.txs.len() as u64 != expected
+                || proof.tx_proofs.len() as u64 != expected
+                || !proof.messages.is_empty()
+                || !proof.message_proofs.is_empty()
+            {
+                return Err(JudgeError::WrongTxCount {
+                    expected,
+                    txs: proof.txs.len().saturating_add(proof.messages.len()),
+                    proofs: proof
+                        .tx_proofs
+                        .len()
+                        .saturating_add(proof.message_proofs.len()),
+                });
+            }
+            let first_tx = start.saturating_sub(m);
+            for (i, (tx, tx_proof)) in proof.txs.iter().zip(&proof.tx_proofs).enumerate() {
+                let position = first_tx
+                    .checked_add(i as u64)
+                    .ok_or(JudgeError::BadTxProof { index: i })?;
+                if !tx_proof.verify(&header.tx_root, &tx.wtxid(), position, n) {
+                    return Err(JudgeError::BadTxProof { index: i });
+                }
+            }
+            // Stateless execution on the witness.
+            let view = view(proof)?;
+            let outcome = match execute_segment(&view, &context, &proof.txs) {
+                Ok(outcome) => outcome,
+                Err(ExecError::Invalid { index, reason }) => {
+                    let index = first_tx.saturating_add(index as u64);
+                    return Ok(Verdict::Fraud(Fraud::InvalidTx { index, reason }));
+                }
+                Err(e) => return Err(exec_failure(e)),
+            };
+            view.root_after(&outcome.changes).map_err(state_failure)?
+        };
+        let computed = changes;
         if computed != post.state_root {
             return Ok(Verdict::Fraud(Fraud::WrongCheckpoint {
                 segment: j,
@@ -405,7 +475,23 @@ pub fn build_fraud_proof<S: NodeStore, B>(
     segment: u64,
     challenger: AccountId,
 ) -> Result<FraudProof, ProveError> {
+    build_fraud_proof_with_messages(genesis, tree, batch, &[], segment, challenger)
+}
+
+/// [`build_fraud_proof`] for a batch that executes the L1 `messages` (the ones its header
+/// commits to, from derivation's [`messages_due`](crate::Derivation::messages_due)).
+pub fn build_fraud_proof_with_messages<S: NodeStore, B>(
+    genesis: &Genesis,
+    tree: &SparseMerkleTree<S>,
+    batch: &Batch<B>,
+    messages: &[L1Message],
+    segment: u64,
+    challenger: AccountId,
+) -> Result<FraudProof, ProveError> {
     let header = batch.header();
+    if usize::try_from(header.msg_count).ok() != Some(messages.len()) {
+        return Err(ProveError::Inconsistent);
+    }
     let segments = batch.segment_count();
     if segment == 0 || segment > segments {
         return Err(ProveError::WrongSegment { segment, segments });
@@ -427,28 +513,50 @@ pub fn build_fraud_proof<S: NodeStore, B>(
     let post_proof =
         MerkleProof::build(&leaves, to_usize(pre_index)?).ok_or(ProveError::Inconsistent)?;
 
-    let range = batch
-        .segment_range(segment)
-        .ok_or(ProveError::Inconsistent)?;
-    let txs = batch
-        .txs()
-        .get(range.clone())
-        .ok_or(ProveError::Inconsistent)?;
-    let tx_leaves = tx_leaves(batch.txs());
-    let mut tx_proofs = Vec::with_capacity(txs.len());
-    for position in range {
-        tx_proofs.push(MerkleProof::build(&tx_leaves, position).ok_or(ProveError::Inconsistent)?);
-    }
-
-    // Learn the keys the segment touches by running it over the full pre-state.
+    let context = block_context(genesis, header);
     let recording = RecordingView::new(tree.view(pre_checkpoint.state_root));
-    let written: BTreeSet<Key> =
-        match execute_segment(&recording, &block_context(genesis, header), txs) {
+    let (txs, tx_proofs, segment_messages, message_proofs, written) = if let Some(range) =
+        batch.segment_messages(segment)
+    {
+        let slice = messages
+            .get(range.clone())
+            .ok_or(ProveError::Inconsistent)?;
+        let leaves = message_leaves(messages);
+        let mut proofs = Vec::with_capacity(slice.len());
+        for position in range {
+            proofs.push(MerkleProof::build(&leaves, position).ok_or(ProveError::Inconsistent)?);
+        }
+        // Learn the keys the segment touches by running it over the full pre-state.
+        let written: BTreeSet<Key> =
+            match execute_messages(&recording, &context, &message_effects(slice)) {
+                Ok(outcome) => outcome.changes.keys().copied().collect(),
+                Err(ExecError::Internal(e)) => return Err(ProveError::State(e)),
+                Err(e) => return Err(ProveError::Execution(e.to_string())),
+            };
+        (Vec::new(), Vec::new(), slice.to_vec(), proofs, written)
+    } else {
+        let range = batch
+            .segment_range(segment)
+            .ok_or(ProveError::Inconsistent)?;
+        let txs = batch
+            .txs()
+            .get(range.clone())
+            .ok_or(ProveError::Inconsistent)?;
+        let tx_leaves = tx_leaves(batch.txs());
+        let mut tx_proofs = Vec::with_capacity(txs.len());
+        for position in range {
+            tx_proofs
+                .push(MerkleProof::build(&tx_leaves, position).ok_or(ProveError::Inconsistent)?);
+        }
+        // Learn the keys the segment touches by running it over the full pre-state.
+        let written: BTreeSet<Key> = match execute_segment(&recording, &context, txs) {
             Ok(outcome) => outcome.changes.keys().copied().collect(),
             Err(ExecError::Invalid { .. }) => BTreeSet::new(),
             Err(ExecError::Internal(e)) => return Err(ProveError::State(e)),
             Err(e) => return Err(ProveError::Execution(e.to_string())),
         };
+        (txs.to_vec(), tx_proofs, Vec::new(), Vec::new(), written)
+    };
     let (_, mut keys) = recording.into_parts();
     keys.extend(written);
     let witness = tree.witness(&pre_checkpoint.state_root, &keys)?;
@@ -462,8 +570,10 @@ pub fn build_fraud_proof<S: NodeStore, B>(
         pre_proof,
         post_checkpoint,
         post_proof,
-        txs: txs.to_vec(),
+        txs,
         tx_proofs,
+        messages: segment_messages,
+        message_proofs,
         witness,
         challenger,
     })

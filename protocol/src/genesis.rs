@@ -24,9 +24,11 @@
 //! }
 //! ```
 //! `sequencing_window` (`S`), `l1_confirmations` and `bridge` are the protocol v2 L1-message
-//! parameters (see the `l1` module): a batch's `l1_origin` may lag its anchoring block by at
-//! most `S` blocks and must be at least `l1_confirmations` below it; without a `bridge` there
-//! are no deposits (forced txs still work).
+//! parameters (see the `l1` module): a batch executes the L1 messages of blocks with at least
+//! `l1_confirmations` confirmations as seen from its `l1_origin`
+//! ([`Genesis::message_horizon`]), and its `l1_origin` is to lag its anchoring block by at most
+//! `S` blocks (designed, not enforced yet: docs/decisions.md); without a `bridge` there are no
+//! deposits (forced txs still work).
 //! `dispute_window`, `checkpoint_interval`, `max_batch_txs`, `max_batch_bytes` and
 //! `max_timestamp_drift_secs` may be left out and then take their defaults ([`DEFAULT_DISPUTE_WINDOW`],
 //! ...). Derivation starts at the block `l1_start_height`, which must have hash `l1_start_hash`.
@@ -196,6 +198,15 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
 }
 
 impl Genesis {
+    /// The message horizon of a batch with L1 origin height `origin_height`: the highest block
+    /// whose L1 messages it covers (the block with `l1_confirmations` confirmations when the
+    /// origin is the tip; see the `l1` module).
+    pub fn message_horizon(&self, origin_height: u64) -> u64 {
+        origin_height
+            .saturating_add(1)
+            .saturating_sub(self.l1_confirmations.max(1))
+    }
+
     /// A genesis with the given essentials and default parameters (dispute window
     /// [`DEFAULT_DISPUTE_WINDOW`]; set `dispute_window` to [`DEVNET_DISPUTE_WINDOW`] for a devnet).
     pub fn new(

@@ -32,6 +32,13 @@
 //! [`MAX_L1_MESSAGES_PER_BLOCK`] count per block; later ones are ignored and reported, so a flood
 //! costs its author Bitcoin fees and delays nobody by more than a block. Blocks at or below the
 //! genesis `l1_start_height` carry no messages (the genesis covers them).
+//!
+//! # Which batch executes them (protocol v3)
+//! A message is *due* once its block has `l1_confirmations` confirmations as seen from a batch's
+//! `l1_origin`: a batch with origin height `o` covers the messages of the blocks up to its
+//! [horizon](Genesis::message_horizon) `o + 1 − l1_confirmations`, and executes, first and in
+//! order, those of the blocks its horizon newly covers (after its parent's horizon). The header
+//! commits to them ([`message_root`](crate::message_root)).
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::opcodes::all::{OP_CHECKSIG, OP_CHECKSIGADD, OP_NUMEQUAL, OP_RETURN};
@@ -41,7 +48,7 @@ use bitcoin::taproot::TaprootBuilder;
 use bitcoin::{Block, OutPoint, Script, ScriptBuf, Transaction, Txid};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
-use stint_contracts::{AccountId, SignedTx, MAX_SIGNED_TX_SIZE};
+use stint_contracts::{AccountId, L1Effect, SignedTx, MAX_SIGNED_TX_SIZE};
 use stint_state::{tagged_hash, Hash};
 
 use crate::{locate_envelopes, EnvelopeKind};
@@ -273,6 +280,22 @@ impl L1Message {
     pub fn leaf(&self) -> Hash {
         tagged_hash(L1_MESSAGE_TAG, &[&self.encode()])
     }
+
+    /// What it asks of the state transition.
+    pub fn effect(&self) -> L1Effect<'_> {
+        match &self.kind {
+            L1MessageKind::Deposit(d) => L1Effect::Credit {
+                account: d.account,
+                amount: d.amount,
+            },
+            L1MessageKind::Forced(f) => L1Effect::Forced(&f.tx),
+        }
+    }
+}
+
+/// The state-transition effects of `messages`, in order.
+pub fn message_effects(messages: &[L1Message]) -> Vec<L1Effect<'_>> {
+    messages.iter().map(L1Message::effect).collect()
 }
 
 /// Why an output paying the bridge is not credited.

@@ -6,4 +6,5 @@ mod derivation;
 mod genesis;
 mod judge;
 mod l1;
+mod messages;
 mod props;

@@ -1,0 +1,447 @@
+//! L1 messages in batches (protocol v3): a batch executes, first and in order, exactly the
+//! messages due at its origin; derivation rejects one that omits, reorders, drops or invents a
+//! message, and a message segment is fraud-provable like any other.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash as _;
+use bitcoin::{Amount, Block, OutPoint, Sequence, Transaction, TxIn, TxOut, Witness};
+use stint_contracts::{read_account, InvalidTxReason, MessageReceipt, SignedTx};
+use stint_protocol::{
+    build_fraud_proof_with_messages, Batch, BatchBuilder, BatchError, Bridge, BuildParams,
+    Checkpoint, Deposit, DepositTag, Derivation, DerivationEvent, EnvelopeKind, Fraud, Genesis,
+    Judge, JudgeError, L1Message, L1MessageKind, L1Origin, ParentFacts, SealedBatch, Verdict,
+};
+use stint_state::{MemoryNodeStore, SparseMerkleTree};
+
+use crate::common::*;
+
+const CONFIRMATIONS: u64 = 2;
+
+fn bridge() -> Bridge {
+    Bridge {
+        signers: vec![btc_key(31), btc_key(32), btc_key(33)],
+        threshold: 2,
+        min_deposit: 1_000,
+    }
+}
+
+fn deposit_tx(to: u8, sats: u64, salt: u32) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: bitcoin::Txid::from_byte_array([salt as u8; 32]),
+                vout: salt,
+            },
+            script_sig: bitcoin::ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(sats),
+                script_pubkey: bridge().script_pubkey().unwrap(),
+            },
+            TxOut {
+                value: Amount::ZERO,
+                script_pubkey: DepositTag {
+                    account: account(to),
+                }
+                .to_script(),
+            },
+        ],
+    }
+}
+
+/// A chain of synthetic blocks with a bridge genesis (`K` = 2, 2 confirmations), a derivation
+/// following it and a store of honest states.
+struct World {
+    g: Genesis,
+    store: MemoryNodeStore,
+    genesis_root: [u8; 32],
+    derivation: Derivation,
+    blocks: Vec<Block>,
+    salt: u32,
+}
+
+impl World {
+    fn new() -> Self {
+        let start = start_block();
+        let mut g = genesis_with(&start, 2, 6);
+        g.bridge = Some(bridge());
+        g.l1_confirmations = CONFIRMATIONS;
+        g.validate().unwrap();
+        let (store, genesis_root) = genesis_store(&g);
+        let mut derivation = Derivation::new(g.clone(), genesis_root);
+        derivation.connect_block(0, &start).unwrap();
+        Self {
+            g,
+            store,
+            genesis_root,
+            derivation,
+            blocks: vec![start],
+            salt: 200,
+        }
+    }
+
+    fn tip(&self) -> u64 {
+        self.blocks.len() as u64 - 1
+    }
+
+    fn mine(&mut self, txdata: Vec<Transaction>) -> Vec<DerivationEvent> {
+        self.salt += 1;
+        let prev = self.blocks.last().unwrap().block_hash();
+        let b = block(prev, T0 + 600 * self.blocks.len() as u64, self.salt, txdata);
+        let events = self.derivation.connect_block(self.tip() + 1, &b).unwrap();
+        self.blocks.push(b);
+        events
+    }
+
+    fn params(&self, parent: ParentFacts) -> BuildParams {
+        let origin = self.blocks.last().unwrap();
+        BuildParams {
+            parent,
+            timestamp: T0 + 600 * self.tip(),
+            l1_origin: L1Origin {
+                height: self.tip(),
+                hash: origin.block_hash().to_byte_array(),
+            },
+        }
+    }
+
+    /// Build (honestly) a batch on `parent` with the current tip as origin that executes
+    /// `messages`, whatever derivation says is due.
+    fn build(
+        &self,
+        parent: ParentFacts,
+        messages: &[L1Message],
+        txs: Vec<SignedTx>,
+    ) -> SealedBatch {
+        BatchBuilder::new(&self.g)
+            .build_with_messages(&self.store, &self.params(parent), messages, txs)
+            .unwrap()
+    }
+
+    fn keep(&mut self, sealed: &SealedBatch) {
+        for update in &sealed.updates {
+            self.store.write(update);
+        }
+    }
+
+    fn reveal_batch(&mut self, batch: &Batch) -> Transaction {
+        self.salt += 1;
+        let envelope = batch_envelope(&self.g, ANCHOR, batch.hash(), batch.encode().unwrap());
+        reveal_envelope(&envelope, ANCHOR, self.salt)
+    }
+
+    fn genesis_parent(&self) -> ParentFacts {
+        ParentFacts::genesis(&self.g, self.genesis_root)
+    }
+}
+
+fn anchored(events: &[DerivationEvent]) -> Vec<(u64, [u8; 32])> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DerivationEvent::BatchAnchored { batch, .. } => {
+                Some((batch.header().number, batch.hash()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejections(events: &[DerivationEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DerivationEvent::BatchRejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Block 1 holds a deposit of 50,000 sats to account 3, a forced transfer from Alice, and a
+/// forced transfer with a wrong nonce; block 2 is empty. With 2 confirmations, a batch with
+/// origin 2 must execute block 1's three messages.
+fn world_with_messages() -> (World, Vec<L1Message>) {
+    let mut w = World::new();
+    w.mine(vec![
+        deposit_tx(3, 50_000, 1),
+        reveal(
+            EnvelopeKind::ForcedTx,
+            40,
+            transfer(ALICE, BOB, 0, 7).encode(),
+            2,
+        ),
+        reveal(
+            EnvelopeKind::ForcedTx,
+            41,
+            transfer(ALICE, BOB, 9, 7).encode(),
+            3,
+        ),
+    ]);
+    assert_eq!(
+        w.derivation.messages_due(0, 1).len(),
+        0,
+        "one confirmation is not enough"
+    );
+    w.mine(vec![]);
+    let due = w.derivation.messages_due(0, w.tip());
+    assert_eq!(due.len(), 3);
+    (w, due)
+}
+
+#[test]
+fn deposits_credit_and_an_invalid_forced_tx_is_skipped_with_a_receipt() {
+    let (w, due) = world_with_messages();
+    let sealed = w.build(w.genesis_parent(), &due, vec![transfer(ALICE, BOB, 1, 5)]);
+    let header = sealed.batch.header();
+    assert_eq!(header.msg_count, 3);
+    assert_eq!(header.msg_root, stint_protocol::message_root(&due));
+    // K = 2: two message segments, then the tx segment.
+    assert_eq!(sealed.batch.message_segment_count(), 2);
+    assert_eq!(sealed.batch.segment_count(), 3);
+    assert_eq!(sealed.batch.segment_range(3), Some(0..1));
+    assert!(matches!(
+        sealed.message_receipts.as_slice(),
+        [
+            MessageReceipt::Credited { amount: 50_000, .. },
+            MessageReceipt::Executed(r),
+            MessageReceipt::Skipped {
+                reason: InvalidTxReason::WrongNonce { found: 9, expected: 1 },
+                ..
+            },
+        ] if r.error.is_none()
+    ));
+    let mut store = w.store;
+    for update in &sealed.updates {
+        store.write(update);
+    }
+    let tree = SparseMerkleTree::new(&store);
+    let balance = |seed| {
+        read_account(&tree.view(header.state_root), &account(seed))
+            .unwrap()
+            .balance
+    };
+    assert_eq!(balance(3), 50_000);
+    assert_eq!(balance(ALICE), 1_000_000 - 1 - 7 - 1 - 5);
+    assert_eq!(balance(BOB), 1_000 + 7 + 5);
+    assert_eq!(balance(FEES), 2);
+}
+
+#[test]
+fn a_batch_that_omits_reorders_drops_or_invents_a_message_is_rejected() {
+    let (mut w, due) = world_with_messages();
+    let parent = w.genesis_parent();
+    let honest = w.build(parent, &due, vec![]);
+    // An attacker's batches, each built honestly over the wrong messages and signed with the
+    // anchor key (the sequencer is the attacker), so only the message rule can refuse them.
+    let omitted = w.build(parent, &[], vec![transfer(ALICE, BOB, 0, 5)]);
+    let reordered = w.build(
+        parent,
+        &[due[1].clone(), due[0].clone(), due[2].clone()],
+        vec![],
+    );
+    let dropped = w.build(parent, &due[..2], vec![]);
+    let invented = {
+        let mut more = due.clone();
+        more.push(L1Message {
+            height: 1,
+            index: 3,
+            kind: L1MessageKind::Deposit(Deposit {
+                txid: [0xaa; 32],
+                vout: 0,
+                account: account(ALICE),
+                amount: 1_000_000,
+            }),
+        });
+        w.build(parent, &more, vec![])
+    };
+    let forged_count = {
+        // Header copied from the honest batch, the count lowered: structure still checks out.
+        let (mut header, checkpoints, txs) = honest.batch.clone().into_parts();
+        header.msg_count = 2;
+        let checkpoints = vec![Checkpoint::new(checkpoints[0].state_root, 2)];
+        header.trace_root = stint_protocol::trace_root(&checkpoints);
+        header.state_root = checkpoints[0].state_root;
+        Batch::new(header, checkpoints, txs)
+    };
+    let forgeries = [
+        &omitted.batch,
+        &reordered.batch,
+        &dropped.batch,
+        &invented.batch,
+        &forged_count,
+    ];
+    let mut txs: Vec<Transaction> = forgeries.iter().map(|b| w.reveal_batch(b)).collect();
+    txs.push(w.reveal_batch(&honest.batch));
+    let events = w.mine(txs);
+    assert_eq!(anchored(&events), vec![(1, honest.batch.hash())]);
+    let reasons = rejections(&events);
+    assert_eq!(reasons.len(), forgeries.len(), "{reasons:?}");
+    for reason in &reasons {
+        assert!(
+            reason.contains("msg_count") || reason.contains("msg_root"),
+            "{reason}"
+        );
+    }
+    // What the batch executed is on record, and nothing is pending any more.
+    assert_eq!(w.derivation.batch_messages(1), due);
+    assert_eq!(w.derivation.pending_l1_messages().count(), 0);
+}
+
+#[test]
+fn the_same_message_is_never_due_twice_and_later_blocks_come_later() {
+    let (mut w, due) = world_with_messages();
+    let first = w.build(w.genesis_parent(), &due, vec![]);
+    w.keep(&first);
+    let reveal = w.reveal_batch(&first.batch);
+    w.mine(vec![reveal, deposit_tx(4, 2_000, 5)]); // block 3, with a deposit
+                                                   // Batch 2 with origin 3 covers block 2 only: block 1's messages are not due again and
+                                                   // block 3's deposit is not confirmed enough yet.
+    let parent = ParentFacts::of(first.batch.header());
+    assert!(w.derivation.messages_due(2, 3).is_empty());
+    let again = w.build(parent, &due, vec![]);
+    let second = w.build(parent, &[], vec![]);
+    w.keep(&second);
+    let (r1, r2) = (w.reveal_batch(&again.batch), w.reveal_batch(&second.batch));
+    let events = w.mine(vec![r1, r2]); // block 4
+    assert_eq!(anchored(&events), vec![(2, second.batch.hash())]);
+    // Batch 3 with origin 4 must credit block 3's deposit.
+    let parent = ParentFacts::of(second.batch.header());
+    let due3 = w.derivation.messages_due(3, 4);
+    assert!(matches!(
+        due3.as_slice(),
+        [L1Message { height: 3, kind: L1MessageKind::Deposit(d), .. }] if d.amount == 2_000
+    ));
+    let third = w.build(parent, &due3, vec![]);
+    let reveal = w.reveal_batch(&third.batch);
+    assert_eq!(
+        anchored(&w.mine(vec![reveal])),
+        vec![(3, third.batch.hash())]
+    );
+}
+
+#[test]
+fn precheck_and_check_name_the_message_rule() {
+    let (w, due) = world_with_messages();
+    let omitted = w.build(w.genesis_parent(), &[], vec![]);
+    let reason = w.derivation.precheck(&omitted.batch).unwrap_err();
+    assert!(reason.contains("msg_count 0 but 3"), "{reason}");
+    let honest = w.build(w.genesis_parent(), &due, vec![]);
+    assert_eq!(w.derivation.precheck(&honest.batch), Ok(()));
+    let reordered = w.build(
+        w.genesis_parent(),
+        &[due[0].clone(), due[2].clone(), due[1].clone()],
+        vec![],
+    );
+    assert_eq!(
+        w.derivation.precheck(&reordered.batch).unwrap_err(),
+        BatchError::MsgRoot.to_string()
+    );
+}
+
+#[test]
+fn message_segments_are_fraud_provable_and_honest_ones_are_not() {
+    let (mut w, due) = world_with_messages();
+    let parent = w.genesis_parent();
+    let honest = w.build(parent, &due, vec![transfer(ALICE, BOB, 1, 5)]);
+    let g = w.g.clone();
+    let builder = BatchBuilder::new(&g);
+
+    // Honest: replay agrees, and no segment's proof convinces the judge.
+    let replay = builder
+        .replay_with_messages(&w.store, &honest.batch, &due)
+        .unwrap();
+    assert_eq!(replay.fraud_segment, None);
+    assert_eq!(replay.message_receipts, honest.message_receipts);
+    let mut store = w.store.clone();
+    for update in &honest.updates {
+        store.write(update);
+    }
+    let full = SparseMerkleTree::new(&store);
+    for j in 1..=3 {
+        let proof =
+            build_fraud_proof_with_messages(&w.g, &full, &honest.batch, &due, j, account(BOB))
+                .unwrap();
+        let bytes = proof.encode().unwrap();
+        assert_eq!(
+            Judge::judge_bytes(&w.g, honest.batch.header(), &bytes),
+            Ok(Verdict::NoFraud),
+            "segment {j}"
+        );
+    }
+    // Replaying with other messages than the committed ones is refused, not judged.
+    assert!(builder
+        .replay_with_messages(&w.store, &honest.batch, &due[..2])
+        .is_err());
+
+    // A copy of the honest batch whose first message checkpoint credits someone else.
+    let forged = forge_checkpoint(&honest.batch, 0, [0xee; 32]);
+    let replay = builder
+        .replay_with_messages(&w.store, &forged, &due)
+        .unwrap();
+    assert_eq!(replay.fraud_segment, Some(1));
+    let tree = SparseMerkleTree::new(&w.store);
+    let proof =
+        build_fraud_proof_with_messages(&w.g, &tree, &forged, &due, 1, account(BOB)).unwrap();
+    assert_eq!(proof.messages.len(), 2);
+    assert!(proof.txs.is_empty());
+    match Judge::judge(&w.g, forged.header(), &proof).unwrap() {
+        Verdict::Fraud(Fraud::WrongCheckpoint { segment: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The proof's messages are bound to msg_root: a swapped message is a bad proof.
+    let mut tampered = proof.clone();
+    tampered.messages.swap(0, 1);
+    assert_eq!(
+        Judge::judge(&w.g, forged.header(), &tampered),
+        Err(JudgeError::BadTxProof { index: 0 })
+    );
+    // Txs instead of messages for a message segment is a bad proof too.
+    let mut mixed = proof.clone();
+    mixed.txs.push(transfer(ALICE, BOB, 1, 5));
+    assert!(matches!(
+        Judge::judge(&w.g, forged.header(), &mixed),
+        Err(JudgeError::WrongTxCount { .. })
+    ));
+
+    // The challenge goes through derivation: the forged batch is anchored, then invalidated.
+    let reveal = w.reveal_batch(&forged);
+    assert_eq!(anchored(&w.mine(vec![reveal])), vec![(1, forged.hash())]);
+    w.salt += 1;
+    let challenge = reveal_challenge(&proof, w.salt);
+    let events = w.mine(vec![challenge.clone()]);
+    assert!(
+        events.contains(&DerivationEvent::BatchInvalidated {
+            number: 1,
+            hash: forged.hash(),
+            by: challenge.compute_txid(),
+        }),
+        "{events:?}"
+    );
+
+    // A wrong checkpoint in the tx segment after the messages is proven at the right tx.
+    let forged_tx = forge_checkpoint(&honest.batch, 2, [0xdd; 32]);
+    let replay = builder
+        .replay_with_messages(&w.store, &forged_tx, &due)
+        .unwrap();
+    assert_eq!(replay.fraud_segment, Some(3));
+    let mut store = w.store.clone();
+    store.write(&honest.updates[0]);
+    store.write(&honest.updates[1]);
+    let tree = SparseMerkleTree::new(&store);
+    let proof =
+        build_fraud_proof_with_messages(&w.g, &tree, &forged_tx, &due, 3, account(BOB)).unwrap();
+    assert_eq!(proof.txs.len(), 1);
+    assert!(matches!(
+        Judge::judge(&w.g, forged_tx.header(), &proof).unwrap(),
+        Verdict::Fraud(Fraud::WrongCheckpoint { segment: 3, .. })
+    ));
+}
+
+fn reveal_challenge(proof: &stint_protocol::FraudProof, salt: u32) -> Transaction {
+    reveal(EnvelopeKind::Challenge, 3, proof.encode().unwrap(), salt)
+}
