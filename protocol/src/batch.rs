@@ -332,6 +332,19 @@ pub enum BatchError {
         /// L1 origin height in the header.
         got: u64,
     },
+    /// The L1 origin lags the anchoring block by more than the sequencing window (protocol v3:
+    /// so no L1 message waits longer than `S` blocks for a batch).
+    #[error(
+        "l1 origin height {got} is more than the sequencing window of {window} blocks below the anchoring block {anchor_height}"
+    )]
+    L1OriginTooOld {
+        /// Height of the anchoring block.
+        anchor_height: u64,
+        /// L1 origin height in the header.
+        got: u64,
+        /// Genesis `sequencing_window`.
+        window: u64,
+    },
     /// The L1 origin is not a block of the anchoring block's chain.
     #[error("l1 origin at height {height} is not an ancestor of the anchoring block")]
     L1OriginNotAncestor {
@@ -871,6 +884,14 @@ impl Batch<Unchecked> {
                 got: origin.height,
             });
         }
+        let window = genesis.sequencing_window;
+        if origin.height.saturating_add(window) < anchor_height {
+            return Err(BatchError::L1OriginTooOld {
+                anchor_height,
+                got: origin.height,
+                window,
+            });
+        }
         let block = l1
             .block_at(origin.height)
             .filter(|block| block.hash == origin.hash)
@@ -1240,6 +1261,24 @@ mod tests {
             let err = check(header, checkpoints).unwrap_err();
             assert!(expected(&err), "case {i}: {err}");
         }
+    }
+
+    #[test]
+    fn the_origin_may_lag_the_anchor_by_at_most_the_sequencing_window() {
+        // The fixture anchors at height 3 with origin 1: a lag of 2 blocks.
+        let (mut g, parent, chain, h) = fixture();
+        let batch = Batch::new(h, vec![cp(1, 0)], vec![]);
+        g.sequencing_window = 2;
+        assert!(batch.clone().check(&g, &parent, &chain, &[]).is_ok());
+        g.sequencing_window = 1;
+        assert_eq!(
+            batch.check(&g, &parent, &chain, &[]).unwrap_err(),
+            BatchError::L1OriginTooOld {
+                anchor_height: 3,
+                got: 1,
+                window: 1
+            }
+        );
     }
 
     #[test]

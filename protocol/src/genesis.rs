@@ -26,9 +26,8 @@
 //! `sequencing_window` (`S`), `l1_confirmations` and `bridge` are the protocol v2 L1-message
 //! parameters (see the `l1` module): a batch executes the L1 messages of blocks with at least
 //! `l1_confirmations` confirmations as seen from its `l1_origin`
-//! ([`Genesis::message_horizon`]), and its `l1_origin` is to lag its anchoring block by at most
-//! `S` blocks (designed, not enforced yet: docs/decisions.md); without a `bridge` there are no
-//! deposits (forced txs still work).
+//! ([`Genesis::message_horizon`]), and its `l1_origin` may lag its anchoring block by at most
+//! `S` blocks; without a `bridge` there are no deposits (forced txs still work).
 //! `dispute_window`, `checkpoint_interval`, `max_batch_txs`, `max_batch_bytes` and
 //! `max_timestamp_drift_secs` may be left out and then take their defaults ([`DEFAULT_DISPUTE_WINDOW`],
 //! ...). Derivation starts at the block `l1_start_height`, which must have hash `l1_start_hash`.

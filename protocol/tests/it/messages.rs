@@ -16,6 +16,7 @@ use stint_state::{MemoryNodeStore, SparseMerkleTree};
 use crate::common::*;
 
 const CONFIRMATIONS: u64 = 2;
+const WINDOW: u64 = 3;
 
 fn bridge() -> Bridge {
     Bridge {
@@ -71,6 +72,7 @@ impl World {
         let mut g = genesis_with(&start, 2, 6);
         g.bridge = Some(bridge());
         g.l1_confirmations = CONFIRMATIONS;
+        g.sequencing_window = WINDOW;
         g.validate().unwrap();
         let (store, genesis_root) = genesis_store(&g);
         let mut derivation = Derivation::new(g.clone(), genesis_root);
@@ -99,13 +101,16 @@ impl World {
     }
 
     fn params(&self, parent: ParentFacts) -> BuildParams {
-        let origin = self.blocks.last().unwrap();
+        self.params_at(parent, self.tip())
+    }
+
+    fn params_at(&self, parent: ParentFacts, origin: u64) -> BuildParams {
         BuildParams {
             parent,
-            timestamp: T0 + 600 * self.tip(),
+            timestamp: T0 + 600 * origin,
             l1_origin: L1Origin {
-                height: self.tip(),
-                hash: origin.block_hash().to_byte_array(),
+                height: origin,
+                hash: self.blocks[origin as usize].block_hash().to_byte_array(),
             },
         }
     }
@@ -444,4 +449,39 @@ fn message_segments_are_fraud_provable_and_honest_ones_are_not() {
 
 fn reveal_challenge(proof: &stint_protocol::FraudProof, salt: u32) -> Transaction {
     reveal(EnvelopeKind::Challenge, 3, proof.encode().unwrap(), salt)
+}
+
+/// A censoring sequencer that keeps its L1 origin below a message's block can delay it only
+/// until the origin is more than the sequencing window below the anchoring block: then its
+/// batch is refused, and any origin it may use covers the message.
+#[test]
+fn a_censor_that_keeps_its_origin_is_refused_after_the_sequencing_window() {
+    let (mut w, due) = world_with_messages(); // messages in block 1, tip 2
+    let parent = w.genesis_parent();
+    // Origin 1 covers no message yet (horizon 0): a valid batch without them.
+    let censoring = BatchBuilder::new(&w.g)
+        .build(
+            &w.store,
+            &w.params_at(parent, 1),
+            vec![transfer(ALICE, BOB, 0, 5)],
+        )
+        .unwrap();
+    assert!(w.derivation.messages_due(0, 1).is_empty());
+    w.mine(vec![]); // 3: anchoring in block 4 with origin 1 is within the window (lag 3)
+    assert_eq!(w.derivation.precheck(&censoring.batch), Ok(()));
+    w.mine(vec![]); // 4
+                    // In block 5 the lag would be 4 > 3.
+    let reveal = w.reveal_batch(&censoring.batch);
+    let events = w.mine(vec![reveal]);
+    assert!(anchored(&events).is_empty());
+    let reasons = rejections(&events);
+    assert!(reasons[0].contains("sequencing window"), "{reasons:?}");
+    // Every origin the window allows now covers block 1: the messages must be executed.
+    let honest = w.build(parent, &due, vec![]);
+    assert_eq!(honest.batch.header().l1_origin.height, 5);
+    let reveal = w.reveal_batch(&honest.batch);
+    assert_eq!(
+        anchored(&w.mine(vec![reveal])),
+        vec![(1, honest.batch.hash())]
+    );
 }
