@@ -645,7 +645,7 @@ pub fn measure_verifier(
     let challenger = stint_contracts::AccountId([0xcc; 32]);
     let replay_all = || -> anyhow::Result<()> {
         for batch in &recorded.batches {
-            match stint_verifier::replay_batch(genesis, &recorded.store, batch, challenger)? {
+            match stint_verifier::replay_batch(genesis, &recorded.store, batch, &[], challenger)? {
                 stint_verifier::ReplayVerdict::Honest(_) => {}
                 stint_verifier::ReplayVerdict::Fraud(f) => {
                     anyhow::bail!(

@@ -239,19 +239,38 @@ async fn follow<S: BlockSource>(
                 let events = derivation.connect_block(height, &block).map_err(|e| {
                     SequencerError::Internal(format!("derivation refused block {height}: {e}"))
                 })?;
+                let messages: Vec<_> = derivation
+                    .l1_messages(height.saturating_sub(1), height)
+                    .cloned()
+                    .collect();
                 let mut chain = ctx.chain.status_mut();
                 chain
                     .l1_blocks
                     .insert(height, (block.block_hash(), u64::from(block.header.time)));
+                if !messages.is_empty() {
+                    tracing::info!(target: "sequencer::anchor", height, messages = messages.len(), "L1 messages found");
+                    chain.l1_messages.insert(height, messages);
+                }
                 let keep_from = height.saturating_sub(L1_BLOCK_MEMORY);
                 chain.l1_blocks = chain.l1_blocks.split_off(&keep_from);
+                // Messages are kept as long as a batch may still have to execute them: the
+                // sequencing window bounds how far an origin lags the tip.
+                let window = ctx
+                    .genesis
+                    .sequencing_window
+                    .saturating_add(ctx.genesis.l1_confirmations);
+                let keep_messages_from = height.saturating_sub(L1_BLOCK_MEMORY.max(window));
+                chain.l1_messages = chain.l1_messages.split_off(&keep_messages_from);
                 events
             }
             ChainEvent::Disconnected { height, hash } => {
                 let events = derivation.disconnect_block(height, hash).map_err(|e| {
                     SequencerError::Internal(format!("derivation refused disconnect {height}: {e}"))
                 })?;
-                ctx.chain.status_mut().l1_blocks.remove(&height);
+                let mut chain = ctx.chain.status_mut();
+                chain.l1_blocks.remove(&height);
+                chain.l1_messages.remove(&height);
+                drop(chain);
                 tracing::info!(target: "sequencer::anchor", height, %hash, "L1 block disconnected");
                 events
             }

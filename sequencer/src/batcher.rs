@@ -254,7 +254,29 @@ fn seal_locked(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
         }
         picked
     };
-    if candidates.is_empty() {
+    // The L1 messages the next batch must execute (protocol v3): deposits and forced txs of
+    // the blocks its origin newly covers. A batch is sealed for them even with no tx waiting.
+    let messages_waiting = {
+        let after = limits.message_horizon(head.l1_origin.height);
+        let chain = sealer.chain.status();
+        chain
+            .l1_messages
+            .range(after.saturating_add(1)..)
+            .next()
+            .is_some()
+    };
+    let origin = if candidates.is_empty() && !messages_waiting {
+        None
+    } else {
+        origin_and_time(sealer, &head)
+    };
+    let due = origin.map_or_else(Vec::new, |(l1_origin, _)| {
+        sealer
+            .chain
+            .status()
+            .messages_due(limits, head.l1_origin.height, l1_origin.height)
+    });
+    if candidates.is_empty() && due.is_empty() {
         // No batch to carry them: the drop records of expired txs are written now.
         let evicted = sealer.admission.pool().take_evicted();
         if !evicted.is_empty() {
@@ -266,7 +288,7 @@ fn seal_locked(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
         }
         return Ok(None);
     }
-    let result = build_and_commit(sealer, &head, limits, candidates);
+    let result = build_and_commit(sealer, &head, limits, origin, &due, candidates);
     if result.is_err() {
         sealer.admission.pool().abort_seal();
     }
@@ -277,9 +299,11 @@ fn build_and_commit(
     sealer: &Sealer,
     head: &Head,
     limits: &Genesis,
+    origin: Option<(L1Origin, u64)>,
+    due: &[stint_protocol::L1Message],
     candidates: Vec<(SignedTx, u64)>,
 ) -> Result<u64, SequencerError> {
-    let Some((l1_origin, timestamp)) = origin_and_time(sealer, head) else {
+    let Some((l1_origin, timestamp)) = origin else {
         return Err(SequencerError::Internal(
             "no valid batch timestamp for the L1 origin yet".into(),
         ));
@@ -306,7 +330,7 @@ fn build_and_commit(
     let builder = BatchBuilder::new(limits).with_prechecked_signatures();
     let build_started = std::time::Instant::now();
     let mut sealed = builder
-        .build(sealer.store.state(), &params, txs)
+        .build_with_messages(sealer.store.state(), &params, due, txs)
         .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;
     sealer
         .metrics

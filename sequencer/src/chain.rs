@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use bitcoin::hashes::Hash as _;
 use bitcoin::BlockHash;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use stint_protocol::{Genesis, L1Origin};
+use stint_protocol::{Genesis, L1Message, L1Origin};
 use stint_state::Hash;
 
 use crate::error::SequencerError;
@@ -49,6 +49,9 @@ pub(crate) struct ChainStatus {
     pub(crate) l1_tip: Option<(u64, BlockHash)>,
     /// Recent followed blocks: height → (hash, time).
     pub(crate) l1_blocks: BTreeMap<u64, (BlockHash, u64)>,
+    /// The L1 messages of recent followed blocks that carry any: height → messages in order
+    /// (protocol v3: a batch executes those its origin newly covers).
+    pub(crate) l1_messages: BTreeMap<u64, Vec<L1Message>>,
     /// Whether the last poll of bitcoind succeeded.
     pub(crate) bitcoind_up: bool,
     /// The canonical batch this sequencer does not hold and waits for (see `converge`), with
@@ -77,6 +80,26 @@ impl BatchFinality {
 }
 
 impl ChainStatus {
+    /// The L1 messages a batch with origin height `origin` on a parent with origin height
+    /// `parent_origin` must execute, as far as the followed blocks tell
+    /// ([`Derivation::messages_due`](stint_protocol::Derivation::messages_due)).
+    pub(crate) fn messages_due(
+        &self,
+        genesis: &Genesis,
+        parent_origin: u64,
+        origin: u64,
+    ) -> Vec<L1Message> {
+        let after = genesis.message_horizon(parent_origin);
+        let up_to = genesis.message_horizon(origin);
+        if up_to <= after {
+            return Vec::new();
+        }
+        self.l1_messages
+            .range(after.saturating_add(1)..=up_to)
+            .flat_map(|(_, messages)| messages.iter().cloned())
+            .collect()
+    }
+
     /// Finality of batch `number` with header hash `hash`.
     pub(crate) fn finality(&self, number: u64, hash: &Hash) -> BatchFinality {
         if self.invalidated.get(&number) == Some(hash) {

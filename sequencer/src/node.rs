@@ -100,6 +100,17 @@ impl Sequencer {
             }
             .into());
         }
+        if config.l1_origin_depth >= genesis.sequencing_window {
+            // Every batch would lag its anchor by more than the window and be refused.
+            return Err(ConfigError::Invalid {
+                field: "l1_origin_depth",
+                reason: format!(
+                    "must be below the genesis sequencing_window ({})",
+                    genesis.sequencing_window
+                ),
+            }
+            .into());
+        }
         let genesis_root = genesis
             .state_root()
             .map_err(|e| SequencerError::Internal(e.to_string()))?;

@@ -113,9 +113,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let started = Instant::now();
             let verdict = pool.install(|| {
                 if sequential {
-                    replay_batch_sequential(&genesis, &store, &batch, challenger)
+                    replay_batch_sequential(&genesis, &store, &batch, &[], challenger)
                 } else {
-                    replay_batch(&genesis, &store, &batch, challenger)
+                    replay_batch(&genesis, &store, &batch, &[], challenger)
                 }
             })?;
             let elapsed = started.elapsed().as_secs_f64();

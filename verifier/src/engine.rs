@@ -313,10 +313,11 @@ impl Engine {
         let state = Arc::clone(self.store.state());
         let genesis = &self.genesis;
         let challenger = self.challenger;
+        let messages = self.derivation.batch_messages(number);
         let started = std::time::Instant::now();
         let verdict = self
             .pool
-            .install(|| replay_batch(genesis, &state, &body, challenger))?;
+            .install(|| replay_batch(genesis, &state, &body, &messages, challenger))?;
         let txs = body.txs().len() as u64;
         match verdict {
             ReplayVerdict::Honest(honest) => {

@@ -59,7 +59,7 @@
 //! use stint_verifier::{replay_batch, ReplayVerdict};
 //!
 //! # fn demo(genesis: &Genesis, store: &MemoryNodeStore, batch: &Batch) {
-//! match replay_batch(genesis, store, batch, stint_contracts::AccountId([0; 32])) {
+//! match replay_batch(genesis, store, batch, &[], stint_contracts::AccountId([0; 32])) {
 //!     Ok(ReplayVerdict::Honest(honest)) => println!("state root {:?}", honest.state_root()),
 //!     Ok(ReplayVerdict::Fraud(fraud)) => println!("fraud in segment {}", fraud.segment),
 //!     Ok(ReplayVerdict::Unprovable(u)) => eprintln!("unprovable fraud ({}): {}", u.stage, u.reason),

@@ -18,6 +18,10 @@
 //!    [`ReplayVerdict::Unprovable`] says which step failed and why, so the caller can alert
 //!    instead of staying silent.
 //!
+//! A batch that executes L1 messages (protocol v3) runs its message segments first, in order,
+//! with [`execute_messages`] (the messages come from derivation, which checked the header
+//! commits to them); its tx segments then start from the state after the messages.
+//!
 //! [`replay_batch_sequential`] computes the same [`ReplayVerdict`] with the sequential reference
 //! executor ([`BatchBuilder::replay`]); the two are bit-identical (property-tested), which is what
 //! makes the parallel replay safe to challenge with.
@@ -29,12 +33,13 @@
 use std::ops::Range;
 
 use stint_contracts::{
-    execute_verified_segments, execute_verified_segments_parallel, AccountId, ExecError, Receipt,
-    SegmentOutcome, VerifiedTxs,
+    execute_messages, execute_verified_segments, execute_verified_segments_parallel, AccountId,
+    ExecError, MessageReceipt, Receipt, SegmentOutcome, VerifiedTxs,
 };
 use stint_protocol::{
-    block_context, build_fraud_proof, Batch, BatchBuilder, BatchHeader, BuildError, Checkpoint,
-    Fraud, FraudProof, Genesis, Judge, LayeredNodeStore, ProveError, Verdict,
+    block_context, build_fraud_proof_with_messages, message_effects, Batch, BatchBuilder,
+    BatchHeader, BuildError, Checkpoint, Fraud, FraudProof, Genesis, Judge, L1Message,
+    LayeredNodeStore, ProveError, Verdict,
 };
 use stint_state::{ChangeSet, Hash, NodeStore, SparseMerkleTree, StateError, TreeUpdate};
 
@@ -55,6 +60,8 @@ pub enum ReplayVerdict {
 pub struct HonestBatch {
     /// The checkpoints computed (equal to the batch's).
     pub checkpoints: Vec<Checkpoint>,
+    /// One receipt per L1 message, in order.
+    pub message_receipts: Vec<MessageReceipt>,
     /// One receipt per tx.
     pub receipts: Vec<Receipt>,
     /// The tree update of each segment, in order: the first starts from `prev_state_root`, the
@@ -195,7 +202,7 @@ impl From<BuildError> for ReplayError {
     fn from(error: BuildError) -> Self {
         match error {
             BuildError::State(e) => ReplayError::State(e),
-            BuildError::Execution(e) => ReplayError::Execution(e),
+            BuildError::Execution(e) | BuildError::Messages(e) => ReplayError::Execution(e),
         }
     }
 }
@@ -208,7 +215,8 @@ fn exec_failure(error: ExecError) -> ReplayError {
 }
 
 /// Replay `batch` over `store` (which must hold its `prev_state_root`) in parallel on the current
-/// rayon pool. See the module docs.
+/// rayon pool; `messages` are the L1 messages it executes first (derivation's
+/// [`batch_messages`](stint_protocol::Derivation::batch_messages)). See the module docs.
 ///
 /// Checking the signatures is most of the work, so it runs on the pool *while* the batch is
 /// executed and merkleized as if every signature were valid; that optimistic verdict stands when
@@ -218,6 +226,7 @@ pub fn replay_batch<S: NodeStore + Sync, B: Sync>(
     genesis: &Genesis,
     store: &S,
     batch: &Batch<B>,
+    messages: &[L1Message],
     challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
     let txs = batch.txs();
@@ -225,13 +234,13 @@ pub fn replay_batch<S: NodeStore + Sync, B: Sync>(
         || VerifiedTxs::verify(txs),
         || {
             let assumed = VerifiedTxs::assume_valid(txs);
-            replay_verified(genesis, store, batch, challenger, &assumed)
+            replay_verified(genesis, store, batch, messages, challenger, &assumed)
         },
     );
     if verified.first_bad_signature().is_none() {
         return optimistic;
     }
-    replay_verified(genesis, store, batch, challenger, &verified)
+    replay_verified(genesis, store, batch, messages, challenger, &verified)
 }
 
 /// [`replay_batch`] with the signature checks done.
@@ -239,6 +248,7 @@ fn replay_verified<S: NodeStore + Sync, B>(
     genesis: &Genesis,
     store: &S,
     batch: &Batch<B>,
+    messages: &[L1Message],
     challenger: AccountId,
     verified: &VerifiedTxs<'_>,
 ) -> Result<ReplayVerdict, ReplayError> {
@@ -246,15 +256,49 @@ fn replay_verified<S: NodeStore + Sync, B>(
     let context = block_context(genesis, header);
     let txs = batch.txs();
     let mut tree = SparseMerkleTree::new(LayeredNodeStore::new(store));
-    let prev_root = header.prev_state_root;
-    // The segments the batch's checkpoints delimit (derivation checked they cover the txs).
+    let mut checkpoints = Vec::with_capacity(batch.checkpoints().len());
+    let mut updates = Vec::with_capacity(batch.checkpoints().len());
+    let mut message_receipts = Vec::with_capacity(messages.len());
+
+    // The message segments, in order (derivation checked the header commits to `messages`).
+    let message_segments = batch.message_segment_count();
+    let mut root = header.prev_state_root;
+    for j in 1..=message_segments {
+        let slice = batch
+            .segment_messages(j)
+            .and_then(|range| messages.get(range))
+            .ok_or_else(|| {
+                ReplayError::Execution(format!("the L1 messages of segment {j} are missing"))
+            })?;
+        let outcome = execute_messages(tree.view(root), &context, &message_effects(slice))
+            .map_err(exec_failure)?;
+        let update = tree.apply(&root, &outcome.changes)?;
+        let Some(claimed) = batch
+            .checkpoint_at(j)
+            .filter(|c| c.state_root == update.root)
+        else {
+            return prove(genesis, &tree, batch, messages, j, challenger);
+        };
+        tree.store_mut().write(&update);
+        root = update.root;
+        checkpoints.push(claimed);
+        updates.push(update);
+        message_receipts.extend(outcome.receipts);
+    }
+
+    let prev_root = root;
+    // The tx segments the batch's checkpoints delimit (derivation checked they cover the txs).
     let ranges: Vec<Range<usize>> = batch.segment_ranges();
     // The segment (1-based) holding tx `index`.
     let segment_of = |index: usize| {
         ranges
             .iter()
             .position(|r| r.contains(&index))
-            .map_or(0, |i| (i as u64).saturating_add(1))
+            .map_or(0, |i| {
+                (i as u64)
+                    .saturating_add(1)
+                    .saturating_add(message_segments)
+            })
     };
 
     let executed =
@@ -264,7 +308,9 @@ fn replay_verified<S: NodeStore + Sync, B>(
         Err(ExecError::Invalid { index, .. }) => {
             // Every tx before `index` is valid (signatures included), so the whole segments
             // before the invalid tx can be re-executed as pre-verified.
-            let whole = segment_of(index).saturating_sub(1) as usize;
+            let whole = segment_of(index)
+                .saturating_sub(1)
+                .saturating_sub(message_segments) as usize;
             let prefix = ranges.get(..whole).unwrap_or_default();
             let outcome = execute_verified_segments_parallel(
                 tree.view(prev_root),
@@ -278,7 +324,7 @@ fn replay_verified<S: NodeStore + Sync, B>(
         Err(other) => return Err(exec_failure(other)),
     };
     // An empty batch still has one (empty) segment and one checkpoint.
-    let segments = if segments.is_empty() && txs.is_empty() {
+    let segments = if segments.is_empty() && txs.is_empty() && messages.is_empty() {
         vec![SegmentOutcome {
             changes: ChangeSet::new(),
             receipts: Vec::new(),
@@ -289,12 +335,12 @@ fn replay_verified<S: NodeStore + Sync, B>(
     };
 
     let mut root = prev_root;
-    let mut checkpoints = Vec::with_capacity(segments.len());
-    let mut updates = Vec::with_capacity(segments.len());
     let mut receipts = Vec::with_capacity(txs.len());
     let mut fraud_segment = None;
     for (i, segment) in segments.iter().enumerate() {
-        let j = (i as u64).saturating_add(1);
+        let j = (i as u64)
+            .saturating_add(1)
+            .saturating_add(message_segments);
         let update = tree.apply(&root, &segment.changes)?;
         let claimed = batch
             .checkpoint_at(j)
@@ -315,9 +361,10 @@ fn replay_verified<S: NodeStore + Sync, B>(
         }
     }
     match fraud_segment {
-        Some(segment) => prove(genesis, &tree, batch, segment, challenger),
+        Some(segment) => prove(genesis, &tree, batch, messages, segment, challenger),
         None => Ok(ReplayVerdict::Honest(HonestBatch {
             checkpoints,
+            message_receipts,
             receipts,
             updates,
         })),
@@ -330,27 +377,33 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
     genesis: &Genesis,
     store: &S,
     batch: &Batch<B>,
+    messages: &[L1Message],
     challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
-    let replay = BatchBuilder::new(genesis).replay(store, batch)?;
+    let replay = BatchBuilder::new(genesis).replay_with_messages(store, batch, messages)?;
     let tree = SparseMerkleTree::new(replay.store);
     match replay.fraud_segment {
-        Some(segment) => prove(genesis, &tree, batch, segment, challenger),
+        Some(segment) => prove(genesis, &tree, batch, messages, segment, challenger),
         None => {
-            let prev_root = batch.header().prev_state_root;
+            // The tx segments start from the state after the message segments.
+            let message_segments = usize::try_from(batch.message_segment_count()).unwrap_or(0);
+            let prev_root = message_segments
+                .checked_sub(1)
+                .and_then(|i| replay.checkpoints.get(i))
+                .map_or(batch.header().prev_state_root, |c| c.state_root);
             let final_root = replay
                 .checkpoints
                 .last()
                 .map_or(prev_root, |c| c.state_root);
             // The merged update comes from sequential whole-batch execution.
             let outcome = execute_verified_segments(
-                SparseMerkleTree::new(store).view(prev_root),
+                tree.view(prev_root),
                 &block_context(genesis, batch.header()),
                 &VerifiedTxs::verify(batch.txs()),
                 &batch.segment_ranges(),
             )
             .map_err(exec_failure)?;
-            let merged = SparseMerkleTree::new(store).apply(&prev_root, &outcome.changes())?;
+            let merged = tree.apply(&prev_root, &outcome.changes())?;
             if merged.root != final_root {
                 return Err(ReplayError::Execution(
                     "sequential batch execution disagrees with segment replay".into(),
@@ -358,6 +411,7 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
             }
             Ok(ReplayVerdict::Honest(HonestBatch {
                 checkpoints: replay.checkpoints,
+                message_receipts: replay.message_receipts,
                 receipts: replay.receipts,
                 updates: replay.updates,
             }))
@@ -372,10 +426,11 @@ fn prove<S: NodeStore, B>(
     genesis: &Genesis,
     tree: &SparseMerkleTree<S>,
     batch: &Batch<B>,
+    messages: &[L1Message],
     segment: u64,
     challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
-    match build_fraud_proof(genesis, tree, batch, segment, challenger) {
+    match build_fraud_proof_with_messages(genesis, tree, batch, messages, segment, challenger) {
         Ok(proof) => Ok(judge_proof(genesis, batch.header(), segment, proof)),
         Err(ProveError::State(StateError::Internal(e))) => {
             Err(ReplayError::State(StateError::Internal(e)))

@@ -217,8 +217,8 @@ proptest! {
             .unwrap();
         let batch = sealed.batch;
         let challenger = AccountId([7; 32]);
-        let parallel = pool(4).install(|| replay_batch(&f.genesis, &f.store, &batch, challenger)).unwrap();
-        let sequential = replay_batch_sequential(&f.genesis, &f.store, &batch, challenger).unwrap();
+        let parallel = pool(4).install(|| replay_batch(&f.genesis, &f.store, &batch, &[], challenger)).unwrap();
+        let sequential = replay_batch_sequential(&f.genesis, &f.store, &batch, &[], challenger).unwrap();
         prop_assert_eq!(&parallel, &sequential);
         let ReplayVerdict::Honest(honest) = parallel else {
             return Err(TestCaseError::fail("honest batch judged fraudulent"));
@@ -239,10 +239,10 @@ proptest! {
         let f = fixture(k);
         let batch = forge(&f, make_txs(&f, &ops), corrupt);
         let challenger = AccountId([7; 32]);
-        let parallel = pool(4).install(|| replay_batch(&f.genesis, &f.store, &batch, challenger)).unwrap();
-        let sequential = replay_batch_sequential(&f.genesis, &f.store, &batch, challenger).unwrap();
+        let parallel = pool(4).install(|| replay_batch(&f.genesis, &f.store, &batch, &[], challenger)).unwrap();
+        let sequential = replay_batch_sequential(&f.genesis, &f.store, &batch, &[], challenger).unwrap();
         prop_assert_eq!(&parallel, &sequential);
-        let one_thread = pool(1).install(|| replay_batch(&f.genesis, &f.store, &batch, challenger)).unwrap();
+        let one_thread = pool(1).install(|| replay_batch(&f.genesis, &f.store, &batch, &[], challenger)).unwrap();
         prop_assert_eq!(&parallel, &one_thread);
     }
 }
@@ -253,7 +253,8 @@ fn empty_batch_is_honest_with_one_checkpoint() {
     let sealed = BatchBuilder::new(&f.genesis)
         .build(&f.store, &params(&f), Vec::new())
         .unwrap();
-    let verdict = replay_batch(&f.genesis, &f.store, &sealed.batch, AccountId([7; 32])).unwrap();
+    let verdict =
+        replay_batch(&f.genesis, &f.store, &sealed.batch, &[], AccountId([7; 32])).unwrap();
     let ReplayVerdict::Honest(honest) = verdict else {
         panic!("empty batch judged fraudulent");
     };
@@ -269,7 +270,7 @@ fn a_wrong_last_checkpoint_is_caught_in_its_segment() {
         .collect();
     // 10 txs, K = 4: segments 1..=3; corrupt the third (the batch's state root).
     let batch = forge(&f, make_txs(&f, &ops), Some(3));
-    let verdict = replay_batch(&f.genesis, &f.store, &batch, AccountId([7; 32])).unwrap();
+    let verdict = replay_batch(&f.genesis, &f.store, &batch, &[], AccountId([7; 32])).unwrap();
     let ReplayVerdict::Fraud(fraud) = verdict else {
         panic!("fraud not detected");
     };
@@ -289,7 +290,7 @@ fn a_bad_signature_is_caught_as_an_invalid_tx() {
         .collect();
     ops[6].6 = true;
     let batch = forge(&f, make_txs(&f, &ops), None);
-    let verdict = replay_batch(&f.genesis, &f.store, &batch, AccountId([7; 32])).unwrap();
+    let verdict = replay_batch(&f.genesis, &f.store, &batch, &[], AccountId([7; 32])).unwrap();
     let ReplayVerdict::Fraud(fraud) = verdict else {
         panic!("fraud not detected");
     };
@@ -328,7 +329,7 @@ fn forged_with_wrong_last_checkpoint(f: &Fixture) -> (Batch, DetectedFraud) {
         .collect();
     let batch = forge(f, make_txs(f, &ops), Some(3));
     let ReplayVerdict::Fraud(fraud) =
-        replay_batch(&f.genesis, &f.store, &batch, AccountId([7; 32])).unwrap()
+        replay_batch(&f.genesis, &f.store, &batch, &[], AccountId([7; 32])).unwrap()
     else {
         panic!("fraud not detected");
     };

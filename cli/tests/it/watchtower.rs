@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use stint_anchor::{Anchorer, BitcoindClient, RegtestNode};
 use stint_contracts::{AccountId, Call, Tx};
 use stint_protocol::{
-    build_fraud_proof, find_block_envelopes, Batch, Envelope, EnvelopeKind, FraudProof, Genesis,
-    GenesisAlloc, Judge, Verdict,
+    build_fraud_proof, find_block_envelopes, Batch, Bridge, DepositTag, Envelope, EnvelopeKind,
+    FraudProof, Genesis, GenesisAlloc, Judge, Verdict,
 };
 use stint_state::MemoryNodeStore;
 use stint_verifier::{replay_batch, ReplayVerdict};
@@ -132,6 +132,22 @@ impl Net {
         );
         genesis.dispute_window = WINDOW;
         genesis.checkpoint_interval = 4;
+        // The tests seal hundreds of batches at once and the sequencer anchors one per block: a
+        // window of 144 blocks would make it re-seal the later ones on fresher origins
+        // (correctly), which is not what these tests are about.
+        genesis.sequencing_window = stint_protocol::MAX_SEQUENCING_WINDOW;
+        genesis.bridge = Some(Bridge {
+            signers: (1..=3u8)
+                .map(|i| {
+                    let secret = SecretKey::from_slice(&[0x60 + i; 32]).unwrap();
+                    Keypair::from_secret_key(&Secp256k1::new(), &secret)
+                        .x_only_public_key()
+                        .0
+                })
+                .collect(),
+            threshold: 2,
+            min_deposit: 1_000,
+        });
         std::fs::write(dir.path().join("genesis.json"), genesis.to_json()).unwrap();
         Net {
             dir,
@@ -359,6 +375,55 @@ impl Net {
             .post(&envelope, None, FeeRate::from_sat_per_vb_u32(2))
             .await
             .unwrap();
+    }
+
+    /// Post a forced-tx envelope carrying `tx` from a key nobody else uses (protocol v3).
+    async fn post_forced(&self, tx: &stint_contracts::SignedTx) {
+        let secret = SecretKey::from_slice(&[0x78; 32]).unwrap();
+        let keypair = Keypair::from_secret_key(&Secp256k1::new(), &secret);
+        let anchorer = Anchorer::new(self.wallet.clone(), keypair, Network::Regtest);
+        let envelope = Envelope::new(EnvelopeKind::ForcedTx, anchorer.key(), tx.encode());
+        anchorer
+            .post(&envelope, None, FeeRate::from_sat_per_vb_u32(2))
+            .await
+            .unwrap();
+    }
+
+    /// Pay `sats` to the bridge with a deposit tag naming `to`, from the main wallet, and mine it
+    /// (through `generateblock`, so relay policy on data outputs plays no part).
+    async fn deposit(&self, to: AccountId, sats: u64) -> bitcoin::Txid {
+        let bridge = self.genesis.bridge.as_ref().unwrap();
+        let unfunded = bitcoin::Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![],
+            output: vec![
+                bitcoin::TxOut {
+                    value: bitcoin::Amount::from_sat(sats),
+                    script_pubkey: bridge.script_pubkey().unwrap(),
+                },
+                bitcoin::TxOut {
+                    value: bitcoin::Amount::ZERO,
+                    script_pubkey: DepositTag { account: to }.to_script(),
+                },
+            ],
+        };
+        let (funded, _) = self
+            .wallet
+            .fund_raw_transaction(&unfunded, FeeRate::from_sat_per_vb_u32(2))
+            .await
+            .unwrap();
+        let signed = self
+            .wallet
+            .sign_raw_transaction_with_wallet(&funded)
+            .await
+            .unwrap();
+        let to_address = self.wallet.get_new_address(Network::Regtest).await.unwrap();
+        self.wallet
+            .generate_block(&to_address, &[], &[&signed])
+            .await
+            .unwrap();
+        signed.compute_txid()
     }
 
     fn genesis_store(&self) -> MemoryNodeStore {
@@ -610,7 +675,7 @@ async fn forged_and_late_challenges_change_nothing() {
     // Late: a valid proof against batch 2, after its window closed.
     let mut store = genesis_store.clone();
     let ReplayVerdict::Honest(first) =
-        replay_batch(&net.genesis, &store, &honest, AccountId([3; 32])).unwrap()
+        replay_batch(&net.genesis, &store, &honest, &[], AccountId([3; 32])).unwrap()
     else {
         panic!("batch 1 is honest");
     };
@@ -618,7 +683,7 @@ async fn forged_and_late_challenges_change_nothing() {
         store.write(update);
     }
     let ReplayVerdict::Fraud(fraud) =
-        replay_batch(&net.genesis, &store, &forged, AccountId([3; 32])).unwrap()
+        replay_batch(&net.genesis, &store, &forged, &[], AccountId([3; 32])).unwrap()
     else {
         panic!("batch 2 is fraudulent");
     };
@@ -701,4 +766,97 @@ async fn verifier_catches_up_on_hundreds_of_batches() {
         );
     }
     assert!(challenges(&net, &v).await.is_empty());
+}
+
+/// Bitcoin in (protocol v3): a deposit to the bridge and a forced transfer posted by a stranger
+/// are executed by the sequencer's next batch, an invalid forced tx is skipped, the batch is
+/// anchored and final, and the verifier, reading Bitcoin alone, computes the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
+    let net = Net::start(&["v1"]).await;
+    let seq = net.sequencer(None).await;
+    let v = net.verifier("v1", 0x61, true).await;
+    let forced = |nonce, amount| {
+        Tx {
+            chain_id: CHAIN_ID,
+            from: user(0),
+            nonce,
+            fee: FEE,
+            call: Call::Transfer {
+                to: user(1),
+                amount,
+            },
+        }
+        .sign(&user_key(0))
+        .unwrap()
+    };
+    // Deposits first: they are mined at once with `generateblock` and must not spend the
+    // unconfirmed change of the forced txs' commits.
+    let depositor = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x44; 32]).unwrap());
+    net.deposit(depositor, 25_000).await;
+    // A deposit below min_deposit is not credited.
+    net.deposit(user(2), 999).await;
+    // Nonce 5 is wrong: skipped with a receipt, changes nothing.
+    net.post_forced(&forced(5, 1)).await;
+    net.post_forced(&forced(0, 700)).await;
+
+    // The messages become due once their blocks have l1_confirmations; the sequencer then
+    // seals a batch for them with no tx in its mempool.
+    let depositor_balance = |node| {
+        let net = &net;
+        async move {
+            net.rpc(node, "stint_getAccount", json!([depositor.to_address()]))
+                .await["balance"]
+                .as_u64()
+        }
+    };
+    let sealed = std::cell::Cell::new(0u32);
+    net.mine_until("batches executing the L1 messages", || async {
+        if rpc_raw_result(&seq.url, "stint_sealBatch")
+            .await
+            .is_some_and(|b| b["batch"].as_u64().is_some())
+        {
+            sealed.set(sealed.get() + 1);
+        }
+        net.balance(&seq, 1).await == START + 700 && depositor_balance(&seq).await == Some(25_000)
+    })
+    .await;
+    assert!(sealed.get() >= 1);
+    assert_eq!(net.balance(&seq, 1).await, START + 700);
+    assert_eq!(net.balance(&seq, 0).await, START - 700 - FEE);
+    assert_eq!(net.balance(&seq, 2).await, START);
+
+    // Anchored, final, and the verifier agrees on the state root and the balances.
+    let soft = net.rpc(&seq, "stint_syncStatus", json!([])).await["soft"]["number"]
+        .as_u64()
+        .unwrap();
+    net.mine_until("the batches to be final", || async {
+        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64() >= Some(soft)
+    })
+    .await;
+    let (number, _) = assert_agree(&net, &seq, &[&v]).await;
+    assert!(number >= soft);
+    assert_eq!(net.balance(&v, 1).await, START + 700);
+    assert_eq!(depositor_balance(&v).await, Some(25_000));
+    assert_eq!(
+        net.metric(&seq, "stint_sequencer_envelopes_rejected_total")
+            .await,
+        0
+    );
+}
+
+/// `stint_sealBatch` with the admin token: the result, or `None` when nothing was sealed.
+async fn rpc_raw_result(url: &str, method: &str) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+    let resp: Value = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    resp.get("result").filter(|r| !r.is_null()).cloned()
 }

@@ -56,9 +56,14 @@ async fn late_challenge_is_ignored() {
     net.mine(window).await;
 
     // A valid proof, anchored after the window closed.
-    let ReplayVerdict::Fraud(fraud) =
-        replay_batch(&rollup.genesis, &rollup.store, &forged, AccountId([3; 32])).unwrap()
-    else {
+    let ReplayVerdict::Fraud(fraud) = replay_batch(
+        &rollup.genesis,
+        &rollup.store,
+        &forged,
+        &[],
+        AccountId([3; 32]),
+    )
+    .unwrap() else {
         panic!("the forged batch replays honest");
     };
     rollup
