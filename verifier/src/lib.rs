@@ -120,4 +120,6 @@ pub use view::VerifierView;
 #[cfg(test)]
 mod chain_tests;
 #[cfg(test)]
+mod node_tests;
+#[cfg(test)]
 mod tests;
