@@ -32,7 +32,7 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn anchor_keypair() -> Keypair {
+pub(crate) fn anchor_keypair() -> Keypair {
     Keypair::from_secret_key(
         &Secp256k1::new(),
         &SecretKey::from_slice(&ANCHOR_SEED).unwrap(),
@@ -143,7 +143,7 @@ impl World {
 /// The reveal transaction an anchorer would mine for `batch`: a taproot script-path spend whose
 /// leaf is the batch envelope, signed (auth) by the anchor key. The spend's own signature is
 /// junk: nothing here validates scripts, as derivation does not.
-fn reveal(genesis: &Genesis, batch: &Batch) -> Transaction {
+pub(crate) fn reveal(genesis: &Genesis, batch: &Batch) -> Transaction {
     let secp = Secp256k1::new();
     let keypair = anchor_keypair();
     let header_hash = batch.hash();

@@ -22,18 +22,29 @@
 //!   replays new ones, recording the first fraud as [`PendingFraud`].
 //! - [`VerifierStore`] (module `store`): RocksDB persistence — state per batch version, verified
 //!   batches, batch bodies, last processed L1 block, the challenges it posted.
-//! - [`start`] / [`run`] (module `node`): the I/O loop — a [`ChainFollower`](stint_anchor::ChainFollower)
-//!   on bitcoind (survives outages and reorgs), the engine on a blocking thread, challenge
-//!   posting with its own key and fee wallet ([`Anchorer`](stint_anchor::Anchorer)), fee bumps,
+//! - [`start`] / [`start_with`] / [`run`] (module `node`): the I/O loop — a
+//!   [`ChainFollower`](stint_anchor::ChainFollower) on a [`BlockSource`](stint_anchor::BlockSource)
+//!   (bitcoind for [`start`], any source for [`start_with`]; survives outages and reorgs), the
+//!   engine on a blocking thread, then the challenger, then the published status. The
+//!   [`VerifierHandle`] gives out narrow handles: [`status`](VerifierHandle::status),
+//!   [`view`](VerifierHandle::view), [`metrics`](VerifierHandle::metrics).
+//! - The challenger (module `challenge`): owns the anchoring of fraud proofs with its
+//!   [`ChallengeKey`] and fee wallet (any [`AnchorWallet`](stint_anchor::AnchorWallet) +
+//!   [`FeeSource`](stint_anchor::FeeSource), through an [`Anchorer`](stint_anchor::Anchorer)):
+//!   posting, fee bumps capped by the [`FeePolicy`](stint_anchor::FeePolicy) ceiling,
 //!   re-broadcasts, and `error!` alerts while a fraud's window closes unanswered. A fraud whose
 //!   challenge cannot be built, encoded, judged as fraud, fit one envelope or posted is an
 //!   *alert* ([`ChallengeAlert`]): an `error!` on every new L1 block, the
 //!   `stint_verifier_unprovable_frauds` gauge and `stint_verifier_challenge_failures_total`
 //!   counter, and an entry in `stint_verifierStatus`'s `alerts`, until its window closes.
+//! - [`Status`] (module `status`): the [`Snapshot`] the loop publishes after every poll.
+//! - [`VerifierView`] (module `view`): the read-only [`ChainView`](stint_api::ChainView) over the
+//!   verified state, the store and the status, which the RPC serves.
+//! - [`VerifierMetrics`] (module `metrics`): the loop's and the challenger's counters and gauges.
 //! - RPC (module `rpc`): `stint_verifierStatus`, `stint_syncStatus`, `stint_chainInfo`,
 //!   `stint_getAccount`, `stint_getTask`, `stint_getStream`, `stint_getBatch`, plus `/health` and
 //!   `/metrics` (one `prometheus-client` registry: [`VerifierMetrics`] and the RPC server's
-//!   metrics).
+//!   metrics), over the [`VerifierView`] only.
 //! - [`VerifierConfig`] / [`VerifierArgs`] (module `config`): TOML settings and their flag/`STINT_*`
 //!   overrides.
 //!
@@ -72,15 +83,19 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod challenge;
 mod config;
 mod engine;
 mod error;
+mod metrics;
 mod node;
 mod replay;
 mod rpc;
-mod shared;
+mod status;
 mod store;
+mod view;
 
+pub use challenge::ChallengeKey;
 pub use config::{
     BitcoindConfig, Secret, VerifierArgs, VerifierConfig, DEFAULT_ALERT_BLOCKS,
     DEFAULT_BITCOIND_RPC, DEFAULT_BITCOIND_WALLET, DEFAULT_BUMP_AFTER_BLOCKS, DEFAULT_DATA_DIR,
@@ -89,18 +104,22 @@ pub use config::{
 };
 pub use engine::{BlockReport, Engine, PendingFraud};
 pub use error::{BoxError, ConfigError, Severity, VerifierError};
-pub use node::{run, start, ChallengeKey, VerifierHandle};
+pub use metrics::VerifierMetrics;
+pub use node::{run, start, start_with, VerifierHandle};
 pub use replay::{
     challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
     DetectedFraud, HonestBatch, ReplayError, ReplayVerdict, UnprovableFraud,
 };
 pub use rpc::{module as rpc_module, NOT_FOUND};
-pub use shared::{BatchSummary, ChallengeAlert, Shared, Snapshot, VerifierMetrics};
+pub use status::{BatchSummary, ChallengeAlert, Snapshot, Status};
 pub use store::{
     ChallengeEntry, ChallengeStatus, StoredPosted, TxRecord, VerifiedBatch, VerifierStore,
 };
+pub use view::VerifierView;
 
 #[cfg(test)]
 mod chain_tests;
+#[cfg(test)]
+mod node_tests;
 #[cfg(test)]
 mod tests;

@@ -14,13 +14,14 @@ use stint_protocol::{
 };
 use stint_state::{Hash, MemoryNodeStore, ProofNode, SparseMerkleTree, MAX_MULTIPROOF_NODES};
 
+use crate::challenge::ChallengeKey;
 use crate::engine::PendingFraud;
-use crate::node::ChallengeKey;
+use crate::metrics::VerifierMetrics;
 use crate::replay::{
     challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
     DetectedFraud, ReplayVerdict,
 };
-use crate::shared::{ChallengeAlert, VerifierMetrics};
+use crate::status::ChallengeAlert;
 
 const CHAIN_ID: u64 = 5;
 const ACCOUNTS: usize = 12;

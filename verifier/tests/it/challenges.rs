@@ -37,7 +37,7 @@ async fn challenge_against_an_honest_batch_is_ignored() {
         "the verifier posted {:?}",
         s.challenges
     );
-    assert_eq!(v.shared().metrics.rollbacks.get(), 0);
+    assert_eq!(v.metrics().rollbacks.get(), 0);
     v.stop().await.unwrap();
 }
 

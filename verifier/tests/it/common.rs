@@ -314,7 +314,7 @@ pub(crate) async fn wait_for(
 ) -> Snapshot {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let snapshot = handle.shared().snapshot();
+        let snapshot = handle.status().snapshot();
         if cond(&snapshot) {
             return snapshot;
         }

@@ -24,7 +24,7 @@ async fn restart_resumes_from_persisted_progress() {
     assert_eq!(s.verified.unwrap().state_root, last.header().state_root);
     assert_eq!(s.canonical[2].record.hash, before.verified.unwrap().hash);
     // Batches 1..=3 were not replayed again: only 4 and 5 were.
-    assert_eq!(v.shared().metrics.batches_verified.get(), 2);
+    assert_eq!(v.metrics().batches_verified.get(), 2);
     assert!(s.challenges.is_empty());
     v.stop().await.unwrap();
 }

@@ -1,0 +1,198 @@
+//! What the verifier publishes after every poll: the [`Snapshot`] of derivation and
+//! verification (with the alerts for frauds it cannot challenge), held by the [`Status`] handle
+//! that the loop [`publish`](Status::publish)es to and the RPC reads. Imports neither `node` nor
+//! `rpc`.
+
+use bitcoin::BlockHash;
+use parking_lot::{RwLock, RwLockReadGuard};
+use stint_protocol::{BatchRecord, BatchStatus};
+use stint_state::Hash;
+
+use crate::engine::{Engine, PendingFraud};
+use crate::replay::ChallengeStage;
+use crate::store::{ChallengeEntry, VerifiedBatch};
+
+/// A fraud this verifier cannot challenge right now, reported loudly until its window closes
+/// (`alerts` in `stint_verifierStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeAlert {
+    /// The fraudulent batch.
+    pub batch: u64,
+    /// Its hash.
+    pub batch_hash: Hash,
+    /// The step that failed.
+    pub stage: ChallengeStage,
+    /// Why.
+    pub reason: String,
+    /// The first L1 height at which a challenge no longer counts.
+    pub window_ends_at: u64,
+    /// Blocks until then, from the last processed L1 block.
+    pub blocks_left: u64,
+}
+
+impl ChallengeAlert {
+    /// The alert for `fraud` whose step `stage` failed for `reason`, seen at L1 tip `tip`;
+    /// `None` once its window (ending at `window_end`) has closed.
+    pub fn new(
+        fraud: &PendingFraud,
+        stage: ChallengeStage,
+        reason: String,
+        tip: u64,
+        window_end: u64,
+    ) -> Option<Self> {
+        (tip < window_end).then(|| Self {
+            batch: fraud.number,
+            batch_hash: fraud.hash,
+            stage,
+            reason,
+            window_ends_at: window_end,
+            blocks_left: window_end.saturating_sub(tip),
+        })
+    }
+}
+
+/// A batch as the RPC reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// The record derivation keeps.
+    pub record: BatchRecord,
+    /// Derivation's status.
+    pub status: BatchStatus,
+    /// Whether this verifier replayed it and found it honest.
+    pub verified: bool,
+}
+
+/// What the verifier knows, refreshed after every poll (what the RPC serves).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Last processed L1 block.
+    pub l1: Option<(u64, BlockHash)>,
+    /// Verified tip.
+    pub verified: Option<VerifiedBatch>,
+    /// Newest final canonical batch.
+    pub final_tip: Option<VerifiedBatch>,
+    /// Canonical batches by number (batch 1 first).
+    pub canonical: Vec<BatchSummary>,
+    /// Invalidated batches.
+    pub invalidated: Vec<BatchSummary>,
+    /// Challenges this verifier posted.
+    pub challenges: Vec<ChallengeEntry>,
+    /// The pending fraud: (batch number, window end height).
+    pub pending_fraud: Option<(u64, u64)>,
+    /// Frauds this verifier cannot challenge right now (see [`ChallengeAlert`]).
+    pub alerts: Vec<ChallengeAlert>,
+    /// Whether the last poll reached bitcoind.
+    pub bitcoind_ok: bool,
+    /// The last error, if the last poll failed.
+    pub last_error: Option<String>,
+}
+
+impl Snapshot {
+    /// What `engine` knows now, with the loop's view of bitcoind (`bitcoind_ok`, `last_error`)
+    /// and its `alerts`.
+    pub fn of(
+        engine: &Engine,
+        bitcoind_ok: bool,
+        last_error: Option<String>,
+        alerts: Vec<ChallengeAlert>,
+    ) -> Self {
+        let derivation = engine.derivation();
+        let summary = |record: &BatchRecord, status: BatchStatus| BatchSummary {
+            verified: engine
+                .verified()
+                .get(
+                    usize::try_from(record.header.number)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(1),
+                )
+                .is_some_and(|v| v.hash == record.hash),
+            record: record.clone(),
+            status,
+        };
+        let canonical = derivation
+            .canonical()
+            .iter()
+            .map(|r| {
+                let status = if derivation.is_final(r) {
+                    BatchStatus::Final
+                } else {
+                    BatchStatus::Anchored
+                };
+                summary(r, status)
+            })
+            .collect();
+        let invalidated = derivation
+            .invalidated()
+            .iter()
+            .map(|i| summary(&i.record, BatchStatus::Invalidated))
+            .collect();
+        let final_tip = derivation.final_tip().map(|r| VerifiedBatch {
+            number: r.header.number,
+            hash: r.hash,
+            state_root: r.header.state_root,
+        });
+        let pending_fraud = engine.pending_fraud().map(|f| {
+            (
+                f.number,
+                f.anchor
+                    .height
+                    .saturating_add(engine.genesis().dispute_window),
+            )
+        });
+        Self {
+            l1: derivation.l1_tip(),
+            verified: engine.verified_tip().copied(),
+            final_tip,
+            canonical,
+            invalidated,
+            challenges: engine.store().challenges().unwrap_or_default(),
+            pending_fraud,
+            alerts,
+            bitcoind_ok,
+            last_error,
+        }
+    }
+
+    /// The canonical batch numbered `number`: derivation's canonical chain holds batches 1..=n
+    /// in order, so it is at index `number − 1` (O(1), not a scan per read); the scan stays as a
+    /// fallback should that ever not hold.
+    pub fn canonical_at(&self, number: u64) -> Option<&BatchSummary> {
+        let at = |b: &&BatchSummary| b.record.header.number == number;
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        self.canonical
+            .get(index)
+            .filter(at)
+            .or_else(|| self.canonical.iter().find(at))
+    }
+}
+
+/// The published [`Snapshot`]: the loop replaces it after every poll, readers (the RPC, the
+/// [`VerifierView`](crate::VerifierView), tests) copy or borrow it.
+#[derive(Debug, Default)]
+pub struct Status {
+    snapshot: RwLock<Snapshot>,
+}
+
+impl Status {
+    /// A status holding `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            snapshot: RwLock::new(snapshot),
+        }
+    }
+
+    /// Replaces the published snapshot.
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.snapshot.write() = snapshot;
+    }
+
+    /// A copy of the latest snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.read().clone()
+    }
+
+    /// The latest snapshot, borrowed (hold it briefly: the loop waits to publish).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read()
+    }
+}
