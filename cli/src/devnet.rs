@@ -876,7 +876,11 @@ fn write_sequencer_config(
         batch_interval_ms: DEVNET_BATCH_INTERVAL_MS,
         bitcoind: devnet_bitcoind(node, SEQUENCER_WALLET),
         fault: match (args.fault, args.fault_batch) {
-            (Some(mode), Some(batch)) => Some(stint_sequencer::FaultConfig { mode, batch }),
+            (Some(mode), Some(batch)) => Some(stint_sequencer::FaultConfig {
+                mode,
+                batch,
+                account: None,
+            }),
             _ => None,
         },
         ..SequencerConfig::default()

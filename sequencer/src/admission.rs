@@ -40,6 +40,8 @@ pub(crate) struct Admission {
     /// Wakes the sealer: a full batch is waiting, or a rewind queued txs again.
     seal_wanted: Notify,
     log_tx: mpsc::UnboundedSender<LogRequest>,
+    /// The account the `censor` fault mode ignores: its txs are acknowledged, never admitted.
+    censored: Option<AccountId>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -80,8 +82,15 @@ impl Admission {
             metrics,
             seal_wanted: Notify::new(),
             log_tx,
+            censored: None,
         };
         (admission, log_rx)
+    }
+
+    /// Fault mode `censor`: acknowledge and drop every tx of `account`.
+    pub(crate) fn with_censored(mut self, account: Option<AccountId>) -> Self {
+        self.censored = account;
+        self
     }
 
     /// The mempool (for the sealer and convergence; see [`ChainState`] for the lock order).
@@ -140,6 +149,11 @@ impl Admission {
     }
 
     async fn submit_inner(&self, tx: SignedTx) -> Result<Txid, SequencerError> {
+        if self.censored == Some(tx.tx.from) {
+            // Fault mode `censor`: answer as if admitted, keep nothing.
+            tracing::warn!(target: "sequencer::admission", "fault censor: ignoring a tx of the censored account");
+            return Ok(tx.txid());
+        }
         if tx.tx.chain_id != self.chain_id {
             return Err(Rejection::WrongChain {
                 found: tx.tx.chain_id,

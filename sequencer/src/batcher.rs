@@ -20,7 +20,7 @@ use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree};
 use tokio::sync::watch;
 
 use crate::admission::Admission;
-use crate::chain::{ChainState, Head};
+use crate::chain::{ChainState, ChainStatus, Head};
 use crate::config::{FaultConfig, FaultMode, SequencerConfig};
 use crate::error::SequencerError;
 use crate::mempool::Evicted;
@@ -170,13 +170,46 @@ pub(crate) async fn run(sealer: Arc<Sealer>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Fault mode `censor`: the highest L1 origin that keeps the censored account's first pending
+/// forced tx out of the next batch (its block above the origin's message horizon), but never
+/// lower than the sequencing window lets a batch anchored in the next block or the one after
+/// have: then derivation forces the message in, and so does this sequencer.
+fn censor_cap(sealer: &Sealer, chain: &ChainStatus, head: &Head, tip: u64) -> Option<u64> {
+    let fault = sealer
+        .fault
+        .filter(|f| f.mode == FaultMode::Censor && head.number.saturating_add(1) >= f.batch)?;
+    let account = fault.account?;
+    let genesis = &sealer.limits;
+    let after = genesis.message_horizon(head.l1_origin.height);
+    let (first, _) = chain
+        .l1_messages
+        .range(after.saturating_add(1)..)
+        .find(|(_, messages)| {
+            messages.iter().any(|m| {
+                matches!(&m.kind, stint_protocol::L1MessageKind::Forced(f) if f.tx.tx.from == account)
+            })
+        })?;
+    // horizon(o) = o + 1 − c stays below `first` for o ≤ first + c − 2.
+    let below = first
+        .saturating_add(genesis.l1_confirmations.max(1))
+        .saturating_sub(2);
+    let lowest = tip
+        .saturating_add(2)
+        .saturating_sub(genesis.sequencing_window);
+    Some(below.max(lowest))
+}
+
 /// The L1 origin and timestamp of the next batch, or `None` when no valid timestamp exists yet.
 fn origin_and_time(sealer: &Sealer, head: &Head) -> Option<(L1Origin, u64)> {
     let chain = sealer.chain.status();
     let floor = head.l1_origin.height;
     let mut origin = (head.l1_origin, None);
     if let Some((tip, _)) = chain.l1_tip {
-        let target = tip.saturating_sub(sealer.l1_origin_depth).max(floor);
+        let mut target = tip.saturating_sub(sealer.l1_origin_depth).max(floor);
+        if let Some(cap) = censor_cap(sealer, &chain, head, tip).filter(|cap| *cap < target) {
+            tracing::warn!(target: "sequencer::batch", origin = cap.max(floor), tip, "fault censor: holding the L1 origin below a forced tx of the censored account");
+            target = cap.max(floor);
+        }
         if let Some((hash, time)) = chain.l1_blocks.get(&target) {
             origin = (
                 L1Origin {
@@ -525,6 +558,8 @@ fn apply_fault(
             header.tx_root = tx_root(&txs);
         }
         FaultMode::Overdraft => return overdraft(sealer, sealed, honest),
+        // Censoring acts on admission and on the choice of L1 origin, not on a sealed batch.
+        FaultMode::Censor => return Ok(None),
     }
     tracing::warn!(target: "sequencer::batch", number = header.number, mode = ?fault.mode, "FAULT MODE: sealing a fraudulent batch");
     sealed.batch = Batch::new(header, checkpoints, txs);

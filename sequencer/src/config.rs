@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stint_contracts::AccountId;
 
 use crate::error::ConfigError;
 
@@ -125,6 +126,10 @@ pub enum FaultMode {
     InvalidSignature,
     /// Execute a transfer beyond the sender's balance as if it succeeded.
     Overdraft,
+    /// Censor `account` from batch `batch` on: its RPC txs are acknowledged and never sealed,
+    /// and its forced txs are kept out of batches for as long as the sequencing window lets
+    /// the sequencer hold its L1 origin below them (protocol v3: then derivation forces them in).
+    Censor,
 }
 
 /// Which fault to commit, at which batch.
@@ -133,8 +138,16 @@ pub enum FaultMode {
 pub struct FaultConfig {
     /// The fault.
     pub mode: FaultMode,
-    /// The batch number to misbehave at.
+    /// The batch number to misbehave at (`censor`: from; default 1).
+    #[serde(default = "first_batch")]
     pub batch: u64,
+    /// The censored account (`censor` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+}
+
+fn first_batch() -> u64 {
+    1
 }
 
 /// The sequencer's whole configuration.
@@ -367,6 +380,21 @@ impl SequencerConfig {
                     reason: "batch numbers start at 1".into(),
                 });
             }
+            match (fault.mode, fault.account) {
+                (FaultMode::Censor, None) => {
+                    return Err(ConfigError::Invalid {
+                        field: "fault.account",
+                        reason: "the censor fault needs the account to censor".into(),
+                    })
+                }
+                (FaultMode::Censor, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        field: "fault.account",
+                        reason: "only the censor fault takes an account".into(),
+                    })
+                }
+            }
         }
         if let Some(token) = &self.admin_token {
             if token.expose().len() < 16 {
@@ -432,12 +460,20 @@ pub struct SequencerArgs {
     /// bitcoind wallet funding the anchors.
     #[arg(long, env = "STINT_BITCOIND_WALLET")]
     pub bitcoind_wallet: Option<String>,
-    /// Misbehave on purpose (watchtower testing).
-    #[arg(long, env = "STINT_FAULT", value_enum, requires = "fault_batch")]
+    /// Misbehave on purpose (watchtower and censorship-resistance testing).
+    #[arg(long, env = "STINT_FAULT", value_enum)]
     pub fault: Option<FaultMode>,
-    /// The batch number to misbehave at.
+    /// The batch number to misbehave at (required but for `censor`, which starts at once).
     #[arg(long, env = "STINT_FAULT_BATCH", requires = "fault", value_name = "N")]
     pub fault_batch: Option<u64>,
+    /// The account `--fault censor` censors.
+    #[arg(
+        long,
+        env = "STINT_FAULT_ACCOUNT",
+        requires = "fault",
+        value_name = "ADDR"
+    )]
+    pub fault_account: Option<AccountId>,
 }
 
 impl SequencerArgs {
@@ -487,8 +523,18 @@ impl SequencerArgs {
         if let Some(v) = &self.bitcoind_wallet {
             config.bitcoind.wallet = Some(v.clone());
         }
-        if let (Some(mode), Some(batch)) = (self.fault, self.fault_batch) {
-            config.fault = Some(FaultConfig { mode, batch });
+        if let Some(mode) = self.fault {
+            let batch = match (mode, self.fault_batch) {
+                (_, Some(batch)) => batch,
+                (FaultMode::Censor, None) => 1,
+                // Refused by `validate` with the field's name.
+                (_, None) => 0,
+            };
+            config.fault = Some(FaultConfig {
+                mode,
+                batch,
+                account: self.fault_account,
+            });
         }
     }
 }
@@ -583,6 +629,54 @@ mod tests {
     }
 
     #[test]
+    fn the_censor_fault_needs_an_account_and_only_it_takes_one() {
+        let account =
+            AccountId::from_signing_key(&k256::schnorr::SigningKey::from_bytes(&[5; 32]).unwrap());
+        let with = |mode, account| SequencerConfig {
+            fault: Some(FaultConfig {
+                mode,
+                batch: 1,
+                account,
+            }),
+            bitcoind: BitcoindConfig {
+                cookie_file: Some("/c/.cookie".into()),
+                ..BitcoindConfig::default()
+            },
+            ..SequencerConfig::default()
+        };
+        with(FaultMode::Censor, Some(account)).validate().unwrap();
+        let err = with(FaultMode::Censor, None).validate().unwrap_err();
+        assert!(err.to_string().contains("fault.account"), "{err}");
+        let err = with(FaultMode::Overdraft, Some(account))
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("fault.account"), "{err}");
+        // From the command line: `--fault censor --fault-account ADDR`, no batch needed.
+        let args = SequencerArgs {
+            fault: Some(FaultMode::Censor),
+            fault_account: Some(account),
+            ..SequencerArgs::default()
+        };
+        let mut config = SequencerConfig::default();
+        args.apply(&mut config);
+        assert_eq!(
+            config.fault,
+            Some(FaultConfig {
+                mode: FaultMode::Censor,
+                batch: 1,
+                account: Some(account)
+            })
+        );
+        // A TOML `[fault]` table may leave `batch` out.
+        let parsed: SequencerConfig = toml::from_str(&format!(
+            "[fault]\nmode = \"censor\"\naccount = \"{}\"\n",
+            account.to_address()
+        ))
+        .unwrap();
+        assert_eq!(parsed.fault, config.fault);
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let mut config = SequencerConfig::default();
         let args = SequencerArgs {
@@ -597,7 +691,8 @@ mod tests {
             config.fault,
             Some(FaultConfig {
                 mode: FaultMode::Overdraft,
-                batch: 2
+                batch: 2,
+                account: None,
             })
         );
     }
@@ -612,6 +707,7 @@ mod tests {
             fault: Some(FaultConfig {
                 mode: FaultMode::BadCheckpoint,
                 batch: 3,
+                account: None,
             }),
             ..SequencerConfig::default()
         };

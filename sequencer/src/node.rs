@@ -16,7 +16,7 @@ use crate::admission::{run_log_writer, Admission};
 use crate::anchoring::Anchoring;
 use crate::batcher::Sealer;
 use crate::chain::ChainState;
-use crate::config::SequencerConfig;
+use crate::config::{FaultMode, SequencerConfig};
 use crate::error::{ConfigError, SequencerError};
 use crate::keys::load_anchor_key;
 use crate::mempool::Mempool;
@@ -139,7 +139,11 @@ impl Sequencer {
             Arc::clone(&publishers),
             metrics.clone(),
         );
-        let admission = Arc::new(admission);
+        let censored = config
+            .fault
+            .filter(|f| f.mode == FaultMode::Censor)
+            .and_then(|f| f.account);
+        let admission = Arc::new(admission.with_censored(censored));
         admission.recover_log()?;
         {
             // The writer ends when the admission (which holds the only sender) is dropped.

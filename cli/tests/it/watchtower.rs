@@ -105,6 +105,11 @@ struct Net {
 
 impl Net {
     async fn start(verifier_wallets: &[&str]) -> Net {
+        Self::start_with_window(verifier_wallets, stint_protocol::MAX_SEQUENCING_WINDOW).await
+    }
+
+    /// [`Net::start`] with genesis `sequencing_window` = `window`.
+    async fn start_with_window(verifier_wallets: &[&str], window: u64) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let stint_testkit::FundedNode { node, wallet } =
             stint_testkit::FundedNode::start(dir.path(), verifier_wallets).await;
@@ -132,10 +137,10 @@ impl Net {
         );
         genesis.dispute_window = WINDOW;
         genesis.checkpoint_interval = 4;
-        // The tests seal hundreds of batches at once and the sequencer anchors one per block: a
+        // Most tests seal hundreds of batches at once and the sequencer anchors one per block: a
         // window of 144 blocks would make it re-seal the later ones on fresher origins
-        // (correctly), which is not what these tests are about.
-        genesis.sequencing_window = stint_protocol::MAX_SEQUENCING_WINDOW;
+        // (correctly), which is not what they are about; they use the largest window.
+        genesis.sequencing_window = window;
         genesis.bridge = Some(Bridge {
             signers: (1..=3u8)
                 .map(|i| {
@@ -171,10 +176,15 @@ impl Net {
     /// A `stint sequencer` process; batches are sealed only by [`Net::seal`] (or when a rollback
     /// re-seals).
     async fn sequencer(&self, fault: Option<(&str, u64)>) -> Node {
-        let port = free_port();
         let fault = fault
             .map(|(mode, batch)| format!("[fault]\nmode = \"{mode}\"\nbatch = {batch}\n"))
             .unwrap_or_default();
+        self.sequencer_with(&fault).await
+    }
+
+    /// A `stint sequencer` process whose config ends with `fault` (a `[fault]` table or nothing).
+    async fn sequencer_with(&self, fault: &str) -> Node {
+        let port = free_port();
         let config = self.dir.path().join("sequencer.toml");
         std::fs::write(
             &config,
@@ -859,4 +869,79 @@ async fn rpc_raw_result(url: &str, method: &str) -> Option<Value> {
         .await
         .ok()?;
     resp.get("result").filter(|r| !r.is_null()).cloned()
+}
+
+/// Censorship defeated through Bitcoin (protocol v3): a sequencer running `--fault censor`
+/// acknowledges the censored account's RPC txs and never seals them, and holds its L1 origin
+/// below the account's forced tx for as long as it can. The sequencing window (S = 6 here,
+/// l1_confirmations = 3) forces it in within S + c − 1 blocks of the forced tx's block; the
+/// batch is final and the verifier agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_censoring_sequencer_must_execute_a_forced_tx_within_the_sequencing_window() {
+    const S: u64 = 6;
+    let net = Net::start_with_window(&["v1"], S).await;
+    let c = net.genesis.l1_confirmations;
+    let seq = net
+        .sequencer_with(&format!(
+            "[fault]\nmode = \"censor\"\naccount = \"{}\"\n",
+            user(0).to_address()
+        ))
+        .await;
+    let v = net.verifier("v1", 0x61, true).await;
+    let transfer = |nonce, amount| {
+        Tx {
+            chain_id: CHAIN_ID,
+            from: user(0),
+            nonce,
+            fee: FEE,
+            call: Call::Transfer {
+                to: user(1),
+                amount,
+            },
+        }
+        .sign(&user_key(0))
+        .unwrap()
+    };
+    // The censored account's RPC tx is acknowledged and never executed.
+    let ignored = transfer(0, 5);
+    let txid = net
+        .rpc(&seq, "stint_sendTransaction", json!([ignored]))
+        .await;
+    assert_eq!(txid, json!(ignored.txid().to_string()));
+
+    let before = net.node.client().get_block_count().await.unwrap();
+    net.post_forced(&transfer(0, 700)).await;
+    net.mine(1).await;
+    let forced_block = before + 1; // mined directly (Knots) or from the mempool (Core)
+    let executed_at = std::cell::Cell::new(0u64);
+    net.mine_until("the forced transfer to be executed", || async {
+        let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
+        let done = net.balance(&seq, 1).await == START + 700;
+        if done {
+            executed_at.set(net.node.client().get_block_count().await.unwrap());
+        }
+        done
+    })
+    .await;
+    let delay = executed_at.get() - forced_block;
+    eprintln!("forced tx in block {forced_block}, executed by the censoring sequencer at tip {} ({delay} blocks; S = {S}, c = {c})", executed_at.get());
+    // Without the fault it would run once its block has c confirmations (origin tip − 1: a
+    // delay of c blocks); the censor held it until the window left no origin below it.
+    assert!(
+        delay > c,
+        "the censor did not hold the forced tx back ({delay} blocks)"
+    );
+    assert!(delay < S + c, "executed {delay} blocks after its block");
+    assert_eq!(net.balance(&seq, 0).await, START - 700 - FEE);
+
+    let soft = net.rpc(&seq, "stint_syncStatus", json!([])).await["soft"]["number"]
+        .as_u64()
+        .unwrap();
+    net.mine_until("the batch to be final", || async {
+        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64() >= Some(soft)
+    })
+    .await;
+    assert_agree(&net, &seq, &[&v]).await;
+    assert_eq!(net.balance(&v, 1).await, START + 700);
+    assert_eq!(net.balance(&v, 0).await, START - 700 - FEE);
 }

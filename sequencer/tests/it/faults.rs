@@ -45,7 +45,15 @@ async fn first_fraud(env: &Env) -> Option<(u64, Batch)> {
 }
 
 async fn run(mode: FaultMode) {
-    let mut env = Env::start_with(3, Some(FaultConfig { mode, batch: 1 })).await;
+    let mut env = Env::start_with(
+        3,
+        Some(FaultConfig {
+            mode,
+            batch: 1,
+            account: None,
+        }),
+    )
+    .await;
     let bob = account(&env.keys[1]);
     let txs: Vec<_> = match mode {
         // Two segments (K = 4) are needed for an intermediate checkpoint.
@@ -84,6 +92,7 @@ async fn run(mode: FaultMode) {
         }
         FaultMode::BadCheckpoint => assert!(batch.checkpoints().len() >= 2),
         FaultMode::BadStateRoot => {}
+        FaultMode::Censor => unreachable!("censoring is not a fraud replay catches"),
     }
     env.shutdown().await;
 }

@@ -192,6 +192,7 @@ async fn reorg_removing_an_accepted_challenge_restores_the_convicted_batch() {
     let fault = FaultConfig {
         mode: FaultMode::BadStateRoot,
         batch: 1,
+        account: None,
     };
     let mut env = Env::start_with(W, Some(fault)).await;
     let client = env.node.client().clone();
