@@ -118,7 +118,14 @@ impl ChainView for VerifierView {
     }
 
     fn read_tip(&self) -> u64 {
-        self.status.read().verified.map_or(0, |v| v.number)
+        let published = self.status.read().verified.map_or(0, |v| v.number);
+        // A rollback truncates the state before the loop publishes the new status: never name a
+        // version the store no longer holds (reads would answer "not retained" meanwhile).
+        match self.state.latest() {
+            Ok(Some((stored, _))) => published.min(stored),
+            Ok(None) => 0,
+            Err(_) => published,
+        }
     }
 
     fn state_root(&self, version: u64) -> Result<Option<Hash>, ViewError> {

@@ -400,8 +400,9 @@ impl Net {
     }
 
     /// Pay `sats` to the bridge with a deposit tag naming `to`, from the main wallet, and mine it
-    /// (through `generateblock`, so relay policy on data outputs plays no part).
-    async fn deposit(&self, to: AccountId, sats: u64) -> bitcoin::Txid {
+    /// (through `generateblock`, so relay policy on data outputs plays no part); returns the
+    /// block that holds it.
+    async fn deposit(&self, to: AccountId, sats: u64) -> bitcoin::BlockHash {
         let bridge = self.genesis.bridge.as_ref().unwrap();
         let unfunded = bitcoin::Transaction {
             version: bitcoin::transaction::Version::TWO,
@@ -432,8 +433,7 @@ impl Net {
         self.wallet
             .generate_block(&to_address, &[], &[&signed])
             .await
-            .unwrap();
-        signed.compute_txid()
+            .unwrap()
     }
 
     fn genesis_store(&self) -> MemoryNodeStore {
@@ -944,4 +944,72 @@ async fn a_censoring_sequencer_must_execute_a_forced_tx_within_the_sequencing_wi
     assert_agree(&net, &seq, &[&v]).await;
     assert_eq!(net.balance(&v, 1).await, START + 700);
     assert_eq!(net.balance(&v, 0).await, START - 700 - FEE);
+}
+
+/// A reorg that removes a deposit's block reverts the deposit on both nodes; mined again, it is
+/// credited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_removed_by_a_reorg_is_reverted_and_credited_once_when_mined_again() {
+    let net = Net::start(&["v1"]).await;
+    let seq = net.sequencer(None).await;
+    let v = net.verifier("v1", 0x61, true).await;
+    let depositor = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x45; 32]).unwrap());
+    let balance = |node| {
+        let net = &net;
+        async move {
+            net.rpc(node, "stint_getAccount", json!([depositor.to_address()]))
+                .await["balance"]
+                .as_u64()
+        }
+    };
+    let deposit_block = net.deposit(depositor, 25_000).await;
+    net.mine_until("the deposit credited on both nodes", || async {
+        let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
+        balance(&seq).await == Some(25_000) && balance(&v).await == Some(25_000)
+    })
+    .await;
+
+    // The deposit's block leaves the chain; a longer branch without it is mined (generateblock
+    // with no transactions: the deposit waits in the mempool).
+    let client = net.node.client();
+    let tip = client.get_block_count().await.unwrap();
+    let depth = tip
+        - client
+            .get_block_header_info(&deposit_block)
+            .await
+            .unwrap()
+            .height
+        + 1;
+    client.invalidate_block(&deposit_block).await.unwrap();
+    let to = net.wallet.get_new_address(Network::Regtest).await.unwrap();
+    for _ in 0..depth + 1 {
+        net.wallet.generate_block(&to, &[], &[]).await.unwrap();
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
+        if balance(&seq).await == Some(0) && balance(&v).await == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deposit was never reverted");
+        net.wallet.generate_block(&to, &[], &[]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Mined again from the mempool: credited once on both nodes.
+    net.mine_until("the deposit credited again", || async {
+        let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
+        balance(&seq).await == Some(25_000) && balance(&v).await == Some(25_000)
+    })
+    .await;
+    let soft = net.rpc(&seq, "stint_syncStatus", json!([])).await["soft"]["number"]
+        .as_u64()
+        .unwrap();
+    net.mine_until("the batches to be final", || async {
+        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64() >= Some(soft)
+    })
+    .await;
+    assert_agree(&net, &seq, &[&v]).await;
+    assert_eq!(balance(&seq).await, Some(25_000));
+    assert_eq!(balance(&v).await, Some(25_000));
 }
