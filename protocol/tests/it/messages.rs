@@ -485,3 +485,71 @@ fn a_censor_that_keeps_its_origin_is_refused_after_the_sequencing_window() {
         vec![(1, honest.batch.hash())]
     );
 }
+
+/// A flood of forced txs is bounded per block and neither stalls derivation nor breaks the v2
+/// proof-size rule: 300 forced txs (largest payrolls among them) in one block count as the
+/// first 256 messages, the batch that executes them has message segments within the budget,
+/// derivation accepts it, and every segment's fraud proof fits one challenge.
+#[test]
+fn a_flood_of_forced_txs_is_bounded_and_every_message_segment_is_provable() {
+    use stint_contracts::{Call, Payment, Tx, MAX_PAYROLL_PAYMENTS};
+    use stint_protocol::{message_segment_cost, MAX_FRAUD_PROOF_BYTES, SEGMENT_BUDGET};
+    let mut w = World::new();
+    let payroll = |nonce: u64| {
+        Tx {
+            chain_id: CHAIN_ID,
+            from: account(ALICE),
+            nonce,
+            fee: 1,
+            call: Call::Payroll {
+                payments: (0..MAX_PAYROLL_PAYMENTS)
+                    .map(|i| Payment {
+                        to: account((i % 200) as u8 + 20),
+                        amount: 1,
+                    })
+                    .collect(),
+            },
+        }
+        .sign(&signing_key(ALICE))
+        .unwrap()
+    };
+    let flood: Vec<Transaction> = (0..300u32)
+        .map(|i| {
+            let tx = if i % 10 == 0 {
+                payroll(u64::from(i / 10))
+            } else {
+                transfer(BOB, ALICE, u64::from(i), 1)
+            };
+            reveal(EnvelopeKind::ForcedTx, 50, tx.encode(), 1_000 + i)
+        })
+        .collect();
+    w.mine(flood);
+    w.mine(vec![]);
+    let due = w.derivation.messages_due(0, w.tip());
+    assert_eq!(due.len(), stint_protocol::MAX_L1_MESSAGES_PER_BLOCK);
+    let sealed = w.build(w.genesis_parent(), &due, vec![]);
+    let batch = &sealed.batch;
+    assert!(batch.message_segment_count() > 1);
+    for j in 1..=batch.message_segment_count() {
+        let range = batch.segment_messages(j).unwrap();
+        assert!(message_segment_cost(&due[range]) <= SEGMENT_BUDGET);
+    }
+    let reveal_tx = w.reveal_batch(batch);
+    assert_eq!(anchored(&w.mine(vec![reveal_tx])), vec![(1, batch.hash())]);
+    let mut store = w.store.clone();
+    for update in &sealed.updates {
+        store.write(update);
+    }
+    let tree = SparseMerkleTree::new(&store);
+    for j in 1..=batch.message_segment_count() {
+        let proof =
+            build_fraud_proof_with_messages(&w.g, &tree, batch, &due, j, account(BOB)).unwrap();
+        let bytes = proof.encode().unwrap();
+        assert!(bytes.len() <= MAX_FRAUD_PROOF_BYTES, "segment {j}");
+        assert_eq!(
+            Judge::judge_bytes(&w.g, batch.header(), &bytes),
+            Ok(Verdict::NoFraud),
+            "segment {j}"
+        );
+    }
+}
