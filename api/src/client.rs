@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use stint_contracts::SignedTx;
 
 use crate::types::{
-    AccountInfo, BatchInfo, BatchRef, ChainInfo, Hex32, ReadOptions, Receipt, StreamInfo,
-    SyncStatus, TaskInfo,
+    AccountInfo, BatchInfo, BatchRef, BridgeInfo, ChainInfo, Hex32, ReadOptions, Receipt,
+    StreamInfo, SyncStatus, TaskInfo,
 };
 
 /// Default timeout of one request.
@@ -186,6 +186,11 @@ impl ApiClient {
     /// `stint_chainInfo`.
     pub async fn chain_info(&self) -> Result<ChainInfo, ClientError> {
         self.call("stint_chainInfo", json!([])).await
+    }
+
+    /// `stint_bridgeInfo`.
+    pub async fn bridge_info(&self) -> Result<BridgeInfo, ClientError> {
+        self.call("stint_bridgeInfo", json!([])).await
     }
 
     /// `stint_syncStatus`.

@@ -57,8 +57,8 @@ mod view;
 pub use client::{ApiClient, ClientError, DEFAULT_REQUEST_TIMEOUT};
 pub use reads::{register_read_methods, MAX_TASKS_PER_QUERY, READ_METHODS};
 pub use types::{
-    AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, ChainInfo, Head, Hex32, L1Ref,
-    ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus, TaskInfo, TransactionInfo,
+    AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, Head, Hex32,
+    L1Ref, ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus, TaskInfo, TransactionInfo,
 };
 pub use view::{task_index_entries, BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
 

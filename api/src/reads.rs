@@ -12,15 +12,16 @@ use stint_rpc::{BoxFuture, MethodResult, MethodSpec, Params, RegisterError, RpcE
 use stint_state::{Hash, Key, SparseMerkleTree};
 
 use crate::types::{
-    AccountInfo, BatchInfo, BatchRef, BatchState, ChainInfo, Hex32, L1Ref, ProofFields,
+    AccountInfo, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, Hex32, L1Ref, ProofFields,
     ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
 };
 use crate::view::{ChainView, TaskRole, TxEntry, ViewError};
 use crate::NOT_FOUND;
 
 /// The methods [`register_read_methods`] registers, in order.
-pub const READ_METHODS: [&str; 9] = [
+pub const READ_METHODS: [&str; 10] = [
     "stint_chainInfo",
+    "stint_bridgeInfo",
     "stint_syncStatus",
     "stint_getAccount",
     "stint_getTask",
@@ -492,6 +493,25 @@ where
     {
         let view = Arc::clone(&view);
         module.register(
+            MethodSpec::new("stint_bridgeInfo")
+                .summary("How bitcoin enters: the bridge's deposit address and tag, its signers and threshold, min_deposit, and the L1-message parameters")
+                .result("info", json!({"type": "object", "required": ["enabled", "depositTagPrefix", "signers", "threshold", "minDeposit", "sequencingWindow", "l1Confirmations"], "properties": {
+                    "enabled": {"type": "boolean"},
+                    "depositAddress": {"type": ["string", "null"]},
+                    "depositScript": {"type": ["string", "null"]},
+                    "depositTagPrefix": {"type": "string"},
+                    "signers": {"type": "array", "items": {"type": "string"}},
+                    "threshold": {"type": "integer"}, "minDeposit": {"type": "integer"},
+                    "sequencingWindow": {"type": "integer"}, "l1Confirmations": {"type": "integer"}}})),
+            move |_ctx: Arc<C>, _params: Params| {
+                let info = BridgeInfo::new(view.genesis(), view.network());
+                async move { to_value(&info) }
+            },
+        )?;
+    }
+    {
+        let view = Arc::clone(&view);
+        module.register(
             MethodSpec::new("stint_syncStatus")
                 .summary("Heads: soft (what reads default to), anchored, final; the last processed Bitcoin block")
                 .description("On a verifier, soft and anchored are its newest verified batch.")
@@ -652,6 +672,9 @@ mod tests {
         }
         fn genesis_root(&self) -> Hash {
             self.root
+        }
+        fn network(&self) -> bitcoin::Network {
+            bitcoin::Network::Regtest
         }
         fn state(&self) -> &MemoryNodeStore {
             &self.store

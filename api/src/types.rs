@@ -109,6 +109,65 @@ impl ChainInfo {
     }
 }
 
+/// `stint_bridgeInfo`: how bitcoin enters the rollup (protocol v3 L1 messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeInfo {
+    /// Whether the genesis names a bridge (without one there are no deposits; forced txs work
+    /// either way).
+    pub enabled: bool,
+    /// The bridge's P2TR address on this node's Bitcoin network.
+    pub deposit_address: Option<String>,
+    /// Its output script, hex.
+    pub deposit_script: Option<String>,
+    /// How a deposit names its L2 account: an output with this script prefix followed by the
+    /// 32 account bytes (`OP_RETURN "STNT" "D" <account>`), in the paying transaction.
+    pub deposit_tag_prefix: String,
+    /// The federation's x-only keys, in genesis order.
+    pub signers: Vec<String>,
+    /// Signatures a payout needs.
+    pub threshold: u32,
+    /// Smallest deposit credited, sats (= units).
+    pub min_deposit: u64,
+    /// Blocks a batch's L1 origin may lag its anchoring block.
+    pub sequencing_window: u64,
+    /// Confirmations a message's block needs before a batch executes it.
+    pub l1_confirmations: u64,
+}
+
+impl BridgeInfo {
+    /// The bridge info of `genesis` on `network`.
+    pub fn new(genesis: &Genesis, network: bitcoin::Network) -> Self {
+        let bridge = genesis.bridge.as_ref();
+        let script = bridge.and_then(|b| b.script_pubkey());
+        let tag = stint_protocol::DepositTag {
+            account: stint_contracts::AccountId([0; 32]),
+        }
+        .to_script();
+        let prefix = tag
+            .as_bytes()
+            .get(..tag.len().saturating_sub(32))
+            .unwrap_or_default();
+        Self {
+            enabled: bridge.is_some(),
+            deposit_address: script.as_ref().and_then(|s| {
+                bitcoin::Address::from_script(s, network)
+                    .ok()
+                    .map(|a| a.to_string())
+            }),
+            deposit_script: script.as_ref().map(|s| hex::encode(s.as_bytes())),
+            deposit_tag_prefix: hex::encode(prefix),
+            signers: bridge
+                .map(|b| b.signers.iter().map(|k| k.to_string()).collect())
+                .unwrap_or_default(),
+            threshold: bridge.map_or(0, |b| b.threshold),
+            min_deposit: bridge.map_or(0, |b| b.min_deposit),
+            sequencing_window: genesis.sequencing_window,
+            l1_confirmations: genesis.l1_confirmations,
+        }
+    }
+}
+
 /// A head: a batch number with its header hash and state root (number 0 is the genesis).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -139,6 +139,9 @@ pub trait ChainView: Send + Sync + 'static {
     /// The genesis state root.
     fn genesis_root(&self) -> Hash;
 
+    /// The Bitcoin network the node follows (for addresses in answers).
+    fn network(&self) -> bitcoin::Network;
+
     /// The state node store reads go to.
     fn state(&self) -> &Self::State;
 

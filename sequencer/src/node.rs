@@ -168,6 +168,7 @@ impl Sequencer {
             Arc::clone(&store),
             Arc::clone(&chain),
             Arc::clone(&admission),
+            config.bitcoind.network,
         ));
 
         let (stop, stop_rx) = watch::channel(false);

@@ -25,6 +25,7 @@ pub(crate) struct SequencerView {
     chain: Arc<ChainState>,
     /// Pending txs and nonces.
     admission: Arc<Admission>,
+    network: bitcoin::Network,
 }
 
 impl SequencerView {
@@ -34,6 +35,7 @@ impl SequencerView {
         store: Arc<Store>,
         chain: Arc<ChainState>,
         admission: Arc<Admission>,
+        network: bitcoin::Network,
     ) -> Self {
         Self {
             genesis,
@@ -41,6 +43,7 @@ impl SequencerView {
             store,
             chain,
             admission,
+            network,
         }
     }
 
@@ -73,6 +76,10 @@ impl ChainView for SequencerView {
 
     fn genesis_root(&self) -> Hash {
         self.genesis_root
+    }
+
+    fn network(&self) -> bitcoin::Network {
+        self.network
     }
 
     fn state(&self) -> &Self::State {

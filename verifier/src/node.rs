@@ -156,6 +156,7 @@ where
         Arc::clone(engine.state()),
         engine.store_handle(),
         Arc::clone(&status),
+        config.bitcoind.network,
     ));
 
     let module = crate::rpc::module(Arc::clone(&view), &metrics)?;

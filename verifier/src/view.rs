@@ -24,6 +24,7 @@ pub struct VerifierView {
     state: Arc<RocksNodeStore>,
     store: Arc<VerifierStore>,
     status: Arc<Status>,
+    network: bitcoin::Network,
 }
 
 impl VerifierView {
@@ -35,6 +36,7 @@ impl VerifierView {
         state: Arc<RocksNodeStore>,
         store: Arc<VerifierStore>,
         status: Arc<Status>,
+        network: bitcoin::Network,
     ) -> Self {
         Self {
             genesis,
@@ -42,6 +44,7 @@ impl VerifierView {
             state,
             store,
             status,
+            network,
         }
     }
 
@@ -111,6 +114,10 @@ impl ChainView for VerifierView {
 
     fn genesis_root(&self) -> Hash {
         self.genesis_root
+    }
+
+    fn network(&self) -> bitcoin::Network {
+        self.network
     }
 
     fn state(&self) -> &Self::State {

@@ -103,6 +103,11 @@ async fn both_nodes_answer_every_read_alike() {
     );
     genesis.dispute_window = WINDOW;
     genesis.checkpoint_interval = 4;
+    genesis.bridge = Some(stint_protocol::Bridge {
+        signers: vec![anchor.x_only_public_key().0],
+        threshold: 1,
+        min_deposit: 5_000,
+    });
     let genesis_path = dir.path().join("genesis.json");
     std::fs::write(&genesis_path, genesis.to_json()).unwrap();
 
@@ -270,6 +275,8 @@ async fn both_nodes_answer_every_read_alike() {
         ("stint_chainInfo", json!([])),
         ("stint_chainInfo", json!({})),
         ("stint_chainInfo", json!([1])),
+        ("stint_bridgeInfo", json!([])),
+        ("stint_bridgeInfo", json!(["x"])),
         ("stint_syncStatus", json!(null)),
         ("stint_syncStatus", json!({"verbose": true})),
         ("stint_getAccount", json!([a])),
