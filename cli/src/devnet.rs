@@ -17,9 +17,9 @@
 //! | `devnet.json` | endpoints and accounts (DESIGN §5); removed at start, written when up |
 //! | `devnet.lock` | `flock`ed by the running devnet (holds its pid): a second one is refused |
 //! | `ports.json` | the JSON-RPC ports (from the flags at creation, or later); a resume keeps them |
-//! | `env.sh` | `source` it: `stint` on `PATH`, `STINT_RPC`, `STINT_VERIFIER_RPC`, `$ALICE`, `$ALICE_KEY`, … |
+//! | `env.sh` | `source` it: `stint` on `PATH`, `STINT_RPC`, `STINT_VERIFIER_RPC`, `STINT_BITCOIND_RPC`/`_COOKIE` (for `stint deposit`), `$ALICE`, `$ALICE_KEY`, … |
 //! | `genesis.json` | the chain's genesis (written last when a folder is created) |
-//! | `keys/*.json` | key files (mode 0600): demo accounts, `anchor`, `verifier`, `fees` |
+//! | `keys/*.json` | key files (mode 0600): demo accounts, `anchor`, `verifier`, `fees`, the bridge's `bridge-signer-1..3` |
 //! | `sequencer.toml`, `verifier.toml` | the node configs (rewritten at every start) |
 //! | `admin.token` | the sequencer's admin bearer token (mode 0600) |
 //! | `bitcoind/`, `sequencer/`, `verifier/` | the nodes' data directories |
@@ -35,7 +35,7 @@ use rand::RngCore;
 use serde_json::json;
 use stint_anchor::{BitcoindClient, RegtestConfig, RegtestNode};
 use stint_contracts::AccountId;
-use stint_protocol::{Genesis, GenesisAlloc, DEVNET_DISPUTE_WINDOW};
+use stint_protocol::{Bridge, Genesis, GenesisAlloc, DEVNET_DISPUTE_WINDOW};
 use stint_sequencer::{FaultMode, Sequencer, SequencerConfig};
 use stint_verifier::{VerifierConfig, VerifierHandle};
 
@@ -45,6 +45,12 @@ use crate::keys::Key;
 pub const DEFAULT_DEVNET_DIR: &str = "devnet";
 /// Default seconds between mined blocks.
 pub const DEFAULT_BLOCK_INTERVAL_SECS: u64 = 2;
+/// Signers of the devnet's bridge federation.
+pub const DEVNET_BRIDGE_SIGNERS: u32 = 3;
+/// Signatures a devnet bridge payout needs.
+pub const DEVNET_BRIDGE_THRESHOLD: u32 = 2;
+/// The devnet bridge's `min_deposit`, sats.
+pub const DEVNET_MIN_DEPOSIT: u64 = 1_000;
 /// Default sequencer JSON-RPC port.
 pub const DEFAULT_DEVNET_RPC_PORT: u16 = 7545;
 /// Default verifier JSON-RPC port.
@@ -658,6 +664,12 @@ impl Devnet {
             "export STINT_DEVNET={}\n",
             shell_quote(&self.layout.dir.display().to_string())
         ));
+        // For `stint deposit` (it pays from a bitcoind wallet).
+        out.push_str(&format!(
+            "export STINT_BITCOIND_RPC={}\nexport STINT_BITCOIND_COOKIE={}\n",
+            shell_quote(&self.node.rpc_url()),
+            shell_quote(&self.node.cookie_file().display().to_string())
+        ));
         for a in &self.accounts {
             let upper = a.name.to_uppercase();
             out.push_str(&format!(
@@ -743,6 +755,21 @@ async fn create(
         info.bestblockhash,
     );
     genesis.dispute_window = dispute_window.unwrap_or(DEVNET_DISPUTE_WINDOW);
+    // A 2-of-3 bridge federation whose keys the devnet keeps (signing payouts is issue 16's), so
+    // `stint deposit` brings bitcoin in.
+    let mut signers = Vec::new();
+    for i in 1..=DEVNET_BRIDGE_SIGNERS {
+        let key = ensure_key(&layout.key(&format!("bridge-signer-{i}")))?;
+        signers.push(
+            XOnlyPublicKey::from_slice(&key.account().0)
+                .map_err(|e| DevnetError::Invalid(format!("bridge key: {e}")))?,
+        );
+    }
+    genesis.bridge = Some(Bridge {
+        signers,
+        threshold: DEVNET_BRIDGE_THRESHOLD,
+        min_deposit: DEVNET_MIN_DEPOSIT,
+    });
     genesis
         .validate()
         .map_err(|e| DevnetError::Invalid(format!("genesis: {e}")))?;

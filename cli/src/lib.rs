@@ -28,6 +28,7 @@
 //! ```
 
 mod client;
+mod deposit;
 mod devnet;
 mod error;
 mod journal;
@@ -41,11 +42,16 @@ mod time;
 mod wallet;
 
 pub use client::{RpcClient, DEFAULT_REQUEST_TIMEOUT};
+pub use deposit::{
+    run_deposit, DepositArgs, DepositWait, DEFAULT_BTC_WALLET, DEFAULT_DEPOSIT_FEE_RATE,
+    DEFAULT_DEPOSIT_TIMEOUT_SECS,
+};
 pub use devnet::{
     run_devnet, run_genesis, DemoAccount, Devnet, DevnetArgs, DevnetError, GenesisArgs,
     DEFAULT_BLOCK_INTERVAL_SECS, DEFAULT_DEVNET_DIR, DEFAULT_DEVNET_RPC_PORT,
     DEFAULT_DEVNET_VERIFIER_RPC_PORT, DEMO_ACCOUNTS, DEMO_BALANCE, DEVNET_BATCH_INTERVAL_MS,
-    DEVNET_CHAIN_ID, DEVNET_POLL_INTERVAL_MS,
+    DEVNET_BRIDGE_SIGNERS, DEVNET_BRIDGE_THRESHOLD, DEVNET_CHAIN_ID, DEVNET_MIN_DEPOSIT,
+    DEVNET_POLL_INTERVAL_MS,
 };
 pub use error::CliError;
 pub use keys::{write_key_file, Key, KeyFile};

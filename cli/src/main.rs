@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stint::{
-    run_devnet, run_genesis, run_wallet, CliError, DevnetArgs, GenesisArgs, WalletCommand,
-    WalletOpts,
+    run_deposit, run_devnet, run_genesis, run_wallet, CliError, DepositArgs, DevnetArgs,
+    GenesisArgs, WalletCommand, WalletOpts,
 };
 use stint_sequencer::SequencerArgs;
 use stint_verifier::VerifierArgs;
@@ -40,12 +40,14 @@ enum Command {
     Verifier(VerifierArgs),
     #[command(flatten)]
     Wallet(WalletCommand),
+    /// Deposit bitcoin: pay sats from a bitcoind wallet to the bridge, tagged for an account.
+    Deposit(DepositArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
-        Command::Wallet(_) => "warn",
+        Command::Wallet(_) | Command::Deposit(_) => "warn",
         // The nodes' own progress (batches sealed, anchored, verified, final), without the
         // lower layers' chatter.
         Command::Devnet(_) => "info,anchor=warn,stint_rpc=warn",
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
                 Ok(stint_verifier::run(config, shutdown_signal()).await?)
             }
             Command::Wallet(command) => Ok(run_wallet(command, &cli.wallet).await?),
+            Command::Deposit(args) => Ok(run_deposit(&args, &cli.wallet).await?),
         }
     });
     match result {

@@ -87,6 +87,7 @@ fn expected_effects() -> Vec<(&'static str, Effect)> {
             "soft → anchored → final",
             Effect::Exact([0, -5 - FEE, 5, 0]),
         ),
+        ("deposit", Effect::Exact([50_000, 0, 0, 0])),
         ("status and reads", Effect::Exact([0, 0, 0, 0])),
     ]
 }

@@ -1013,3 +1013,59 @@ async fn a_deposit_removed_by_a_reorg_is_reverted_and_credited_once_when_mined_a
     assert_eq!(balance(&seq).await, Some(25_000));
     assert_eq!(balance(&v).await, Some(25_000));
 }
+
+/// `stint deposit`: a deposit below `min_deposit` is refused before any bitcoin moves; a real one
+/// pays the bridge from the bitcoind wallet and `--wait credited` returns once the sequencer's
+/// state shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stint_deposit_pays_the_bridge_and_waits_until_credited() {
+    let net = Net::start(&[]).await;
+    let seq = net.sequencer(None).await;
+    let to = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x46; 32]).unwrap());
+    let cookie = net.node.cookie_file().display().to_string();
+    let deposit = |amount: &str, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stint"));
+        command
+            .args(["deposit", "--amount", amount, "--to", &to.to_address()])
+            .args(["--rpc", &seq.url, "--bitcoind-rpc", &net.node.rpc_url()])
+            .args(["--bitcoind-cookie", &cookie, "--btc-wallet", "stint"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let balance_before = net.wallet.get_balance().await.unwrap();
+    let refused = deposit("999", &[]).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("min_deposit of 1000"), "{stderr}");
+    assert_eq!(net.wallet.get_balance().await.unwrap(), balance_before);
+
+    let mut child = deposit("30000", &["--wait", "credited", "--json"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "stint deposit never returned");
+        net.mine(1).await;
+        let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["balance"], json!(30_000));
+    assert_eq!(printed["amount"], json!(30_000));
+    assert!(printed["outpoint"].as_str().unwrap().contains(':'));
+    let account = net
+        .rpc(&seq, "stint_getAccount", json!([to.to_address()]))
+        .await;
+    assert_eq!(account["balance"], json!(30_000));
+}
