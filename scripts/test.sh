@@ -64,8 +64,10 @@ if cargo nextest --version >/dev/null 2>&1; then
     # cargo-nextest (on this machine kind) runs the tests of every binary side by side: most of
     # the regtest tests wait on bitcoind, so 4 at a time on 2 cores cut the test step from
     # about 300 s to 90 s. Doc tests are not nextest's: cargo runs them after.
+    # A test that fails is run once more (`--retries 1`): one that then passes is still
+    # reported, as FLAKY, in the log, and one that fails twice fails the run.
     cargo nextest run --workspace --locked --no-fail-fast \
-        --test-threads "${STINT_TEST_THREADS:-4}" --failure-output final
+        --test-threads "${STINT_TEST_THREADS:-4}" --retries 1 --failure-output final
     cargo test --workspace --locked --doc
 else
     cargo test --workspace --locked --no-fail-fast

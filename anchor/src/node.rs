@@ -141,22 +141,37 @@ impl RegtestNode {
         };
         std::fs::create_dir_all(&config.datadir)?;
         config.datadir = config.datadir.canonicalize()?;
-        if config.rpc_port == 0 {
-            config.rpc_port = free_port()?;
+        // Ports picked here are free when picked, but another process (a test run beside this
+        // one) may bind one before bitcoind does: then bitcoind exits at once, and we try again
+        // on other ports.
+        let (pick_rpc, pick_p2p) = (config.rpc_port == 0, config.p2p_port == 0);
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            if pick_rpc {
+                config.rpc_port = free_port()?;
+            }
+            if pick_p2p {
+                config.p2p_port = free_port()?;
+            }
+            let url = format!("http://127.0.0.1:{}", config.rpc_port);
+            let client = BitcoindClient::new(url, Auth::Cookie(cookie_path(&config.datadir)));
+            let mut node = Self {
+                config: config.clone(),
+                bitcoind: bitcoind.clone(),
+                child: None,
+                client,
+            };
+            match node.launch().await {
+                Ok(()) => return Ok(node),
+                Err(NodeError::Exited { .. })
+                    if (pick_rpc || pick_p2p) && attempt < PORT_ATTEMPTS =>
+                {
+                    tracing::warn!(target: "anchor::node", attempt, "bitcoind exited during startup (a port taken meanwhile?); retrying on other ports");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        if config.p2p_port == 0 {
-            config.p2p_port = free_port()?;
-        }
-        let url = format!("http://127.0.0.1:{}", config.rpc_port);
-        let client = BitcoindClient::new(url, Auth::Cookie(cookie_path(&config.datadir)));
-        let mut node = Self {
-            config,
-            bitcoind,
-            child: None,
-            client,
-        };
-        node.launch().await?;
-        Ok(node)
     }
 
     /// A client for the node (no wallet).
@@ -329,6 +344,9 @@ impl Drop for RegtestNode {
 fn cookie_path(datadir: &Path) -> PathBuf {
     datadir.join("regtest").join(".cookie")
 }
+
+/// Launch attempts on freshly picked ports before a start gives up.
+const PORT_ATTEMPTS: u32 = 3;
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?

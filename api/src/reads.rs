@@ -234,6 +234,8 @@ fn batch<V: ChainView>(
             hash: bitcoin::hashes::Hash::from_byte_array(header.l1_origin.hash),
         },
         tx_count: header.tx_count,
+        msg_root: Hex32(header.msg_root),
+        msg_count: header.msg_count,
         status: entry.status,
         anchor: entry.anchor,
         txids: batch.txs().iter().map(|t| Hex32(t.txid().0)).collect(),
@@ -585,6 +587,7 @@ where
                         "txRoot": hash_schema(), "traceRoot": hash_schema(),
                         "timestamp": {"type": "integer"}, "l1Origin": l1_schema(),
                         "txCount": {"type": "integer"},
+                        "msgRoot": hash_schema(), "msgCount": {"type": "integer"},
                         "status": {"enum": ["soft", "anchored", "final", "invalidated"]},
                         "anchor": {"oneOf": [{"type": "object", "properties": {
                             "btcTxid": hash_schema(), "height": {"type": "integer"}}}, {"type": "null"}]},

@@ -364,6 +364,10 @@ pub struct BatchInfo {
     pub l1_origin: L1Ref,
     /// Number of txs.
     pub tx_count: u32,
+    /// Merkle root of the L1 messages (deposits, forced txs) it executes first (protocol v3).
+    pub msg_root: Hex32,
+    /// Number of those L1 messages.
+    pub msg_count: u32,
     /// Where it stands.
     pub status: BatchState,
     /// Where it is anchored, once it is.

@@ -846,6 +846,17 @@ async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
     .await;
     let (number, _) = assert_agree(&net, &seq, &[&v]).await;
     assert!(number >= soft);
+    // The batches committed to exactly three messages (the deposit and both forced txs; the
+    // dust payment is not a message), and both nodes say so.
+    for node in [&seq, &v] {
+        let mut messages = 0;
+        for n in 1..=number {
+            messages += net.rpc(node, "stint_getBatch", json!([n])).await["msgCount"]
+                .as_u64()
+                .unwrap();
+        }
+        assert_eq!(messages, 3, "{}", node.url);
+    }
     assert_eq!(net.balance(&v, 1).await, START + 700);
     assert_eq!(depositor_balance(&v).await, Some(25_000));
     assert_eq!(
