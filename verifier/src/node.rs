@@ -228,9 +228,13 @@ fn publish(
     alerts: Vec<ChallengeAlert>,
 ) {
     let snapshot = Snapshot::of(engine, bitcoind_ok, last_error, alerts);
-    metrics
-        .replay_lag_batches
-        .set((snapshot.canonical.len() as i64).saturating_sub(engine.verified().len() as i64));
+    // After a restart, batches verified before it are kept while derivation re-reads Bitcoin
+    // and has not reached them yet: more verified than canonical is no lag, not a negative one.
+    metrics.replay_lag_batches.set(
+        (snapshot.canonical.len() as i64)
+            .saturating_sub(engine.verified().len() as i64)
+            .max(0),
+    );
     metrics
         .l1_height
         .set(snapshot.l1.map_or(-1, |(h, _)| h as i64));
