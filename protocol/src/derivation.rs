@@ -422,12 +422,11 @@ impl Derivation {
     /// after the parent's [message horizon](Genesis::message_horizon) up to its own, in order.
     /// Empty when the origin is not above the parent's.
     pub fn messages_due(&self, parent_origin_height: u64, origin_height: u64) -> Vec<L1Message> {
-        let after = self.genesis.message_horizon(parent_origin_height);
-        let up_to = self.genesis.message_horizon(origin_height);
-        if up_to <= after {
-            return Vec::new();
-        }
-        self.l1_messages(after, up_to).cloned().collect()
+        self.genesis
+            .message_blocks(parent_origin_height, origin_height)
+            .map_or_else(Vec::new, |(after, up_to)| {
+                self.l1_messages(after, up_to).cloned().collect()
+            })
     }
 
     /// The L1 messages canonical batch `number` executed (empty for an unknown batch).

@@ -364,61 +364,49 @@ impl Judge {
                 .map_err(|e| JudgeError::BadWitness(e.to_string()))
         };
         let context = block_context(genesis, header);
+        let wrong_count = || JudgeError::WrongTxCount {
+            expected,
+            txs: proof.txs.len().saturating_add(proof.messages.len()),
+            proofs: proof
+                .tx_proofs
+                .len()
+                .saturating_add(proof.message_proofs.len()),
+        };
         let changes = if end <= m && start < end {
             // A message segment: its messages, proven against `msg_root`.
-            if !proof.txs.is_empty()
-                || !proof.tx_proofs.is_empty()
-                || proof.messages.len() as u64 != expected
-                || proof.message_proofs.len() as u64 != expected
-            {
-                return Err(JudgeError::WrongTxCount {
-                    expected,
-                    txs: proof.txs.len().saturating_add(proof.messages.len()),
-                    proofs: proof
-                        .tx_proofs
-                        .len()
-                        .saturating_add(proof.message_proofs.len()),
-                });
+            if !proof.txs.is_empty() || !proof.tx_proofs.is_empty() {
+                return Err(wrong_count());
             }
-            for (i, (message, message_proof)) in
-                proof.messages.iter().zip(&proof.message_proofs).enumerate()
-            {
-                let position = start
-                    .checked_add(i as u64)
-                    .ok_or(JudgeError::BadTxProof { index: i })?;
-                if !message_proof.verify(&header.msg_root, &message.leaf(), position, m) {
-                    return Err(JudgeError::BadTxProof { index: i });
-                }
-            }
+            let leaves = proof.messages.iter().map(L1Message::leaf);
+            verify_items(
+                leaves,
+                &proof.message_proofs,
+                &header.msg_root,
+                start,
+                m,
+                expected,
+            )
+            .map_err(|e| e.unwrap_or_else(wrong_count))?;
             let view = view(proof)?;
             let outcome = execute_messages(&view, &context, &message_effects(&proof.messages))
                 .map_err(exec_failure)?;
             view.root_after(&outcome.changes).map_err(state_failure)?
         } else {
             // A tx segment: its txs, proven against `tx_root` (positions after the messages).
-            if proof.txs.len() as u64 != expected
-                || proof.tx_proofs.len() as u64 != expected
-                || !proof.messages.is_empty()
-                || !proof.message_proofs.is_empty()
-            {
-                return Err(JudgeError::WrongTxCount {
-                    expected,
-                    txs: proof.txs.len().saturating_add(proof.messages.len()),
-                    proofs: proof
-                        .tx_proofs
-                        .len()
-                        .saturating_add(proof.message_proofs.len()),
-                });
+            if !proof.messages.is_empty() || !proof.message_proofs.is_empty() {
+                return Err(wrong_count());
             }
             let first_tx = start.saturating_sub(m);
-            for (i, (tx, tx_proof)) in proof.txs.iter().zip(&proof.tx_proofs).enumerate() {
-                let position = first_tx
-                    .checked_add(i as u64)
-                    .ok_or(JudgeError::BadTxProof { index: i })?;
-                if !tx_proof.verify(&header.tx_root, &tx.wtxid(), position, n) {
-                    return Err(JudgeError::BadTxProof { index: i });
-                }
-            }
+            let leaves = proof.txs.iter().map(SignedTx::wtxid);
+            verify_items(
+                leaves,
+                &proof.tx_proofs,
+                &header.tx_root,
+                first_tx,
+                n,
+                expected,
+            )
+            .map_err(|e| e.unwrap_or_else(wrong_count))?;
             // Stateless execution on the witness.
             let view = view(proof)?;
             let outcome = match execute_segment(&view, &context, &proof.txs) {
@@ -441,6 +429,41 @@ impl Judge {
         }
         Ok(Verdict::NoFraud)
     }
+}
+
+/// Checks that `leaves` and `proofs` are `expected` each and that leaf `i` sits at position
+/// `first + i` of the `count` items under `root`. `Err(None)`: a count is wrong (the caller
+/// names it); `Err(Some(_))`: a path does not verify.
+fn verify_items(
+    leaves: impl ExactSizeIterator<Item = Hash>,
+    proofs: &[MerkleProof],
+    root: &Hash,
+    first: u64,
+    count: u64,
+    expected: u64,
+) -> Result<(), Option<JudgeError>> {
+    if leaves.len() as u64 != expected || proofs.len() as u64 != expected {
+        return Err(None);
+    }
+    for (i, (leaf, path)) in leaves.zip(proofs).enumerate() {
+        let position = first
+            .checked_add(i as u64)
+            .ok_or(Some(JudgeError::BadTxProof { index: i }))?;
+        if !path.verify(root, &leaf, position, count) {
+            return Err(Some(JudgeError::BadTxProof { index: i }));
+        }
+    }
+    Ok(())
+}
+
+/// The Merkle paths of the items at `positions` among `leaves`.
+fn paths(
+    leaves: &[Hash],
+    positions: std::ops::Range<usize>,
+) -> Result<Vec<MerkleProof>, ProveError> {
+    positions
+        .map(|position| MerkleProof::build(leaves, position).ok_or(ProveError::Inconsistent))
+        .collect()
 }
 
 fn state_failure(error: StateError) -> JudgeError {
@@ -515,48 +538,38 @@ pub fn build_fraud_proof_with_messages<S: NodeStore, B>(
 
     let context = block_context(genesis, header);
     let recording = RecordingView::new(tree.view(pre_checkpoint.state_root));
-    let (txs, tx_proofs, segment_messages, message_proofs, written) = if let Some(range) =
-        batch.segment_messages(segment)
-    {
-        let slice = messages
-            .get(range.clone())
-            .ok_or(ProveError::Inconsistent)?;
-        let leaves = message_leaves(messages);
-        let mut proofs = Vec::with_capacity(slice.len());
-        for position in range {
-            proofs.push(MerkleProof::build(&leaves, position).ok_or(ProveError::Inconsistent)?);
-        }
-        // Learn the keys the segment touches by running it over the full pre-state.
-        let written: BTreeSet<Key> =
-            match execute_messages(&recording, &context, &message_effects(slice)) {
+    let (txs, tx_proofs, segment_messages, message_proofs, written) =
+        if let Some(range) = batch.segment_messages(segment) {
+            let slice = messages
+                .get(range.clone())
+                .ok_or(ProveError::Inconsistent)?;
+            let proofs = paths(&message_leaves(messages), range)?;
+            // Learn the keys the segment touches by running it over the full pre-state.
+            let written: BTreeSet<Key> =
+                match execute_messages(&recording, &context, &message_effects(slice)) {
+                    Ok(outcome) => outcome.changes.keys().copied().collect(),
+                    Err(ExecError::Internal(e)) => return Err(ProveError::State(e)),
+                    Err(e) => return Err(ProveError::Execution(e.to_string())),
+                };
+            (Vec::new(), Vec::new(), slice.to_vec(), proofs, written)
+        } else {
+            let range = batch
+                .segment_range(segment)
+                .ok_or(ProveError::Inconsistent)?;
+            let txs = batch
+                .txs()
+                .get(range.clone())
+                .ok_or(ProveError::Inconsistent)?;
+            let tx_proofs = paths(&tx_leaves(batch.txs()), range)?;
+            // Learn the keys the segment touches by running it over the full pre-state.
+            let written: BTreeSet<Key> = match execute_segment(&recording, &context, txs) {
                 Ok(outcome) => outcome.changes.keys().copied().collect(),
+                Err(ExecError::Invalid { .. }) => BTreeSet::new(),
                 Err(ExecError::Internal(e)) => return Err(ProveError::State(e)),
                 Err(e) => return Err(ProveError::Execution(e.to_string())),
             };
-        (Vec::new(), Vec::new(), slice.to_vec(), proofs, written)
-    } else {
-        let range = batch
-            .segment_range(segment)
-            .ok_or(ProveError::Inconsistent)?;
-        let txs = batch
-            .txs()
-            .get(range.clone())
-            .ok_or(ProveError::Inconsistent)?;
-        let tx_leaves = tx_leaves(batch.txs());
-        let mut tx_proofs = Vec::with_capacity(txs.len());
-        for position in range {
-            tx_proofs
-                .push(MerkleProof::build(&tx_leaves, position).ok_or(ProveError::Inconsistent)?);
-        }
-        // Learn the keys the segment touches by running it over the full pre-state.
-        let written: BTreeSet<Key> = match execute_segment(&recording, &context, txs) {
-            Ok(outcome) => outcome.changes.keys().copied().collect(),
-            Err(ExecError::Invalid { .. }) => BTreeSet::new(),
-            Err(ExecError::Internal(e)) => return Err(ProveError::State(e)),
-            Err(e) => return Err(ProveError::Execution(e.to_string())),
+            (txs.to_vec(), tx_proofs, Vec::new(), Vec::new(), written)
         };
-        (txs.to_vec(), tx_proofs, Vec::new(), Vec::new(), written)
-    };
     let (_, mut keys) = recording.into_parts();
     keys.extend(written);
     let witness = tree.witness(&pre_checkpoint.state_root, &keys)?;

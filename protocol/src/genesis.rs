@@ -206,6 +206,19 @@ impl Genesis {
             .saturating_sub(self.l1_confirmations.max(1))
     }
 
+    /// The blocks whose L1 messages a batch with origin height `origin_height` on a parent with
+    /// origin height `parent_origin_height` executes: heights in `(after, up_to]`, as
+    /// `Some((after, up_to))`, or `None` when its horizon is not above its parent's.
+    pub fn message_blocks(
+        &self,
+        parent_origin_height: u64,
+        origin_height: u64,
+    ) -> Option<(u64, u64)> {
+        let after = self.message_horizon(parent_origin_height);
+        let up_to = self.message_horizon(origin_height);
+        (up_to > after).then_some((after, up_to))
+    }
+
     /// A genesis with the given essentials and default parameters (dispute window
     /// [`DEFAULT_DISPUTE_WINDOW`]; set `dispute_window` to [`DEVNET_DISPUTE_WINDOW`] for a devnet).
     pub fn new(

@@ -89,11 +89,9 @@ impl ChainStatus {
         parent_origin: u64,
         origin: u64,
     ) -> Vec<L1Message> {
-        let after = genesis.message_horizon(parent_origin);
-        let up_to = genesis.message_horizon(origin);
-        if up_to <= after {
+        let Some((after, up_to)) = genesis.message_blocks(parent_origin, origin) else {
             return Vec::new();
-        }
+        };
         self.l1_messages
             .range(after.saturating_add(1)..=up_to)
             .flat_map(|(_, messages)| messages.iter().cloned())
