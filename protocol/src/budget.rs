@@ -154,9 +154,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_largest_tx_fits_an_empty_segment() {
-        let payroll = signed(Call::Payroll {
+    /// The largest tx there is: a payroll of the most payments, every field at its maximum.
+    fn largest_payroll() -> SignedTx {
+        signed(Call::Payroll {
             payments: vec![
                 Payment {
                     to: AccountId([2; 32]),
@@ -164,22 +164,19 @@ mod tests {
                 };
                 MAX_PAYROLL_PAYMENTS
             ],
-        });
+        })
+    }
+
+    #[test]
+    fn the_largest_tx_fits_an_empty_segment() {
+        let payroll = largest_payroll();
         let cost = segment_cost(std::slice::from_ref(&payroll));
         assert!(cost <= SEGMENT_BUDGET, "{cost} > {SEGMENT_BUDGET}");
     }
 
     #[test]
     fn the_largest_forced_tx_fits_an_empty_message_segment() {
-        let payroll = signed(Call::Payroll {
-            payments: vec![
-                Payment {
-                    to: AccountId([2; 32]),
-                    amount: u64::MAX,
-                };
-                MAX_PAYROLL_PAYMENTS
-            ],
-        });
+        let payroll = largest_payroll();
         let message = L1Message {
             height: u64::MAX,
             index: u32::MAX,

@@ -43,6 +43,22 @@ fn user(i: u8) -> AccountId {
     AccountId::from_signing_key(&user_key(i))
 }
 
+/// A transfer of `amount` from user `from` to user `to` at `nonce`, signed.
+fn signed_transfer(from: u8, to: u8, nonce: u64, amount: u64) -> stint_contracts::SignedTx {
+    Tx {
+        chain_id: CHAIN_ID,
+        from: user(from),
+        nonce,
+        fee: FEE,
+        call: Call::Transfer {
+            to: user(to),
+            amount,
+        },
+    }
+    .sign(&user_key(from))
+    .unwrap()
+}
+
 /// A child `stint` process, killed when dropped (its log is printed on failure).
 struct Node {
     child: Child,
@@ -297,21 +313,24 @@ impl Net {
         }
     }
 
+    /// Mine until the sequencer's final head reaches its soft head as it is now; returns that
+    /// batch number.
+    async fn wait_soft_head_final(&self, seq: &Node) -> u64 {
+        let soft = self.rpc(seq, "stint_syncStatus", json!([])).await["soft"]["number"]
+            .as_u64()
+            .unwrap();
+        self.mine_until("the soft head to be final", || async {
+            self.rpc(seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64()
+                >= Some(soft)
+        })
+        .await;
+        soft
+    }
+
     /// Send a transfer signed by user `from`; returns its txid.
     async fn transfer(&mut self, seq: &Node, from: u8, to: u8, amount: u64) -> String {
         let nonce = self.nonces.entry(from).or_insert(0);
-        let tx = Tx {
-            chain_id: CHAIN_ID,
-            from: user(from),
-            nonce: *nonce,
-            fee: FEE,
-            call: Call::Transfer {
-                to: user(to),
-                amount,
-            },
-        }
-        .sign(&user_key(from))
-        .unwrap();
+        let tx = signed_transfer(from, to, *nonce, amount);
         *nonce += 1;
         let txid = self.rpc(seq, "stint_sendTransaction", json!([tx])).await;
         assert_eq!(txid, json!(tx.txid().to_string()));
@@ -786,20 +805,7 @@ async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
     let net = Net::start(&["v1"]).await;
     let seq = net.sequencer(None).await;
     let v = net.verifier("v1", 0x61, true).await;
-    let forced = |nonce, amount| {
-        Tx {
-            chain_id: CHAIN_ID,
-            from: user(0),
-            nonce,
-            fee: FEE,
-            call: Call::Transfer {
-                to: user(1),
-                amount,
-            },
-        }
-        .sign(&user_key(0))
-        .unwrap()
-    };
+    let forced = |nonce, amount| signed_transfer(0, 1, nonce, amount);
     // Deposits first: they are mined at once with `generateblock` and must not spend the
     // unconfirmed change of the forced txs' commits.
     let depositor = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x44; 32]).unwrap());
@@ -837,13 +843,7 @@ async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
     assert_eq!(net.balance(&seq, 2).await, START);
 
     // Anchored, final, and the verifier agrees on the state root and the balances.
-    let soft = net.rpc(&seq, "stint_syncStatus", json!([])).await["soft"]["number"]
-        .as_u64()
-        .unwrap();
-    net.mine_until("the batches to be final", || async {
-        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64() >= Some(soft)
-    })
-    .await;
+    let soft = net.wait_soft_head_final(&seq).await;
     let (number, _) = assert_agree(&net, &seq, &[&v]).await;
     assert!(number >= soft);
     // The batches committed to exactly three messages (the deposit and both forced txs; the
@@ -899,20 +899,7 @@ async fn a_censoring_sequencer_must_execute_a_forced_tx_within_the_sequencing_wi
         ))
         .await;
     let v = net.verifier("v1", 0x61, true).await;
-    let transfer = |nonce, amount| {
-        Tx {
-            chain_id: CHAIN_ID,
-            from: user(0),
-            nonce,
-            fee: FEE,
-            call: Call::Transfer {
-                to: user(1),
-                amount,
-            },
-        }
-        .sign(&user_key(0))
-        .unwrap()
-    };
+    let transfer = |nonce, amount| signed_transfer(0, 1, nonce, amount);
     // The censored account's RPC tx is acknowledged and never executed.
     let ignored = transfer(0, 5);
     let txid = net
@@ -945,13 +932,7 @@ async fn a_censoring_sequencer_must_execute_a_forced_tx_within_the_sequencing_wi
     assert!(delay < S + c, "executed {delay} blocks after its block");
     assert_eq!(net.balance(&seq, 0).await, START - 700 - FEE);
 
-    let soft = net.rpc(&seq, "stint_syncStatus", json!([])).await["soft"]["number"]
-        .as_u64()
-        .unwrap();
-    net.mine_until("the batch to be final", || async {
-        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64() >= Some(soft)
-    })
-    .await;
+    net.wait_soft_head_final(&seq).await;
     assert_agree(&net, &seq, &[&v]).await;
     assert_eq!(net.balance(&v, 1).await, START + 700);
     assert_eq!(net.balance(&v, 0).await, START - 700 - FEE);
@@ -1013,13 +994,7 @@ async fn a_deposit_removed_by_a_reorg_is_reverted_and_credited_once_when_mined_a
         balance(&seq).await == Some(25_000) && balance(&v).await == Some(25_000)
     })
     .await;
-    let soft = net.rpc(&seq, "stint_syncStatus", json!([])).await["soft"]["number"]
-        .as_u64()
-        .unwrap();
-    net.mine_until("the batches to be final", || async {
-        net.rpc(&seq, "stint_syncStatus", json!([])).await["final"]["number"].as_u64() >= Some(soft)
-    })
-    .await;
+    net.wait_soft_head_final(&seq).await;
     assert_agree(&net, &seq, &[&v]).await;
     assert_eq!(balance(&seq).await, Some(25_000));
     assert_eq!(balance(&v).await, Some(25_000));

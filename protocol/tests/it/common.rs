@@ -6,13 +6,14 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::{Keypair, Secp256k1, XOnlyPublicKey};
 use bitcoin::taproot::{LeafVersion, TaprootBuilder};
 use bitcoin::{
-    Block, BlockHash, CompactTarget, OutPoint, Sequence, Transaction, TxIn, TxMerkleNode, Witness,
+    Amount, Block, BlockHash, CompactTarget, OutPoint, Sequence, Transaction, TxIn, TxMerkleNode,
+    TxOut, Witness,
 };
 use k256::schnorr::SigningKey;
 use stint_contracts::{AccountId, Call, SignedTx, Tx};
 use stint_protocol::{
-    AnchorAuth, Batch, BatchBuilder, BuildParams, Envelope, EnvelopeKind, Genesis, GenesisAlloc,
-    L1Origin, ParentFacts, SealedBatch,
+    AnchorAuth, Batch, BatchBuilder, Bridge, BuildParams, DepositTag, Envelope, EnvelopeKind,
+    Genesis, GenesisAlloc, L1Origin, ParentFacts, SealedBatch,
 };
 use stint_state::{Hash, MemoryNodeStore};
 
@@ -211,5 +212,44 @@ pub(crate) fn reveal_leaf(script: bitcoin::ScriptBuf, key_seed: u8, salt: u32) -
             witness,
         }],
         output: Vec::new(),
+    }
+}
+
+/// The test federation: 2 of keys 31–33, `min_deposit` 1,000 sats.
+pub(crate) fn bridge() -> Bridge {
+    Bridge {
+        signers: vec![btc_key(31), btc_key(32), btc_key(33)],
+        threshold: 2,
+        min_deposit: 1_000,
+    }
+}
+
+/// A deposit of `sats` to [`bridge`] naming `account(to)`; `salt` makes its txid unique.
+pub(crate) fn deposit_tx(to: u8, sats: u64, salt: u32) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: bitcoin::Txid::from_byte_array([salt as u8; 32]),
+                vout: salt,
+            },
+            script_sig: bitcoin::ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(sats),
+                script_pubkey: bridge().script_pubkey().unwrap(),
+            },
+            TxOut {
+                value: Amount::ZERO,
+                script_pubkey: DepositTag {
+                    account: account(to),
+                }
+                .to_script(),
+            },
+        ],
     }
 }

@@ -2,51 +2,10 @@
 //! blocks in order, are pending until a canonical batch's `l1_origin` covers them, and leave
 //! with their block on a reorg.
 
-use bitcoin::absolute::LockTime;
-use bitcoin::hashes::Hash as _;
-use bitcoin::{Amount, Block, OutPoint, Sequence, Transaction, TxIn, TxOut, Witness};
-use stint_protocol::{
-    Bridge, DepositTag, Derivation, EnvelopeKind, Genesis, L1Message, L1MessageKind,
-};
+use bitcoin::{Block, Transaction};
+use stint_protocol::{Derivation, EnvelopeKind, Genesis, L1Message, L1MessageKind};
 
 use crate::common::*;
-
-fn bridge() -> Bridge {
-    Bridge {
-        signers: vec![btc_key(31), btc_key(32), btc_key(33)],
-        threshold: 2,
-        min_deposit: 1_000,
-    }
-}
-
-fn deposit_tx(to: u8, sats: u64, salt: u32) -> Transaction {
-    Transaction {
-        version: bitcoin::transaction::Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: bitcoin::Txid::from_byte_array([salt as u8; 32]),
-                vout: salt,
-            },
-            script_sig: bitcoin::ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![
-            TxOut {
-                value: Amount::from_sat(sats),
-                script_pubkey: bridge().script_pubkey().unwrap(),
-            },
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: DepositTag {
-                    account: account(to),
-                }
-                .to_script(),
-            },
-        ],
-    }
-}
 
 fn summary(messages: &[&L1Message]) -> Vec<(u64, u32, String)> {
     messages

@@ -2,14 +2,13 @@
 //! messages due at its origin; derivation rejects one that omits, reorders, drops or invents a
 //! message, and a message segment is fraud-provable like any other.
 
-use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash as _;
-use bitcoin::{Amount, Block, OutPoint, Sequence, Transaction, TxIn, TxOut, Witness};
+use bitcoin::{Block, Transaction};
 use stint_contracts::{read_account, InvalidTxReason, MessageReceipt, SignedTx};
 use stint_protocol::{
-    build_fraud_proof_with_messages, Batch, BatchBuilder, BatchError, Bridge, BuildParams,
-    Checkpoint, Deposit, DepositTag, Derivation, DerivationEvent, EnvelopeKind, Fraud, Genesis,
-    Judge, JudgeError, L1Message, L1MessageKind, L1Origin, ParentFacts, SealedBatch, Verdict,
+    build_fraud_proof_with_messages, Batch, BatchBuilder, BatchError, BuildParams, Checkpoint,
+    Deposit, Derivation, DerivationEvent, EnvelopeKind, Fraud, Genesis, Judge, JudgeError,
+    L1Message, L1MessageKind, L1Origin, ParentFacts, SealedBatch, Verdict,
 };
 use stint_state::{MemoryNodeStore, SparseMerkleTree};
 
@@ -17,43 +16,6 @@ use crate::common::*;
 
 const CONFIRMATIONS: u64 = 2;
 const WINDOW: u64 = 3;
-
-fn bridge() -> Bridge {
-    Bridge {
-        signers: vec![btc_key(31), btc_key(32), btc_key(33)],
-        threshold: 2,
-        min_deposit: 1_000,
-    }
-}
-
-fn deposit_tx(to: u8, sats: u64, salt: u32) -> Transaction {
-    Transaction {
-        version: bitcoin::transaction::Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: bitcoin::Txid::from_byte_array([salt as u8; 32]),
-                vout: salt,
-            },
-            script_sig: bitcoin::ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![
-            TxOut {
-                value: Amount::from_sat(sats),
-                script_pubkey: bridge().script_pubkey().unwrap(),
-            },
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: DepositTag {
-                    account: account(to),
-                }
-                .to_script(),
-            },
-        ],
-    }
-}
 
 /// A chain of synthetic blocks with a bridge genesis (`K` = 2, 2 confirmations), a derivation
 /// following it and a store of honest states.
