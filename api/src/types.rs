@@ -350,8 +350,13 @@ pub struct BatchInfo {
     pub hash: Hex32,
     /// The parent's header hash.
     pub parent: Hex32,
-    /// The state root the header claims.
+    /// The state root the header claims; for a derived batch, the root this node computed
+    /// (all zeros until it has).
     pub state_root: Hex32,
+    /// Whether every node derived it itself: no batch executed the L1 messages due within the
+    /// sequencing window, so it holds just those (protocol v3).
+    #[serde(default)]
+    pub derived: bool,
     /// The state root it builds on.
     pub prev_state_root: Hex32,
     /// Merkle root of its txs.

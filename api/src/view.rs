@@ -42,6 +42,9 @@ pub struct BatchEntry {
     pub status: BatchState,
     /// Where it is anchored, if it is (and canonical).
     pub anchor: Option<AnchorRef>,
+    /// For a derived batch (its header claims no state), the state root this node computed,
+    /// once it has.
+    pub derived_root: Option<Hash>,
 }
 
 /// Where a transaction stands in a node's view ([`ChainView::transaction`]).

@@ -179,6 +179,41 @@ impl BatchHeader {
     pub fn hash(&self) -> Hash {
         tagged_hash(BATCH_TAG, &[&self.encode()])
     }
+
+    /// Whether this is the header of a *derived* batch: one every node derives itself when no
+    /// batch executed the L1 messages due within the sequencing window (see
+    /// [`Derivation`](crate::Derivation)). It claims no state: `state_root` and `trace_root` are
+    /// zero, which no posted batch can have (its `trace_root` is the root of at least one
+    /// checkpoint, and its last checkpoint is its `state_root`).
+    pub fn is_derived(&self) -> bool {
+        self.trace_root == [0; 32] && self.state_root == [0; 32]
+    }
+}
+
+/// A derived batch as the next posted batch restates it (protocol v3, "no sequencer, no
+/// stall"): a posted batch whose parent chain ends in derived batches executes their L1
+/// messages again, first, from the last posted batch's state, and its trace has a checkpoint at
+/// the end of each derived batch's messages, so that checkpoint is the derived batch's state root,
+/// claimed and fraud-provable like any other. Those messages execute at the derived batch's
+/// timestamp, as they did when every node derived it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DerivedSpan {
+    /// The derived batch's number.
+    pub number: u64,
+    /// Where its messages end among the posted batch's messages (exclusive).
+    pub msg_end: u32,
+    /// Its timestamp: the time its messages execute at.
+    pub timestamp: u64,
+}
+
+/// The timestamp message segment ending at message `segment_end` executes at: that of the
+/// derived batch whose messages it restates (the first span ending at or after it), else the
+/// batch's own.
+pub fn span_timestamp(spans: &[DerivedSpan], segment_end: u32, batch_timestamp: u64) -> u64 {
+    spans
+        .iter()
+        .find(|span| span.msg_end >= segment_end)
+        .map_or(batch_timestamp, |span| span.timestamp)
 }
 
 /// Marker: a batch that has not been checked yet (decoded, or built locally).
@@ -296,6 +331,16 @@ pub enum BatchError {
     /// `prev_state_root` is not the parent's `state_root`.
     #[error("prev_state_root does not match the parent's state root")]
     PrevStateRoot,
+    /// No checkpoint ends where the messages of a derived batch the batch restates end.
+    #[error(
+        "no checkpoint at the end of derived batch {number}'s L1 messages (message {msg_end})"
+    )]
+    DerivedSpan {
+        /// The derived batch.
+        number: u64,
+        /// Where its messages end.
+        msg_end: u32,
+    },
     /// The timestamp is older than the parent's.
     #[error("timestamp {got} is before the parent's {parent}")]
     TimestampBeforeParent {
@@ -835,16 +880,46 @@ impl Batch<Unchecked> {
         Ok(())
     }
 
+    /// Every derived batch restated has a checkpoint at the end of its messages.
+    fn check_spans(&self, spans: &[DerivedSpan]) -> Result<(), BatchError> {
+        for span in spans {
+            let at_boundary =
+                span.msg_end == 0 || self.checkpoints.iter().any(|c| c.tx_end == span.msg_end);
+            if !at_boundary || span.msg_end > self.header.msg_count {
+                return Err(BatchError::DerivedSpan {
+                    number: span.number,
+                    msg_end: span.msg_end,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Check every rule of a batch that extends `parent`, is anchored in the last block of
     /// `l1` and must execute the L1 messages `due` (derivation's
     /// [`messages_due`](crate::Derivation::messages_due) for its origin; see the module docs),
-    /// turning it into a [`Batch<Checked>`].
+    /// turning it into a [`Batch<Checked>`]. With no derived batch restated: see
+    /// [`check_restating`](Self::check_restating).
     pub fn check(
         self,
         genesis: &Genesis,
         parent: &ParentFacts,
         l1: &impl L1Chain,
         due: &[L1Message],
+    ) -> Result<Batch<Checked>, BatchError> {
+        self.check_restating(genesis, parent, l1, due, &[])
+    }
+
+    /// [`check`](Self::check) of a batch whose parent chain ends in derived batches: `due`
+    /// starts with their messages, and `spans` says where each ends (it needs a checkpoint
+    /// there).
+    pub fn check_restating(
+        self,
+        genesis: &Genesis,
+        parent: &ParentFacts,
+        l1: &impl L1Chain,
+        due: &[L1Message],
+        spans: &[DerivedSpan],
     ) -> Result<Batch<Checked>, BatchError> {
         let h = &self.header;
         // Cheap linkage rules first: derivation sees many non-linking batches.
@@ -908,6 +983,7 @@ impl Batch<Unchecked> {
         }
         self.check_body(genesis)?;
         self.check_messages(due)?;
+        self.check_spans(spans)?;
         Ok(Batch {
             header: self.header,
             checkpoints: self.checkpoints,

@@ -30,9 +30,10 @@ use stint_state::{
 };
 
 use crate::{
-    block_context, message_cost, message_effects, message_root, trace_root, tx_cost, tx_root,
-    Batch, BatchHeader, Checkpoint, Genesis, L1Message, L1Origin, ParentFacts, BATCH_HEADER_LEN,
-    BATCH_VERSION, MAX_BATCH_MESSAGES, MAX_CHECKPOINTS, PROOF_FIXED_BYTES, SEGMENT_BUDGET,
+    block_context, message_cost, message_effects, message_root, span_timestamp, trace_root,
+    tx_cost, tx_root, Batch, BatchHeader, Checkpoint, DerivedSpan, Genesis, L1Message, L1Origin,
+    ParentFacts, BATCH_HEADER_LEN, BATCH_VERSION, MAX_BATCH_MESSAGES, MAX_CHECKPOINTS,
+    PROOF_FIXED_BYTES, SEGMENT_BUDGET,
 };
 
 /// A node store that reads new nodes from memory first, then from a base store it never writes.
@@ -200,11 +201,51 @@ pub fn next_message_segment_len(messages: &[L1Message], k: usize) -> usize {
     len
 }
 
+/// How many of a batch's first segments restate the derived batches `spans`: a node that
+/// executed those derived batches itself persists only the updates after them (the restated
+/// ones rebuild states it already holds, and end at the last derived batch's root).
+pub fn restated_segments(checkpoints: &[Checkpoint], spans: &[DerivedSpan]) -> usize {
+    let end = spans.last().map_or(0, |span| span.msg_end);
+    checkpoints.iter().take_while(|c| c.tx_end <= end).count()
+}
+
+/// The updates of a batch's own work: `updates` without the first `restated` ones (see
+/// [`restated_segments`]), or one update that changes nothing when no other is left (the
+/// batch only restated: its state is the last derived batch's, `root`).
+pub fn own_updates(mut updates: Vec<TreeUpdate>, restated: usize, root: Hash) -> Vec<TreeUpdate> {
+    let own = updates.split_off(restated.min(updates.len()));
+    if own.is_empty() {
+        return vec![TreeUpdate {
+            base_root: root,
+            root,
+            new_nodes: Vec::new(),
+            new_values: Vec::new(),
+            stale_nodes: Vec::new(),
+        }];
+    }
+    own
+}
+
+/// The context message segment `range` executes in: the batch's, at the timestamp of the
+/// derived batch it restates, if any ([`span_timestamp`]).
+pub fn message_segment_context(
+    context: &stint_contracts::BlockContext,
+    spans: &[DerivedSpan],
+    range: &std::ops::Range<usize>,
+) -> stint_contracts::BlockContext {
+    let end = u32::try_from(range.end).unwrap_or(u32::MAX);
+    stint_contracts::BlockContext {
+        timestamp: span_timestamp(spans, end, context.timestamp),
+        ..*context
+    }
+}
+
 /// Execute the message segments of a batch over `tree` from `root`, calling `segment` with each
 /// segment's first message index and honest outcome (its tree update already written).
 fn run_message_segments<S: NodeStore>(
     tree: &mut SparseMerkleTree<LayeredNodeStore<'_, S>>,
     context: &stint_contracts::BlockContext,
+    spans: &[DerivedSpan],
     root: Hash,
     segments: impl IntoIterator<Item = std::ops::Range<usize>>,
     messages: &[L1Message],
@@ -215,12 +256,12 @@ fn run_message_segments<S: NodeStore>(
         let slice = messages
             .get(range.clone())
             .ok_or_else(|| BuildError::Messages(format!("no messages {range:?}")))?;
-        let outcome = execute_messages(tree.view(root), context, &message_effects(slice)).map_err(
-            |e| match e {
+        let context = message_segment_context(context, spans, &range);
+        let outcome = execute_messages(tree.view(root), &context, &message_effects(slice))
+            .map_err(|e| match e {
                 ExecError::Internal(e) => BuildError::State(e),
                 other => BuildError::Execution(other.to_string()),
-            },
-        )?;
+            })?;
         let update = tree.apply(&root, &outcome.changes)?;
         tree.store_mut().write(&update);
         root = update.root;
@@ -324,6 +365,21 @@ impl<'g> BatchBuilder<'g> {
         messages: &[L1Message],
         candidates: Vec<SignedTx>,
     ) -> Result<SealedBatch, BuildError> {
+        self.build_restating(store, params, messages, &[], candidates)
+    }
+
+    /// [`build_with_messages`](Self::build_with_messages) of a batch that restates the derived
+    /// batches `spans` (its parent chain ends in them; `messages` start with theirs and
+    /// `params.parent.state_root` is the last posted batch's root): a message segment closes at
+    /// the end of each span, and runs at its timestamp.
+    pub fn build_restating<S: NodeStore>(
+        &self,
+        store: &S,
+        params: &BuildParams,
+        messages: &[L1Message],
+        spans: &[DerivedSpan],
+        candidates: Vec<SignedTx>,
+    ) -> Result<SealedBatch, BuildError> {
         let k = self.k();
         if messages.len() > MAX_BATCH_MESSAGES {
             return Err(BuildError::Messages(format!(
@@ -335,7 +391,13 @@ impl<'g> BatchBuilder<'g> {
         let mut at = 0usize;
         while let Some(rest) = messages.get(at..).filter(|rest| !rest.is_empty()) {
             let len = next_message_segment_len(rest, k).max(1);
-            let end = at.saturating_add(len).min(messages.len());
+            // Close at the end of the derived batch the segment restates.
+            let cut = spans
+                .iter()
+                .map(|span| span.msg_end as usize)
+                .find(|end| *end > at)
+                .unwrap_or(usize::MAX);
+            let end = at.saturating_add(len).min(messages.len()).min(cut);
             message_segments.push(at..end);
             at = end;
         }
@@ -367,6 +429,7 @@ impl<'g> BatchBuilder<'g> {
         let mut root = run_message_segments(
             &mut tree,
             &context,
+            spans,
             params.parent.state_root,
             message_segments,
             messages,
@@ -449,6 +512,45 @@ impl<'g> BatchBuilder<'g> {
         })
     }
 
+    /// Execute the derived batch `header` (see [`BatchHeader::is_derived`]): its L1 `messages`
+    /// (derivation's [`BatchDerived`](crate::DerivationEvent::BatchDerived) gives them) over
+    /// `store` from `pre_state_root`, the state this node computed for its parent. The result's
+    /// `updates`, `message_receipts` and last update's root are the derived batch's state
+    /// transition; its `batch` is a by-product (the header every node uses is `header`). The
+    /// segments are the ones a batch restating it uses, so its root is the checkpoint that batch
+    /// must claim.
+    pub fn execute_derived<S: NodeStore>(
+        &self,
+        store: &S,
+        header: &BatchHeader,
+        pre_state_root: Hash,
+        messages: &[L1Message],
+    ) -> Result<SealedBatch, BuildError> {
+        if !header.is_derived()
+            || usize::try_from(header.msg_count).ok() != Some(messages.len())
+            || message_root(messages) != header.msg_root
+        {
+            return Err(BuildError::Messages(format!(
+                "{} messages given for derived batch {}, which commits to {} others",
+                messages.len(),
+                header.number,
+                header.msg_count
+            )));
+        }
+        let params = BuildParams {
+            parent: ParentFacts {
+                number: header.number.saturating_sub(1),
+                hash: header.parent,
+                state_root: pre_state_root,
+                timestamp: header.timestamp,
+                l1_origin_height: header.l1_origin.height,
+            },
+            timestamp: header.timestamp,
+            l1_origin: header.l1_origin,
+        };
+        self.build_with_messages(store, &params, messages, Vec::new())
+    }
+
     /// Re-execute `batch` over `store` (which must hold its `prev_state_root`) and find the first
     /// segment that is fraudulent: it holds an invalid tx, or its claimed checkpoint differs from
     /// the honest one. Stops there: `checkpoints` then holds the honest checkpoints `1..j-1`,
@@ -469,6 +571,18 @@ impl<'g> BatchBuilder<'g> {
         store: &'s S,
         batch: &Batch<B>,
         messages: &[L1Message],
+    ) -> Result<Replay<'s, S>, BuildError> {
+        self.replay_restating(store, batch, messages, &[])
+    }
+
+    /// [`replay_with_messages`](Self::replay_with_messages) of a batch restating the derived
+    /// batches `spans` (derivation's [`batch_spans`](crate::Derivation::batch_spans)).
+    pub fn replay_restating<'s, S: NodeStore, B>(
+        &self,
+        store: &'s S,
+        batch: &Batch<B>,
+        messages: &[L1Message],
+        spans: &[DerivedSpan],
     ) -> Result<Replay<'s, S>, BuildError> {
         let header = batch.header();
         if usize::try_from(header.msg_count).ok() != Some(messages.len())
@@ -491,6 +605,7 @@ impl<'g> BatchBuilder<'g> {
         let mut root = run_message_segments(
             &mut tree,
             &context,
+            spans,
             header.prev_state_root,
             (1..=message_segments).filter_map(|j| batch.segment_messages(j)),
             messages,

@@ -35,6 +35,14 @@
 //!   No challenge can then be valid against it (its window is closed) and none can be against an
 //!   ancestor (ancestors are anchored no later). Canonical batches never have an invalidated
 //!   ancestor.
+//! - **Derived batches (protocol v3).** After a block's envelopes, if the oldest L1 message no
+//!   canonical batch executed is past the sequencing window (no batch anchored from here on could
+//!   leave it out), derivation pushes a *derived* batch ([`DerivationEvent::BatchDerived`],
+//!   [`BatchHeader::is_derived`]) that executes just the messages its origin (`height − S`)
+//!   newly covers; its state is computed by every node. The next posted batch restates the
+//!   derived batches above the last posted one ([`Derivation::next_batch`]): it starts from that
+//!   batch's root, executes their messages first with a checkpoint at each one's end, so their
+//!   roots become its claims. A challenge against a derived batch is rejected.
 //! - **Reorgs.** Each block keeps an undo log of what it did; disconnecting it undoes exactly that,
 //!   in reverse: batches it anchored leave the chain ([`DerivationEvent::BatchUnanchored`]; they
 //!   can be anchored again later, with a fresh window), accepted challenges it carried are
@@ -51,10 +59,29 @@ use stint_contracts::AccountId;
 use stint_state::Hash;
 
 use crate::{
-    block_messages, find_block_envelopes, AnchorAuth, Batch, BatchHeader, Checked, Checkpoint,
-    EnvelopeKind, FraudProof, Genesis, Judge, L1BlockInfo, L1Chain, L1Message, LocatedEnvelope,
-    ParentFacts, Verdict, MAX_FRAUD_PROOF_BYTES,
+    block_messages, find_block_envelopes, message_root, tx_root, AnchorAuth, Batch, BatchHeader,
+    Checked, Checkpoint, DerivedSpan, EnvelopeKind, FraudProof, Genesis, Judge, L1BlockInfo,
+    L1Chain, L1Message, L1Origin, LocatedEnvelope, ParentFacts, Verdict, BATCH_VERSION,
+    MAX_FRAUD_PROOF_BYTES, MAX_L1_MESSAGES_PER_BLOCK,
 };
+
+/// The most L1 messages one derived batch executes (16 full blocks): a backlog (after a valid
+/// challenge sent the tip back, say) is worked off one derived batch per block, each covering
+/// whole blocks.
+pub const MAX_DERIVED_MESSAGES: usize = MAX_L1_MESSAGES_PER_BLOCK * 16;
+
+/// What the next batch on the canonical chain must be (see [`Derivation::next_batch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextBatch {
+    /// What it links to. Above derived batches, `state_root` is the last posted batch's (or
+    /// the genesis) root: the root the next batch restates them from.
+    pub parent: ParentFacts,
+    /// The L1 origin height its messages are counted from: the last posted batch's (or the
+    /// genesis start), so the messages of the derived batches above it come first.
+    pub message_origin_height: u64,
+    /// The derived batches it restates, oldest first.
+    pub spans: Vec<DerivedSpan>,
+}
 
 /// Where a batch is anchored on Bitcoin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +166,16 @@ pub enum DerivationEvent {
         batch: Box<Batch<Checked>>,
         /// Where it is anchored.
         anchor: Anchor,
+    },
+    /// No batch executed the L1 messages due within the sequencing window: every node derived
+    /// this batch, which executes just those messages (see the module docs). Its state root is
+    /// the caller's to compute (the header claims none).
+    BatchDerived {
+        /// The record (no checkpoints; anchored at the block that derived it, with an all-zero
+        /// txid).
+        record: Box<BatchRecord>,
+        /// The messages it executes, in order.
+        messages: Vec<L1Message>,
     },
     /// An envelope under the anchor key was not accepted.
     BatchRejected {
@@ -348,11 +385,71 @@ impl Derivation {
         self.canonical.last()
     }
 
-    /// What the next batch must link to.
+    /// What the next batch must link to ([`next_batch`](Self::next_batch)'s parent).
     pub fn tip_facts(&self) -> ParentFacts {
-        self.canonical
-            .last()
-            .map_or(self.genesis_parent, |r| ParentFacts::of(&r.header))
+        self.next_after(self.canonical.len()).parent
+    }
+
+    /// What the next batch on the canonical chain must be: its parent, where its L1 messages
+    /// start and the derived batches it restates.
+    pub fn next_batch(&self) -> NextBatch {
+        self.next_after(self.canonical.len())
+    }
+
+    /// [`next_batch`](Self::next_batch) on the first `len` canonical batches.
+    fn next_after(&self, len: usize) -> NextBatch {
+        let prefix = self.canonical.get(..len).unwrap_or(&self.canonical);
+        let Some(last) = prefix.last() else {
+            return NextBatch {
+                parent: self.genesis_parent,
+                message_origin_height: self.genesis_parent.l1_origin_height,
+                spans: Vec::new(),
+            };
+        };
+        let mut parent = ParentFacts::of(&last.header);
+        let derived = prefix
+            .iter()
+            .rev()
+            .take_while(|r| r.header.is_derived())
+            .count();
+        let first_derived = prefix.len().saturating_sub(derived);
+        let base = first_derived
+            .checked_sub(1)
+            .and_then(|i| prefix.get(i))
+            .map_or(self.genesis_parent.l1_origin_height, |r| {
+                r.header.l1_origin.height
+            });
+        let mut spans = Vec::with_capacity(derived);
+        let mut msg_end: u32 = 0;
+        for record in prefix.get(first_derived..).unwrap_or(&[]) {
+            msg_end = msg_end.saturating_add(record.header.msg_count);
+            spans.push(DerivedSpan {
+                number: record.header.number,
+                msg_end,
+                timestamp: record.header.timestamp,
+            });
+        }
+        if last.header.is_derived() {
+            // A derived batch's `prev_state_root` is the root it is restated from.
+            parent.state_root = last.header.prev_state_root;
+        }
+        NextBatch {
+            parent,
+            message_origin_height: base,
+            spans,
+        }
+    }
+
+    /// The derived batches canonical batch `number` restates (empty for a derived or unknown
+    /// batch, or one whose parent is posted).
+    pub fn batch_spans(&self, number: u64) -> Vec<DerivedSpan> {
+        match self.batch(number) {
+            Some((record, _)) if !record.header.is_derived() => {
+                let before = usize::try_from(number.saturating_sub(1)).unwrap_or(usize::MAX);
+                self.next_after(before).spans
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The newest final canonical batch.
@@ -429,18 +526,20 @@ impl Derivation {
             })
     }
 
-    /// The L1 messages canonical batch `number` executed (empty for an unknown batch).
+    /// The L1 messages canonical batch `number` executes (empty for an unknown batch): a
+    /// posted batch's start with those of the derived batches it restates.
     pub fn batch_messages(&self, number: u64) -> Vec<L1Message> {
         let Some((record, _)) = self.batch(number) else {
             return Vec::new();
         };
-        let parent = number
-            .checked_sub(1)
-            .and_then(|p| self.batch(p))
-            .map_or(self.genesis_parent.l1_origin_height, |(r, _)| {
-                r.header.l1_origin.height
-            });
-        self.messages_due(parent, record.header.l1_origin.height)
+        let before = usize::try_from(number.saturating_sub(1)).unwrap_or(usize::MAX);
+        let next = self.next_after(before);
+        let from = if record.header.is_derived() {
+            next.parent.l1_origin_height
+        } else {
+            next.message_origin_height
+        };
+        self.messages_due(from, record.header.l1_origin.height)
     }
 
     /// Whether `batch` would join the canonical chain if its envelope were in the next block:
@@ -453,11 +552,11 @@ impl Derivation {
             start: self.genesis.l1_start_height,
             anchor_height: self.next_height(),
         };
-        let parent = self.tip_facts();
-        let due = self.messages_due(parent.l1_origin_height, batch.header().l1_origin.height);
+        let next = self.next_batch();
+        let due = self.messages_due(next.message_origin_height, batch.header().l1_origin.height);
         batch
             .clone()
-            .check(&self.genesis, &parent, &context, &due)
+            .check_restating(&self.genesis, &next.parent, &context, &due, &next.spans)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -584,6 +683,14 @@ impl Derivation {
             }
         }
 
+        if let Some((record, messages)) = self.derive_if_due(height, hash) {
+            undo.push(Undo::Anchored);
+            events.push(DerivationEvent::BatchDerived {
+                record: Box::new(record),
+                messages,
+            });
+        }
+
         // Batches whose window closes with this block become final.
         for record in self.final_at(height) {
             events.push(DerivationEvent::BatchFinal {
@@ -595,6 +702,68 @@ impl Derivation {
             last.undo = undo;
         }
         Ok(events)
+    }
+
+    /// Derive a batch at block `height` if the oldest pending L1 message is past the sequencing
+    /// window: no batch anchored from here on could leave it out, so none was going to execute
+    /// it in time. The derived batch takes the lowest origin a batch anchored at `height` may
+    /// have (`height − S`) and executes the messages it covers (whole blocks, at most
+    /// [`MAX_DERIVED_MESSAGES`]). Pushes it on the canonical chain.
+    fn derive_if_due(
+        &mut self,
+        height: u64,
+        block: BlockHash,
+    ) -> Option<(BatchRecord, Vec<L1Message>)> {
+        let next = self.next_batch();
+        let tip = next.parent;
+        let after = self.genesis.message_horizon(tip.l1_origin_height);
+        let oldest = self.l1_messages(after, u64::MAX).next()?.height;
+        let mut origin = height.checked_sub(self.genesis.sequencing_window)?;
+        if origin <= tip.l1_origin_height || self.genesis.message_horizon(origin) < oldest {
+            return None;
+        }
+        let mut due = self.messages_due(tip.l1_origin_height, origin);
+        if let Some(first_left_out) = due.get(MAX_DERIVED_MESSAGES).map(|m| m.height) {
+            // Cover the blocks before the first one that does not fit: horizon(o) = h − 1.
+            origin = first_left_out
+                .saturating_add(self.genesis.l1_confirmations.max(1))
+                .saturating_sub(2);
+            due = self.messages_due(tip.l1_origin_height, origin);
+        }
+        if due.is_empty() || due.len() > MAX_DERIVED_MESSAGES {
+            return None;
+        }
+        let (origin_hash, origin_time) = self.l1_block(origin)?;
+        let header = BatchHeader {
+            version: BATCH_VERSION,
+            chain_id: self.genesis.chain_id,
+            number: tip.number.saturating_add(1),
+            parent: tip.hash,
+            timestamp: tip.timestamp.max(origin_time),
+            l1_origin: L1Origin {
+                height: origin,
+                hash: origin_hash.to_byte_array(),
+            },
+            prev_state_root: tip.state_root,
+            state_root: [0; 32],
+            tx_root: tx_root(&[]),
+            trace_root: [0; 32],
+            tx_count: 0,
+            msg_root: message_root(&due),
+            msg_count: u32::try_from(due.len()).ok()?,
+        };
+        let record = BatchRecord {
+            hash: header.hash(),
+            header,
+            checkpoints: Vec::new(),
+            anchor: Anchor {
+                height,
+                block_hash: block,
+                btc_txid: Txid::all_zeros(),
+            },
+        };
+        self.canonical.push(record.clone());
+        Some((record, due))
     }
 
     /// The auth of a batch envelope if it is the anchor key's: leaf key equal to the anchor
@@ -630,15 +799,15 @@ impl Derivation {
         if batch.hash() != auth.header_hash {
             return Err("the batch header is not the one the anchor key signed".into());
         }
-        let parent = self.tip_facts();
+        let next = self.next_batch();
         let context = AnchorContext {
             blocks: &self.blocks,
             start: self.genesis.l1_start_height,
             anchor_height: anchor.height,
         };
-        let due = self.messages_due(parent.l1_origin_height, batch.header().l1_origin.height);
+        let due = self.messages_due(next.message_origin_height, batch.header().l1_origin.height);
         let checked = batch
-            .check(&self.genesis, &parent, &context, &due)
+            .check_restating(&self.genesis, &next.parent, &context, &due, &next.spans)
             .map_err(|e| e.to_string())?;
         self.canonical.push(BatchRecord {
             header: checked.header().clone(),
@@ -689,6 +858,11 @@ impl Derivation {
             events.push(reject(target, "target is not a canonical batch".into()));
             return None;
         };
+        if record.header.is_derived() {
+            let reason = "a derived batch claims no state: there is nothing to challenge".into();
+            events.push(reject(target, reason));
+            return None;
+        }
         let window_end = record
             .anchor
             .height
@@ -698,7 +872,8 @@ impl Derivation {
             events.push(reject(target, reason));
             return None;
         }
-        match Judge::judge(&self.genesis, &record.header, &proof) {
+        let spans = self.batch_spans(proof.batch_number);
+        match Judge::judge_restating(&self.genesis, &record.header, &proof, &spans) {
             Ok(Verdict::Fraud(fraud)) => {
                 let reason = fraud.to_string();
                 let removed = self.canonical.split_off(index);

@@ -44,9 +44,9 @@ use stint_state::{
 };
 
 use crate::{
-    message_effects, message_leaves, trace_leaves, tx_leaves, Batch, BatchHeader, Checkpoint,
-    EncodeError, Genesis, L1Message, L1MessageKind, MerkleProof, MAX_CHECKPOINT_INTERVAL,
-    MAX_FRAUD_PROOF_BYTES, MAX_MERKLE_DEPTH,
+    message_effects, message_leaves, message_segment_context, trace_leaves, tx_leaves, Batch,
+    BatchHeader, Checkpoint, DerivedSpan, EncodeError, Genesis, L1Message, L1MessageKind,
+    MerkleProof, MAX_CHECKPOINT_INTERVAL, MAX_FRAUD_PROOF_BYTES, MAX_MERKLE_DEPTH,
 };
 
 /// A one-round fraud proof against segment `segment` of batch `batch_number` (see module docs).
@@ -303,11 +303,24 @@ impl Judge {
         Self::judge(genesis, header, &FraudProof::decode(proof)?)
     }
 
-    /// Judge `proof` against the batch with header `header` (see the module docs).
+    /// Judge `proof` against the batch with header `header` (see the module docs), a batch
+    /// that restates no derived batch.
     pub fn judge(
         genesis: &Genesis,
         header: &BatchHeader,
         proof: &FraudProof,
+    ) -> Result<Verdict, JudgeError> {
+        Self::judge_restating(genesis, header, proof, &[])
+    }
+
+    /// [`judge`](Self::judge) for a batch that restates the derived batches `spans`
+    /// (derivation's [`batch_spans`](crate::Derivation::batch_spans)): their message segments
+    /// execute at their timestamps.
+    pub fn judge_restating(
+        genesis: &Genesis,
+        header: &BatchHeader,
+        proof: &FraudProof,
+        spans: &[DerivedSpan],
     ) -> Result<Verdict, JudgeError> {
         if proof.batch_number != header.number || proof.batch_hash != header.hash() {
             return Err(JudgeError::WrongBatch {
@@ -388,6 +401,8 @@ impl Judge {
             )
             .map_err(|e| e.unwrap_or_else(wrong_count))?;
             let view = view(proof)?;
+            let end = usize::try_from(end).unwrap_or(usize::MAX);
+            let context = message_segment_context(&context, spans, &(0..end));
             let outcome = execute_messages(&view, &context, &message_effects(&proof.messages))
                 .map_err(exec_failure)?;
             view.root_after(&outcome.changes).map_err(state_failure)?
@@ -511,6 +526,19 @@ pub fn build_fraud_proof_with_messages<S: NodeStore, B>(
     segment: u64,
     challenger: AccountId,
 ) -> Result<FraudProof, ProveError> {
+    build_fraud_proof_restating(genesis, tree, batch, messages, &[], segment, challenger)
+}
+
+/// [`build_fraud_proof_with_messages`] for a batch restating the derived batches `spans`.
+pub fn build_fraud_proof_restating<S: NodeStore, B>(
+    genesis: &Genesis,
+    tree: &SparseMerkleTree<S>,
+    batch: &Batch<B>,
+    messages: &[L1Message],
+    spans: &[DerivedSpan],
+    segment: u64,
+    challenger: AccountId,
+) -> Result<FraudProof, ProveError> {
     let header = batch.header();
     if usize::try_from(header.msg_count).ok() != Some(messages.len()) {
         return Err(ProveError::Inconsistent);
@@ -543,6 +571,7 @@ pub fn build_fraud_proof_with_messages<S: NodeStore, B>(
             let slice = messages
                 .get(range.clone())
                 .ok_or(ProveError::Inconsistent)?;
+            let context = message_segment_context(&context, spans, &range);
             let proofs = paths(&message_leaves(messages), range)?;
             // Learn the keys the segment touches by running it over the full pre-state.
             let written: BTreeSet<Key> =

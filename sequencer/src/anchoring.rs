@@ -210,6 +210,23 @@ async fn converge(
             }
             true
         }
+        Step::Adopt { derived } => {
+            ctx.chain.status_mut().waiting = None;
+            let adopted = {
+                let sealer = Arc::clone(&ctx.sealer);
+                tokio::task::spawn_blocking(move || crate::converge::adopt(&sealer, &derived))
+                    .await
+                    .map_err(|e| SequencerError::Internal(format!("adopt task: {e}")))??
+            };
+            for (number, hash) in adopted {
+                let finality = match derivation.batch(number) {
+                    Some((_, BatchStatus::Final)) => BatchFinality::Final,
+                    _ => BatchFinality::Anchored,
+                };
+                publish_finality(ctx, number, &hash, finality);
+            }
+            true
+        }
     };
     let final_number = derivation.final_tip().map_or(0, |r| r.header.number);
     let pruned = ctx.store.prune_parked(final_number)?;
@@ -375,6 +392,9 @@ fn handle_event(ctx: &Anchoring, event: DerivationEvent) {
         DerivationEvent::BatchReinstated { number, hash } => {
             tracing::warn!(target: "sequencer::anchor", number, "batch reinstated (the challenge was reorged out)");
             publish_finality(ctx, number, &hash, BatchFinality::Anchored);
+        }
+        DerivationEvent::BatchDerived { record, messages } => {
+            tracing::warn!(target: "sequencer::anchor", number = record.header.number, messages = messages.len(), height = record.anchor.height, "no batch executed the L1 messages due within the sequencing window: every node derives this batch");
         }
         DerivationEvent::BatchRejected { btc_txid, reason } => {
             tracing::warn!(target: "sequencer::anchor", %btc_txid, %reason, "derivation rejected an envelope of ours; its batch will be posted anew or sealed again");

@@ -13,8 +13,9 @@ use stint_contracts::{
     account_entry, execute_segment, read_account, AccountId, Call, FailureCode, SignedTx, Txid,
 };
 use stint_protocol::{
-    block_context, trace_root, tx_root, Batch, BatchBuilder, BuildParams, Checkpoint, Genesis,
-    L1Origin, LayeredNodeStore, ParentFacts, SealedBatch,
+    block_context, own_updates, restated_segments, trace_root, tx_root, Batch, BatchBuilder,
+    BuildParams, Checkpoint, DerivedSpan, Genesis, L1Origin, LayeredNodeStore, ParentFacts,
+    SealedBatch,
 };
 use stint_state::{tagged_hash, ChangeSet, Hash, SparseMerkleTree};
 use tokio::sync::watch;
@@ -105,6 +106,11 @@ impl Sealer {
     /// The effective `max_batch_txs`.
     pub(crate) fn max_batch_txs(&self) -> usize {
         self.limits.max_batch_txs as usize
+    }
+
+    /// The genesis with the batch limits in effect.
+    pub(crate) fn limits(&self) -> &Genesis {
+        &self.limits
     }
 
     /// Take the seal lock: no batch is sealed until the guard is dropped.
@@ -246,6 +252,53 @@ fn origin_and_time(sealer: &Sealer, head: &Head) -> Option<(L1Origin, u64)> {
     Some((origin.0, now.clamp(low, high)))
 }
 
+/// Where the next batch starts when the head is a derived batch (protocol v3, "no sequencer,
+/// no stall"): it restates the derived batches above the last posted one, from that batch's
+/// state, with their messages first.
+#[derive(Debug, Clone)]
+struct Restating {
+    /// The last posted batch (or genesis) below the derived ones.
+    base: Head,
+    /// The derived batches, oldest first.
+    spans: Vec<DerivedSpan>,
+}
+
+fn restating(sealer: &Sealer, head: &Head) -> Result<Option<Restating>, SequencerError> {
+    let mut derived = Vec::new();
+    let mut number = head.number;
+    while number > 0 {
+        let stored = sealer
+            .store
+            .batch(number)?
+            .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {number} missing")))?;
+        let batch = stored.batch()?;
+        let header = batch.header();
+        if !header.is_derived() {
+            break;
+        }
+        derived.push((number, header.msg_count, header.timestamp));
+        number = number.saturating_sub(1);
+    }
+    if derived.is_empty() {
+        return Ok(None);
+    }
+    let base = sealer.chain.head_at(&sealer.store, number)?;
+    let mut msg_end: u32 = 0;
+    let spans = derived
+        .into_iter()
+        .rev()
+        .map(|(number, count, timestamp)| {
+            msg_end = msg_end.saturating_add(count);
+            DerivedSpan {
+                number,
+                msg_end,
+                timestamp,
+            }
+        })
+        .collect();
+    Ok(Some(Restating { base, spans }))
+}
+
 /// Seal one batch from the mempool's candidates. `None` when nothing is pending.
 fn seal_once(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
     let _guard = sealer.lock();
@@ -303,13 +356,13 @@ fn seal_locked(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
     } else {
         origin_and_time(sealer, &head)
     };
-    let due = origin.map_or_else(Vec::new, |(l1_origin, _)| {
+    let new_due = origin.map_or_else(Vec::new, |(l1_origin, _)| {
         sealer
             .chain
             .status()
             .messages_due(limits, head.l1_origin.height, l1_origin.height)
     });
-    if candidates.is_empty() && due.is_empty() {
+    if candidates.is_empty() && new_due.is_empty() {
         // No batch to carry them: the drop records of expired txs are written now.
         let evicted = sealer.admission.pool().take_evicted();
         if !evicted.is_empty() {
@@ -321,7 +374,32 @@ fn seal_locked(sealer: &Sealer) -> Result<Option<u64>, SequencerError> {
         }
         return Ok(None);
     }
-    let result = build_and_commit(sealer, &head, limits, origin, &due, candidates);
+    let restating = match restating(sealer, &head) {
+        Ok(restating) => restating,
+        Err(e) => {
+            sealer.admission.pool().abort_seal();
+            return Err(e);
+        }
+    };
+    // Above derived batches, the batch executes their messages again first (see `Restating`).
+    let due = match (&restating, origin) {
+        (Some(r), Some((l1_origin, _))) => {
+            sealer
+                .chain
+                .status()
+                .messages_due(limits, r.base.l1_origin.height, l1_origin.height)
+        }
+        _ => new_due,
+    };
+    let result = build_and_commit(
+        sealer,
+        &head,
+        limits,
+        origin,
+        &due,
+        restating.as_ref(),
+        candidates,
+    );
     if result.is_err() {
         sealer.admission.pool().abort_seal();
     }
@@ -334,6 +412,7 @@ fn build_and_commit(
     limits: &Genesis,
     origin: Option<(L1Origin, u64)>,
     due: &[stint_protocol::L1Message],
+    restating: Option<&Restating>,
     candidates: Vec<(SignedTx, u64)>,
 ) -> Result<u64, SequencerError> {
     let Some((l1_origin, timestamp)) = origin else {
@@ -347,11 +426,15 @@ fn build_and_commit(
         .collect();
     let txs: Vec<SignedTx> = candidates.into_iter().map(|(tx, _)| tx).collect();
     let number = head.number.saturating_add(1);
+    // The state the batch starts from: the head's, or above derived batches the last posted
+    // batch's (it restates them).
+    let start = restating.map_or(*head, |r| r.base);
+    let spans = restating.map_or(&[][..], |r| &r.spans);
     let params = BuildParams {
         parent: ParentFacts {
             number: head.number,
             hash: head.hash,
-            state_root: head.honest_root,
+            state_root: start.honest_root,
             timestamp: head.timestamp,
             l1_origin_height: head.l1_origin.height,
         },
@@ -363,7 +446,7 @@ fn build_and_commit(
     let builder = BatchBuilder::new(limits).with_prechecked_signatures();
     let build_started = std::time::Instant::now();
     let mut sealed = builder
-        .build_with_messages(sealer.store.state(), &params, due, txs)
+        .build_restating(sealer.store.state(), &params, due, spans, txs)
         .map_err(|e| SequencerError::Internal(format!("building batch {number}: {e}")))?;
     sealer
         .metrics
@@ -387,10 +470,20 @@ fn build_and_commit(
     }
     // The header links to the parent's *claimed* root (equal to the honest one unless a fault
     // lied about it).
-    if head.claimed_root != head.honest_root {
+    if start.claimed_root != start.honest_root {
         let (mut header, checkpoints, txs) = sealed.batch.clone().into_parts();
-        header.prev_state_root = head.claimed_root;
+        header.prev_state_root = start.claimed_root;
         sealed.batch = Batch::new(header, checkpoints, txs);
+    }
+    // The restated segments rebuild the derived batches' states, which the store holds: only
+    // the updates after them are this batch's (they start from the head's root).
+    let restated = restated_segments(sealed.batch.checkpoints(), spans);
+    let own = own_updates(sealed.updates.clone(), restated, head.honest_root);
+    if own.first().map(|u| u.base_root) != Some(head.honest_root) {
+        return Err(SequencerError::Internal(format!(
+            "batch {number} restates the derived batches below it to another root than this \
+             sequencer computed for them"
+        )));
     }
     let batch = &sealed.batch;
     let hash = batch.hash();
@@ -452,7 +545,7 @@ fn build_and_commit(
             honest_root,
             original_sigs,
         },
-        updates: &sealed.updates,
+        updates: &own,
         receipts,
         consumed_log,
         task_index,

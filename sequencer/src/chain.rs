@@ -204,7 +204,12 @@ impl ChainState {
         Ok(Head {
             number,
             hash: header.hash(),
-            claimed_root: header.state_root,
+            // A derived batch claims nothing: every node computes its root.
+            claimed_root: if header.is_derived() {
+                stored.honest_root
+            } else {
+                header.state_root
+            },
             honest_root: stored.honest_root,
             timestamp: header.timestamp,
             l1_origin: header.l1_origin,

@@ -31,13 +31,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use stint_contracts::{read_account, Txid};
-use stint_protocol::{BatchStatus, Derivation};
+use stint_protocol::{Batch, BatchBuilder, BatchRecord, BatchStatus, Derivation, L1Message};
 use stint_state::{Hash, SparseMerkleTree};
 
 use crate::batcher::Sealer;
 use crate::chain::ChainState;
+use crate::chain::Head;
 use crate::error::SequencerError;
-use crate::store::{ParkedBatch, RewindWrite, Store, StoredReceipt};
+use crate::store::{ParkedBatch, RewindWrite, SealWrite, Store, StoredBatch, StoredReceipt};
 
 /// What the sequencer's chain must do to follow derivation's canonical chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,11 @@ pub(crate) enum Step {
     },
     /// The canonical chain holds batch `number`, which we do not hold: nothing to do but wait.
     Wait { number: u64, reason: String },
+    /// The canonical chain continues our head with derived batches (no batch executed the L1
+    /// messages due within the sequencing window): execute them, in order, like every node.
+    Adopt {
+        derived: Vec<(BatchRecord, Vec<L1Message>)>,
+    },
 }
 
 /// What [`rewind`] did.
@@ -97,13 +103,23 @@ pub(crate) fn plan(
     }
     if diverges_at <= tip {
         let mut restore = Vec::new();
+        let mut adopt = Vec::new();
         for record in canonical
             .iter()
             .skip_while(|r| r.header.number < diverges_at)
         {
             let number = record.header.number;
+            if record.header.is_derived() && (restore.is_empty() || !adopt.is_empty()) {
+                // Executed below once our chain ends right under it.
+                adopt.push((record.clone(), derivation.batch_messages(number)));
+                continue;
+            }
+            if !adopt.is_empty() {
+                break;
+            }
             match store.parked(&record.hash)? {
                 Some(parked) if parked.number == number => restore.push(record.hash),
+                Some(_) | None if record.header.is_derived() => break,
                 _ => {
                     return Ok(Step::Wait {
                         number,
@@ -115,11 +131,18 @@ pub(crate) fn plan(
                 }
             }
         }
+        let to = diverges_at.saturating_sub(1);
+        if restore.is_empty() && head == to && !adopt.is_empty() {
+            return Ok(Step::Adopt { derived: adopt });
+        }
+        let reason = if restore.is_empty() {
+            format!("derivation's canonical chain holds derived batches from {diverges_at} on")
+        } else {
+            format!("derivation's canonical chain holds our parked batches from {diverges_at} on")
+        };
         return Ok(Step::Rewind {
-            to: diverges_at.saturating_sub(1),
-            reason: format!(
-                "derivation's canonical chain holds our parked batches {diverges_at}..={tip}"
-            ),
+            to,
+            reason,
             restore,
         });
     }
@@ -131,6 +154,13 @@ pub(crate) fn plan(
         .batch(next)?
         .ok_or_else(|| SequencerError::corrupt(format!("sealed batch {next} missing")))?;
     let batch = stored.batch()?;
+    if batch.header().is_derived() {
+        return Ok(Step::Rewind {
+            to: tip,
+            restore: Vec::new(),
+            reason: format!("derived batch {next} is no longer canonical (a reorg removed it)"),
+        });
+    }
     if let Some((_, BatchStatus::Invalidated)) = derivation.batch_by_hash(&batch.hash()) {
         return Ok(Step::Rewind {
             to: tip,
@@ -286,4 +316,68 @@ pub(crate) fn rewind(
         requeued: count,
         restored: restored_numbers,
     })
+}
+
+/// Execute the derived batches `derived` on top of our head, in order, and store each as our
+/// batch of that number (see [`Step::Adopt`]). Returns their numbers and hashes.
+pub(crate) fn adopt(
+    sealer: &Sealer,
+    derived: &[(BatchRecord, Vec<L1Message>)],
+) -> Result<Vec<(u64, Hash)>, SequencerError> {
+    let _guard = sealer.lock();
+    let (store, chain) = (sealer.store(), sealer.chain());
+    let mut adopted = Vec::with_capacity(derived.len());
+    for (record, messages) in derived {
+        let head = chain.head();
+        let number = record.header.number;
+        if number != head.number.saturating_add(1) || record.header.parent != head.hash {
+            return Err(SequencerError::Internal(format!(
+                "derived batch {number} does not extend our head {}",
+                head.number
+            )));
+        }
+        let executed = BatchBuilder::new(sealer.limits())
+            .execute_derived(store.state(), &record.header, head.honest_root, messages)
+            .map_err(|e| {
+                SequencerError::Internal(format!("executing derived batch {number}: {e}"))
+            })?;
+        let honest_root = executed.updates.last().map_or(head.honest_root, |u| u.root);
+        let batch = Batch::new(record.header.clone(), Vec::new(), Vec::new());
+        store.commit_seal(SealWrite {
+            number,
+            hash: record.hash,
+            batch: StoredBatch {
+                encoded: batch
+                    .encode()
+                    .map_err(|e| SequencerError::Internal(e.to_string()))?,
+                honest_root,
+                original_sigs: Vec::new(),
+            },
+            updates: &executed.updates,
+            receipts: Vec::new(),
+            consumed_log: Vec::new(),
+            task_index: Vec::new(),
+            fault_committed: false,
+        })?;
+        chain.set_head(Head {
+            number,
+            hash: record.hash,
+            claimed_root: honest_root,
+            honest_root,
+            timestamp: record.header.timestamp,
+            l1_origin: record.header.l1_origin,
+        });
+        tracing::warn!(
+            target: "sequencer::converge",
+            number,
+            messages = messages.len(),
+            state_root = %hex::encode(honest_root),
+            "derived batch executed: no batch executed these L1 messages within the sequencing window"
+        );
+        // Its header claims no root (`derived: true`); `stint_getBatch` shows the one computed.
+        sealer.publishers().new_batch(&record.header, &record.hash);
+        adopted.push((number, record.hash));
+    }
+    sealer.admission().request_seal();
+    Ok(adopted)
 }

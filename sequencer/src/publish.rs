@@ -103,6 +103,7 @@ fn batch_json(
         "timestamp": header.timestamp,
         "l1Origin": {"height": header.l1_origin.height, "hash": BlockHash::from_byte_array(header.l1_origin.hash).to_string()},
         "txCount": header.tx_count,
+        "derived": header.is_derived(),
         "status": status.as_str(),
         "anchor": anchor.map(|a| json!({"btcTxid": a.btc_txid.to_string(), "height": a.height})),
     })

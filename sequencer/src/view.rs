@@ -157,6 +157,7 @@ impl ChainView for SequencerView {
                 height: a.height,
             });
         Ok(Some(BatchEntry {
+            derived_root: batch.header().is_derived().then_some(stored.honest_root),
             batch,
             encoded: stored.encoded,
             status,

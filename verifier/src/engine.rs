@@ -24,12 +24,13 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::{Block, BlockHash};
 use stint_contracts::AccountId;
 use stint_protocol::{
-    Anchor, BatchRecord, BatchStatus, ChallengeOutcome, Derivation, DerivationEvent, Genesis,
+    own_updates, restated_segments, Anchor, BatchBuilder, BatchRecord, BatchStatus,
+    ChallengeOutcome, Derivation, DerivationEvent, Genesis,
 };
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::error::VerifierError;
-use crate::replay::{replay_batch, DetectedFraud, ReplayVerdict, UnprovableFraud};
+use crate::replay::{replay_batch_restating, DetectedFraud, ReplayVerdict, UnprovableFraud};
 use crate::store::{VerifiedBatch, VerifierStore};
 
 /// A fraud found in a canonical batch, waiting for a valid challenge.
@@ -188,6 +189,12 @@ impl Engine {
                 DerivationEvent::BatchAnchored { batch, .. } => {
                     self.store.put_body(batch.as_ref())?;
                 }
+                DerivationEvent::BatchDerived { record, .. } => {
+                    // Its "body" is its header: it holds no txs and claims no checkpoint.
+                    let body =
+                        stint_protocol::Batch::new(record.header.clone(), Vec::new(), Vec::new());
+                    self.store.put_body(&body)?;
+                }
                 DerivationEvent::ChallengeRejected {
                     btc_txid, reason, ..
                 } => {
@@ -307,6 +314,9 @@ impl Engine {
         record: &BatchRecord,
     ) -> Result<Option<(VerifiedBatch, u64)>, VerifierError> {
         let number = record.header.number;
+        if record.header.is_derived() {
+            return self.execute_derived(record).map(Some);
+        }
         let body = self.store.body(&record.hash)?.ok_or_else(|| {
             VerifierError::Internal(format!("no body kept for canonical batch {number}"))
         })?;
@@ -314,10 +324,11 @@ impl Engine {
         let genesis = &self.genesis;
         let challenger = self.challenger;
         let messages = self.derivation.batch_messages(number);
+        let spans = self.derivation.batch_spans(number);
         let started = std::time::Instant::now();
-        let verdict = self
-            .pool
-            .install(|| replay_batch(genesis, &state, &body, &messages, challenger))?;
+        let verdict = self.pool.install(|| {
+            replay_batch_restating(genesis, &state, &body, &messages, &spans, challenger)
+        })?;
         let txs = body.txs().len() as u64;
         match verdict {
             ReplayVerdict::Honest(honest) => {
@@ -327,12 +338,19 @@ impl Engine {
                     // No update at all would mean no change.
                     state_root: honest.state_root().unwrap_or(body.header().prev_state_root),
                 };
-                self.store.commit_verified(
-                    verified,
-                    &honest.updates,
-                    body.txs(),
-                    &honest.receipts,
-                )?;
+                // Segments restating derived batches end at the root we computed for the last
+                // of them (replay checked each restated root): persist only the rest.
+                let restated = restated_segments(body.checkpoints(), &spans);
+                let tip_root = self.verified_root();
+                let updates = own_updates(honest.updates, restated, tip_root);
+                if updates.first().map(|u| u.base_root) != Some(tip_root) {
+                    return Err(VerifierError::Internal(format!(
+                        "batch {number} restates the derived batches below it to another root \
+                         than this verifier computed for them"
+                    )));
+                }
+                self.store
+                    .commit_verified(verified, &updates, body.txs(), &honest.receipts)?;
                 tracing::info!(
                     target: "verifier::replay",
                     batch = number,
@@ -381,6 +399,45 @@ impl Engine {
                 Ok(None)
             }
         }
+    }
+
+    /// The state root of the verified tip (the genesis root at genesis).
+    fn verified_root(&self) -> Hash {
+        self.verified
+            .last()
+            .map_or(self.genesis_root, |v| v.state_root)
+    }
+
+    /// Execute a derived batch (it claims nothing, so it cannot be fraudulent) on top of the
+    /// verified tip and commit it.
+    fn execute_derived(
+        &mut self,
+        record: &BatchRecord,
+    ) -> Result<(VerifiedBatch, u64), VerifierError> {
+        let number = record.header.number;
+        let messages = self.derivation.batch_messages(number);
+        let pre = self.verified_root();
+        let state = Arc::clone(self.store.state());
+        let executed = BatchBuilder::new(&self.genesis)
+            .execute_derived(state.as_ref(), &record.header, pre, &messages)
+            .map_err(|e| {
+                VerifierError::Internal(format!("executing derived batch {number}: {e}"))
+            })?;
+        let verified = VerifiedBatch {
+            number,
+            hash: record.hash,
+            state_root: executed.updates.last().map_or(pre, |u| u.root),
+        };
+        self.store
+            .commit_verified(verified, &executed.updates, &[], &[])?;
+        tracing::warn!(
+            target: "verifier::replay",
+            batch = number,
+            messages = messages.len(),
+            state_root = %hex::encode(verified.state_root),
+            "derived batch executed: no batch executed these L1 messages within the sequencing window"
+        );
+        Ok((verified, 0))
     }
 
     /// The status derivation gives a batch, by number (canonical) or hash (any).

@@ -107,8 +107,9 @@ pub use error::{BoxError, ConfigError, Severity, VerifierError};
 pub use metrics::VerifierMetrics;
 pub use node::{run, start, start_with, VerifierHandle};
 pub use replay::{
-    challenge_bytes, judge_proof, replay_batch, replay_batch_sequential, ChallengeStage,
-    DetectedFraud, HonestBatch, ReplayError, ReplayVerdict, UnprovableFraud,
+    challenge_bytes, judge_proof, judge_proof_restating, replay_batch, replay_batch_restating,
+    replay_batch_sequential, ChallengeStage, DetectedFraud, HonestBatch, ReplayError,
+    ReplayVerdict, UnprovableFraud,
 };
 pub use rpc::{module as rpc_module, NOT_FOUND};
 pub use status::{BatchSummary, ChallengeAlert, Snapshot, Status};

@@ -37,9 +37,9 @@ use stint_contracts::{
     ExecError, MessageReceipt, Receipt, SegmentOutcome, VerifiedTxs,
 };
 use stint_protocol::{
-    block_context, build_fraud_proof_with_messages, message_effects, Batch, BatchBuilder,
-    BatchHeader, BuildError, Checkpoint, Fraud, FraudProof, Genesis, Judge, L1Message,
-    LayeredNodeStore, ProveError, Verdict,
+    block_context, build_fraud_proof_restating, message_effects, message_segment_context, Batch,
+    BatchBuilder, BatchHeader, BuildError, Checkpoint, DerivedSpan, Fraud, FraudProof, Genesis,
+    Judge, L1Message, LayeredNodeStore, ProveError, Verdict,
 };
 use stint_state::{ChangeSet, Hash, NodeStore, SparseMerkleTree, StateError, TreeUpdate};
 
@@ -157,6 +157,17 @@ pub fn judge_proof(
     segment: u64,
     proof: FraudProof,
 ) -> ReplayVerdict {
+    judge_proof_restating(genesis, header, &[], segment, proof)
+}
+
+/// [`judge_proof`] for a batch restating the derived batches `spans`.
+pub fn judge_proof_restating(
+    genesis: &Genesis,
+    header: &BatchHeader,
+    spans: &[DerivedSpan],
+    segment: u64,
+    proof: FraudProof,
+) -> ReplayVerdict {
     let unprovable = |stage, reason: String| {
         ReplayVerdict::Unprovable(Box::new(UnprovableFraud {
             segment,
@@ -168,7 +179,9 @@ pub fn judge_proof(
         Ok(bytes) => bytes,
         Err(reason) => return unprovable(ChallengeStage::Encode, reason),
     };
-    match Judge::judge_bytes(genesis, header, &bytes) {
+    let judged = FraudProof::decode(&bytes)
+        .and_then(|decoded| Judge::judge_restating(genesis, header, &decoded, spans));
+    match judged {
         Ok(Verdict::Fraud(fraud)) => ReplayVerdict::Fraud(Box::new(DetectedFraud {
             segment,
             fraud,
@@ -229,29 +242,63 @@ pub fn replay_batch<S: NodeStore + Sync, B: Sync>(
     messages: &[L1Message],
     challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
+    replay_batch_restating(genesis, store, batch, messages, &[], challenger)
+}
+
+/// [`replay_batch`] of a batch restating the derived batches `spans` (derivation's
+/// [`batch_spans`](stint_protocol::Derivation::batch_spans)): their message segments run at
+/// their timestamps.
+pub fn replay_batch_restating<S: NodeStore + Sync, B: Sync>(
+    genesis: &Genesis,
+    store: &S,
+    batch: &Batch<B>,
+    messages: &[L1Message],
+    spans: &[DerivedSpan],
+    challenger: AccountId,
+) -> Result<ReplayVerdict, ReplayError> {
     let txs = batch.txs();
+    let input = Input {
+        genesis,
+        batch,
+        messages,
+        spans,
+        challenger,
+    };
     let (verified, optimistic) = rayon::join(
         || VerifiedTxs::verify(txs),
         || {
             let assumed = VerifiedTxs::assume_valid(txs);
-            replay_verified(genesis, store, batch, messages, challenger, &assumed)
+            replay_verified(&input, store, &assumed)
         },
     );
     if verified.first_bad_signature().is_none() {
         return optimistic;
     }
-    replay_verified(genesis, store, batch, messages, challenger, &verified)
+    replay_verified(&input, store, &verified)
+}
+
+/// What one replay is about.
+struct Input<'a, B> {
+    genesis: &'a Genesis,
+    batch: &'a Batch<B>,
+    messages: &'a [L1Message],
+    spans: &'a [DerivedSpan],
+    challenger: AccountId,
 }
 
 /// [`replay_batch`] with the signature checks done.
 fn replay_verified<S: NodeStore + Sync, B>(
-    genesis: &Genesis,
+    input: &Input<'_, B>,
     store: &S,
-    batch: &Batch<B>,
-    messages: &[L1Message],
-    challenger: AccountId,
     verified: &VerifiedTxs<'_>,
 ) -> Result<ReplayVerdict, ReplayError> {
+    let Input {
+        genesis,
+        batch,
+        messages,
+        spans,
+        ..
+    } = *input;
     let header = batch.header();
     let context = block_context(genesis, header);
     let txs = batch.txs();
@@ -270,14 +317,16 @@ fn replay_verified<S: NodeStore + Sync, B>(
             .ok_or_else(|| {
                 ReplayError::Execution(format!("the L1 messages of segment {j} are missing"))
             })?;
-        let outcome = execute_messages(tree.view(root), &context, &message_effects(slice))
+        let range = batch.segment_messages(j).unwrap_or_default();
+        let segment_context = message_segment_context(&context, spans, &range);
+        let outcome = execute_messages(tree.view(root), &segment_context, &message_effects(slice))
             .map_err(exec_failure)?;
         let update = tree.apply(&root, &outcome.changes)?;
         let Some(claimed) = batch
             .checkpoint_at(j)
             .filter(|c| c.state_root == update.root)
         else {
-            return prove(genesis, &tree, batch, messages, j, challenger);
+            return prove(input, &tree, j);
         };
         tree.store_mut().write(&update);
         root = update.root;
@@ -361,7 +410,7 @@ fn replay_verified<S: NodeStore + Sync, B>(
         }
     }
     match fraud_segment {
-        Some(segment) => prove(genesis, &tree, batch, messages, segment, challenger),
+        Some(segment) => prove(input, &tree, segment),
         None => Ok(ReplayVerdict::Honest(HonestBatch {
             checkpoints,
             message_receipts,
@@ -383,7 +432,16 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
     let replay = BatchBuilder::new(genesis).replay_with_messages(store, batch, messages)?;
     let tree = SparseMerkleTree::new(replay.store);
     match replay.fraud_segment {
-        Some(segment) => prove(genesis, &tree, batch, messages, segment, challenger),
+        Some(segment) => {
+            let input = Input {
+                genesis,
+                batch,
+                messages,
+                spans: &[],
+                challenger,
+            };
+            prove(&input, &tree, segment)
+        }
         None => {
             // The tx segments start from the state after the message segments.
             let message_segments = usize::try_from(batch.message_segment_count()).unwrap_or(0);
@@ -423,15 +481,25 @@ pub fn replay_batch_sequential<S: NodeStore, B>(
 /// judge confirm the encoding ([`judge_proof`]). Only a failure to read our own state is an
 /// error (retried); any other failure makes the fraud [`ReplayVerdict::Unprovable`].
 fn prove<S: NodeStore, B>(
-    genesis: &Genesis,
+    input: &Input<'_, B>,
     tree: &SparseMerkleTree<S>,
-    batch: &Batch<B>,
-    messages: &[L1Message],
     segment: u64,
-    challenger: AccountId,
 ) -> Result<ReplayVerdict, ReplayError> {
-    match build_fraud_proof_with_messages(genesis, tree, batch, messages, segment, challenger) {
-        Ok(proof) => Ok(judge_proof(genesis, batch.header(), segment, proof)),
+    let Input {
+        genesis,
+        batch,
+        messages,
+        spans,
+        challenger,
+    } = *input;
+    match build_fraud_proof_restating(genesis, tree, batch, messages, spans, segment, challenger) {
+        Ok(proof) => Ok(judge_proof_restating(
+            genesis,
+            batch.header(),
+            spans,
+            segment,
+            proof,
+        )),
         Err(ProveError::State(StateError::Internal(e))) => {
             Err(ReplayError::State(StateError::Internal(e)))
         }

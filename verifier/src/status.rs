@@ -58,8 +58,11 @@ pub struct BatchSummary {
     pub record: BatchRecord,
     /// Derivation's status.
     pub status: BatchStatus,
-    /// Whether this verifier replayed it and found it honest.
+    /// Whether this verifier replayed it and found it honest (or, for a derived batch,
+    /// executed it).
     pub verified: bool,
+    /// The state root this verifier computed for it, once verified.
+    pub computed_root: Option<Hash>,
 }
 
 /// What the verifier knows, refreshed after every poll (what the RPC serves).
@@ -97,17 +100,21 @@ impl Snapshot {
         alerts: Vec<ChallengeAlert>,
     ) -> Self {
         let derivation = engine.derivation();
-        let summary = |record: &BatchRecord, status: BatchStatus| BatchSummary {
-            verified: engine
+        let summary = |record: &BatchRecord, status: BatchStatus| {
+            let verified = engine
                 .verified()
                 .get(
                     usize::try_from(record.header.number)
                         .unwrap_or(usize::MAX)
                         .saturating_sub(1),
                 )
-                .is_some_and(|v| v.hash == record.hash),
-            record: record.clone(),
-            status,
+                .filter(|v| v.hash == record.hash);
+            BatchSummary {
+                verified: verified.is_some(),
+                computed_root: verified.map(|v| v.state_root),
+                record: record.clone(),
+                status,
+            }
         };
         let canonical = derivation
             .canonical()

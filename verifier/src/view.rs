@@ -86,6 +86,7 @@ impl VerifierView {
         let batch = Batch::decode(&encoded)
             .map_err(|e| ViewError::new(format!("decoding the body of batch {number}"), e))?;
         Ok(Some(BatchEntry {
+            derived_root: b.computed_root.filter(|_| b.record.header.is_derived()),
             batch,
             encoded,
             status: state_of(b.status),

@@ -938,6 +938,120 @@ async fn a_censoring_sequencer_must_execute_a_forced_tx_within_the_sequencing_wi
     assert_eq!(net.balance(&v, 0).await, START - 700 - FEE);
 }
 
+/// No sequencer, no stall: with the sequencer stopped, a forced transfer and a deposit are
+/// executed by a batch every node derives itself once the sequencing window has passed; the
+/// verifier computes its root, the restarted sequencer computes the same one, and continues on
+/// top with a batch that restates it; nothing is executed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_sequencer_stopped_every_node_derives_the_batch_and_the_sequencer_continues_on_top(
+) {
+    const S: u64 = 6;
+    let mut net = Net::start_with_window(&["v1"], S).await;
+    let c = net.genesis.l1_confirmations;
+    let seq = net.sequencer(None).await;
+    let v = net.verifier("v1", 0x61, true).await;
+    // Batch 1: an ordinary one, anchored, so the derived batch builds on a posted batch.
+    net.transfer(&seq, 2, 3, 10).await;
+    assert_eq!(net.seal(&seq).await, 1);
+    net.wait_soft_head_final(&seq).await;
+    drop(seq);
+
+    let depositor = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x47; 32]).unwrap());
+    let before = net.node.client().get_block_count().await.unwrap();
+    net.post_forced(&signed_transfer(0, 1, 0, 700)).await;
+    net.mine(1).await;
+    let forced_block = before + 1;
+    net.deposit(depositor, 30_000).await; // block forced_block + 1
+    let derived_at = std::cell::Cell::new(0u64);
+    net.mine_until("the verifier to derive batch 2", || async {
+        let found = net
+            .http
+            .post(&v.url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "stint_getBatch", "params": [2]}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let done = found["result"]["derived"] == json!(true);
+        if done {
+            derived_at.set(net.node.client().get_block_count().await.unwrap());
+        }
+        done
+    })
+    .await;
+    let delay = derived_at.get() - forced_block;
+    eprintln!(
+        "forced tx in block {forced_block}, executed by a derived batch at tip {} ({delay} blocks; S = {S}, c = {c}), with the sequencer stopped",
+        derived_at.get()
+    );
+    assert!(
+        delay <= S + c,
+        "derived {delay} blocks after the forced tx's block"
+    );
+    let derived = net.rpc(&v, "stint_getBatch", json!([2])).await;
+    assert_eq!(derived["txCount"], json!(0));
+    assert_eq!(derived["msgCount"], json!(1), "{derived}");
+    assert_eq!(derived["anchor"]["btcTxid"], json!("0".repeat(64)));
+    assert_ne!(derived["stateRoot"], json!("0".repeat(64)));
+    assert_eq!(net.balance(&v, 1).await, START + 700);
+    assert_eq!(net.balance(&v, 0).await, START - 700 - FEE);
+    // The deposit's window passes a block later: a second derived batch.
+    net.mine_until("the verifier to credit the deposit", || async {
+        net.rpc(&v, "stint_getAccount", json!([depositor.to_address()]))
+            .await["balance"]
+            .as_u64()
+            == Some(30_000)
+    })
+    .await;
+
+    // The sequencer comes back: it derives the same batches with the same roots, and seals on
+    // top of them.
+    let seq = net.sequencer(None).await;
+    let tip = net.rpc(&v, "stint_verifierStatus", json!([])).await["verified"]["number"]
+        .as_u64()
+        .unwrap();
+    assert!(tip >= 3, "two derived batches: {tip}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ours = rpc_raw_result(&seq.url, "stint_syncStatus").await;
+        if ours.as_ref().and_then(|s| s["soft"]["number"].as_u64()) >= Some(tip) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sequencer never derived the batches"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for number in 2..=tip {
+        let ours = net.rpc(&seq, "stint_getBatch", json!([number])).await;
+        let theirs = net.rpc(&v, "stint_getBatch", json!([number])).await;
+        assert_eq!(ours["derived"], json!(true), "{ours}");
+        assert_eq!(ours["hash"], theirs["hash"]);
+        assert_eq!(ours["stateRoot"], theirs["stateRoot"], "batch {number}");
+    }
+    net.transfer(&seq, 2, 3, 20).await;
+    let top = net.seal(&seq).await;
+    assert_eq!(top, tip + 1);
+    let restating = net.rpc(&seq, "stint_getBatch", json!([top])).await;
+    assert_eq!(restating["derived"], json!(false));
+    net.wait_soft_head_final(&seq).await;
+    assert_agree(&net, &seq, &[&v]).await;
+    // Nothing executed twice.
+    for node in [&seq, &v] {
+        assert_eq!(net.balance(node, 1).await, START + 700);
+        assert_eq!(net.balance(node, 0).await, START - 700 - FEE);
+        assert_eq!(net.balance(node, 3).await, START + 30);
+        assert_eq!(
+            net.rpc(node, "stint_getAccount", json!([depositor.to_address()]))
+                .await["balance"],
+            json!(30_000)
+        );
+    }
+}
+
 /// A reorg that removes a deposit's block reverts the deposit on both nodes; mined again, it is
 /// credited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

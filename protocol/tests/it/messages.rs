@@ -438,14 +438,283 @@ fn a_censor_that_keeps_its_origin_is_refused_after_the_sequencing_window() {
     assert!(anchored(&events).is_empty());
     let reasons = rejections(&events);
     assert!(reasons[0].contains("sequencing window"), "{reasons:?}");
-    // Every origin the window allows now covers block 1: the messages must be executed.
-    let honest = w.build(parent, &due, vec![]);
+    // Every origin the window allows now covers block 1, and no batch executed the messages in
+    // time: every node derived batch 1 with just them.
+    let derived = derived(&events);
+    assert_eq!(derived.len(), 1, "{events:?}");
+    assert_eq!(derived[0].1, due);
+    // The censor's next batch must restate it: the same messages, from the genesis state.
+    let next = w.derivation.next_batch();
+    assert_eq!(next.parent.state_root, parent.state_root);
+    let honest = BatchBuilder::new(&w.g)
+        .build_restating(
+            &w.store,
+            &w.params(next.parent),
+            &w.derivation
+                .messages_due(next.message_origin_height, w.tip()),
+            &next.spans,
+            vec![],
+        )
+        .unwrap();
     assert_eq!(honest.batch.header().l1_origin.height, 5);
     let reveal = w.reveal_batch(&honest.batch);
     assert_eq!(
         anchored(&w.mine(vec![reveal])),
-        vec![(1, honest.batch.hash())]
+        vec![(2, honest.batch.hash())]
     );
+}
+
+fn derived(events: &[DerivationEvent]) -> Vec<(stint_protocol::BatchRecord, Vec<L1Message>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DerivationEvent::BatchDerived { record, messages } => {
+                Some((record.as_ref().clone(), messages.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// No sequencer, no stall: with no batch at all, every node derives a batch holding just the
+/// messages whose window expired, exactly when it expires (block `h + S + c − 1`); the next
+/// posted batch restates the derived ones with a checkpoint at each one's end (a batch without
+/// those checkpoints is refused), a wrong restated root is fraud-provable and its challenge
+/// leaves the derived batches canonical, a derived batch cannot be challenged, and a reorg
+/// removes and re-derives one.
+#[test]
+fn a_stopped_sequencer_does_not_stall_l1_messages() {
+    let (mut w, due) = world_with_messages(); // 3 messages in block 1, tip 2; S = 3, c = 2
+    let g = w.g.clone();
+    let builder = BatchBuilder::new(&g);
+    for _ in 3..5 {
+        assert!(derived(&w.mine(vec![])).is_empty(), "not before block 5");
+    }
+    let events = w.mine(vec![]); // 5 = 1 + S + c - 1
+    let d1 = derived(&events);
+    assert_eq!(d1.len(), 1, "{events:?}");
+    let (d1, d1_messages) = d1.into_iter().next().unwrap();
+    assert_eq!(d1_messages, due);
+    assert!(d1.header.is_derived());
+    assert_eq!((d1.header.number, d1.anchor.height), (1, 5));
+    assert_eq!(d1.header.l1_origin.height, 5 - WINDOW);
+    assert_eq!(w.derivation.pending_l1_messages().count(), 0);
+    assert_eq!(w.derivation.batch_messages(1), due);
+
+    // Every node computes its state: the deposit is credited, the valid forced tx executed and
+    // the one with a wrong nonce skipped with a receipt.
+    let exec1 = builder
+        .execute_derived(&w.store, &d1.header, w.genesis_root, &d1_messages)
+        .unwrap();
+    w.keep(&exec1);
+    let root1 = exec1.updates.last().unwrap().root;
+    let tree = SparseMerkleTree::new(&w.store);
+    let view = tree.view(root1);
+    assert_eq!(read_account(&view, &account(3)).unwrap().balance, 50_000);
+    assert_eq!(read_account(&view, &account(ALICE)).unwrap().nonce, 1);
+    assert!(matches!(
+        exec1.message_receipts[2],
+        MessageReceipt::Skipped { .. }
+    ));
+    // Giving it other messages is refused.
+    assert!(builder
+        .execute_derived(&w.store, &d1.header, w.genesis_root, &due[..2])
+        .is_err());
+
+    // A forced tx in block 6 is derived, on top, at block 10.
+    w.mine(vec![reveal(
+        EnvelopeKind::ForcedTx,
+        42,
+        transfer(ALICE, BOB, 1, 11).encode(),
+        4,
+    )]);
+    for _ in 7..10 {
+        assert!(derived(&w.mine(vec![])).is_empty());
+    }
+    let (d2, d2_messages) = derived(&w.mine(vec![])).into_iter().next().unwrap();
+    assert_eq!((d2.header.number, d2.header.parent), (2, d1.hash));
+    assert_eq!(d2.header.prev_state_root, w.genesis_root);
+    let exec2 = builder
+        .execute_derived(&w.store, &d2.header, root1, &d2_messages)
+        .unwrap();
+    w.keep(&exec2);
+    let root2 = exec2.updates.last().unwrap().root;
+
+    // The sequencer comes back: its batch restates both, from the genesis state.
+    let next = w.derivation.next_batch();
+    assert_eq!((next.parent.number, next.parent.hash), (2, d2.hash));
+    assert_eq!(next.parent.state_root, w.genesis_root);
+    assert_eq!(next.message_origin_height, 0);
+    let ends: Vec<u32> = next.spans.iter().map(|s| s.msg_end).collect();
+    assert_eq!(ends, vec![3, 4]);
+    let messages = w
+        .derivation
+        .messages_due(next.message_origin_height, w.tip());
+    assert_eq!(messages.len(), 4);
+    let params = w.params(next.parent);
+    let honest = builder
+        .build_restating(
+            &w.store,
+            &params,
+            &messages,
+            &next.spans,
+            vec![transfer(ALICE, BOB, 2, 1)],
+        )
+        .unwrap();
+    let roots: Vec<_> = honest
+        .batch
+        .checkpoints()
+        .iter()
+        .map(|c| (c.tx_end, c.state_root))
+        .collect();
+    assert!(
+        roots.contains(&(3, root1)),
+        "restates batch 1's root: {roots:?}"
+    );
+    assert!(
+        roots.contains(&(4, root2)),
+        "restates batch 2's root: {roots:?}"
+    );
+
+    // Without a checkpoint at the end of batch 1's messages (K = 2: segments 0..2, 2..4) it is
+    // refused, though every root in it is honest.
+    let uncut = builder
+        .build_with_messages(
+            &w.store,
+            &params,
+            &messages,
+            vec![transfer(ALICE, BOB, 2, 1)],
+        )
+        .unwrap();
+    assert_eq!(
+        w.derivation.precheck(&uncut.batch),
+        Err(BatchError::DerivedSpan {
+            number: 1,
+            msg_end: 3
+        }
+        .to_string())
+    );
+    let reveal = w.reveal_batch(&uncut.batch);
+    let reasons = rejections(&w.mine(vec![reveal]));
+    assert!(reasons[0].contains("derived batch 1"), "{reasons:?}");
+
+    // A copy whose checkpoint for batch 1 credits someone else is anchored, proven and judged
+    // fraudulent; its challenge leaves the derived batches canonical.
+    let at = honest
+        .batch
+        .checkpoints()
+        .iter()
+        .position(|c| c.tx_end == 3)
+        .unwrap();
+    let forged = forge_checkpoint(&honest.batch, at, [0xee; 32]);
+    let reveal = w.reveal_batch(&forged);
+    assert_eq!(anchored(&w.mine(vec![reveal])), vec![(3, forged.hash())]);
+    let spans = w.derivation.batch_spans(3);
+    assert_eq!(spans, next.spans);
+    assert_eq!(w.derivation.batch_messages(3), messages);
+    let replay = builder
+        .replay_restating(&w.store, &forged, &messages, &spans)
+        .unwrap();
+    let segment = at as u64 + 1;
+    assert_eq!(replay.fraud_segment, Some(segment));
+    let mut store = w.store.clone();
+    for update in &replay.updates {
+        store.write(update);
+    }
+    let tree = SparseMerkleTree::new(&store);
+    let proof = stint_protocol::build_fraud_proof_restating(
+        &g,
+        &tree,
+        &forged,
+        &messages,
+        &spans,
+        segment,
+        account(BOB),
+    )
+    .unwrap();
+    assert!(matches!(
+        Judge::judge_restating(&g, forged.header(), &proof, &spans).unwrap(),
+        Verdict::Fraud(Fraud::WrongCheckpoint { .. })
+    ));
+    // The honest batch's same segment is not fraud.
+    let mut honest_store = w.store.clone();
+    for update in &honest.updates {
+        honest_store.write(update);
+    }
+    let honest_proof = stint_protocol::build_fraud_proof_restating(
+        &g,
+        &SparseMerkleTree::new(&honest_store),
+        &honest.batch,
+        &messages,
+        &spans,
+        segment,
+        account(BOB),
+    )
+    .unwrap();
+    assert_eq!(
+        Judge::judge_restating(&g, honest.batch.header(), &honest_proof, &spans),
+        Ok(Verdict::NoFraud)
+    );
+    // A challenge against a derived batch is refused: it claims nothing.
+    let mut at_derived = proof.clone();
+    at_derived.batch_number = 1;
+    at_derived.batch_hash = d1.hash;
+    w.salt += 1;
+    let events = w.mine(vec![reveal_challenge(&at_derived, w.salt)]);
+    assert!(
+        events.iter().any(|e| matches!(e, DerivationEvent::ChallengeRejected { reason, .. } if reason.contains("derived"))),
+        "{events:?}"
+    );
+    w.salt += 1;
+    let challenge = reveal_challenge(&proof, w.salt);
+    let events = w.mine(vec![challenge.clone()]);
+    assert!(events.contains(&DerivationEvent::BatchInvalidated {
+        number: 3,
+        hash: forged.hash(),
+        by: challenge.compute_txid(),
+    }));
+    let canonical: Vec<_> = w.derivation.canonical().iter().map(|r| r.hash).collect();
+    assert_eq!(canonical, vec![d1.hash, d2.hash]);
+
+    // An honest batch links again after the challenge (on a fresh origin: the window moved).
+    let again = builder
+        .build_restating(
+            &w.store,
+            &w.params(w.derivation.next_batch().parent),
+            &w.derivation.messages_due(0, w.tip()),
+            &w.derivation.next_batch().spans,
+            vec![],
+        )
+        .unwrap();
+    let reveal = w.reveal_batch(&again.batch);
+    assert_eq!(
+        anchored(&w.mine(vec![reveal])),
+        vec![(3, again.batch.hash())]
+    );
+    assert_eq!(w.derivation.next_batch().spans, vec![]);
+
+    // A reorg back below block 10 removes batch 2 (and what builds on it); the same blocks
+    // derive it again, with the same hash.
+    let mut removed = Vec::new();
+    while w.tip() >= 10 {
+        let b = w.blocks.pop().unwrap();
+        removed.push(b.clone());
+        let events = w
+            .derivation
+            .disconnect_block(w.tip() + 1, b.block_hash())
+            .unwrap();
+        if w.tip() + 1 == 10 {
+            assert!(events.contains(&DerivationEvent::BatchUnanchored {
+                number: 2,
+                hash: d2.hash
+            }));
+        }
+    }
+    assert_eq!(w.derivation.canonical().len(), 1);
+    let b10 = removed.pop().unwrap();
+    let events = w.derivation.connect_block(10, &b10).unwrap();
+    w.blocks.push(b10);
+    assert_eq!(derived(&events)[0].0, d2);
 }
 
 /// A flood of forced txs is bounded per block and neither stalls derivation nor breaks the v2
