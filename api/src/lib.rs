@@ -50,15 +50,18 @@
 )]
 
 mod client;
+mod messages;
 mod reads;
 mod types;
 mod view;
 
 pub use client::{ApiClient, ClientError, DEFAULT_REQUEST_TIMEOUT};
+pub use messages::{forced_txids, message_records, MessageKey, MessageRecord, RecordedOutcome};
 pub use reads::{register_read_methods, MAX_TASKS_PER_QUERY, READ_METHODS};
 pub use types::{
-    AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, Head, Hex32,
-    L1Ref, ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus, TaskInfo, TransactionInfo,
+    AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, DepositInfo,
+    ForcedRef, Head, Hex32, L1Ref, ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus,
+    TaskInfo, TransactionInfo,
 };
 pub use view::{task_index_entries, BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
 

@@ -11,15 +11,19 @@ use stint_contracts::{
 use stint_rpc::{BoxFuture, MethodResult, MethodSpec, Params, RegisterError, RpcError, RpcModule};
 use stint_state::{Hash, Key, SparseMerkleTree};
 
+use bitcoin::hashes::Hash as _;
+use stint_protocol::{L1Message, L1MessageKind};
+
+use crate::messages::{MessageKey, MessageRecord, RecordedOutcome};
 use crate::types::{
-    AccountInfo, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, Hex32, L1Ref, ProofFields,
-    ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
+    AccountInfo, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, DepositInfo, ForcedRef,
+    Hex32, L1Ref, ProofFields, ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
 };
 use crate::view::{ChainView, TaskRole, TxEntry, ViewError};
 use crate::NOT_FOUND;
 
 /// The methods [`register_read_methods`] registers, in order.
-pub const READ_METHODS: [&str; 10] = [
+pub const READ_METHODS: [&str; 11] = [
     "stint_chainInfo",
     "stint_bridgeInfo",
     "stint_syncStatus",
@@ -29,6 +33,7 @@ pub const READ_METHODS: [&str; 10] = [
     "stint_getBatch",
     "stint_getTransaction",
     "stint_getReceipt",
+    "stint_getDeposit",
     "stint_getTasks",
 ];
 
@@ -244,14 +249,14 @@ fn batch<V: ChainView>(
     })
 }
 
-/// Where a tx stands, by txid text.
-fn locate<V: ChainView>(view: &V, text: &str) -> Result<(Txid, TxEntry), RpcError> {
-    let txid = Txid(parse_hash(text, "txid")?);
-    let entry = view
-        .transaction(&txid)
-        .map_err(internal)?
-        .ok_or_else(|| not_found(format_args!("transaction {txid}")))?;
-    Ok((txid, entry))
+/// Where a txid stands: a node's own entry, or what it knows of a forced tx (protocol v3).
+enum Located {
+    /// The node's own entry (a sequencer's admitted tx, a verified batch's tx).
+    Entry(TxEntry),
+    /// A forced tx a batch executed (or skipped): the record, and whether its batch is held.
+    Forced(MessageRecord, bool),
+    /// A forced tx on the followed Bitcoin chain that no held batch executed yet.
+    ForcedWaiting(L1Message),
 }
 
 /// The finality of a tx executed in batch `hash` at `number`: that batch's status, or
@@ -267,20 +272,85 @@ fn included_finality<V: ChainView>(
     })
 }
 
+/// Whether the batch a record names is still held (and not invalidated).
+fn record_held<V: ChainView>(view: &V, record: &MessageRecord) -> Result<bool, RpcError> {
+    Ok(matches!(
+        view.batch_state(record.batch, &record.batch_hash)
+            .map_err(internal)?,
+        Some(state) if state != BatchState::Invalidated
+    ))
+}
+
+/// Where a tx stands, by txid text.
+fn locate<V: ChainView>(view: &V, text: &str) -> Result<(Txid, Located), RpcError> {
+    let txid = Txid(parse_hash(text, "txid")?);
+    let entry = view.transaction(&txid).map_err(internal)?;
+    if let Some(entry @ TxEntry::Included { .. }) = entry {
+        return Ok((txid, Located::Entry(entry)));
+    }
+    let key = MessageKey::Forced(txid);
+    let record = view.message(&key).map_err(internal)?;
+    if let Some(record) = &record {
+        if record_held(view, record)? {
+            return Ok((txid, Located::Forced(record.clone(), true)));
+        }
+    }
+    if let Some(message) = view.waiting_message(&key) {
+        return Ok((txid, Located::ForcedWaiting(message)));
+    }
+    match (entry, record) {
+        (Some(entry), _) => Ok((txid, Located::Entry(entry))),
+        (None, Some(record)) => Ok((txid, Located::Forced(record, false))),
+        (None, None) => Err(not_found(format_args!("transaction {txid}"))),
+    }
+}
+
+/// The Bitcoin origin of a forced tx.
+fn forced_ref(btc_txid: [u8; 32], height: u64) -> ForcedRef {
+    ForcedRef {
+        btc_txid: bitcoin::Txid::from_byte_array(btc_txid),
+        height,
+    }
+}
+
+/// A waiting forced tx's tx and origin.
+fn waiting_forced(message: &L1Message) -> Option<(SignedTx, ForcedRef)> {
+    match &message.kind {
+        L1MessageKind::Forced(f) => Some((f.tx.clone(), forced_ref(f.btc_txid, message.height))),
+        L1MessageKind::Deposit(_) => None,
+    }
+}
+
+/// The finality of a record's batch: its status while held, `dropped` once not.
+fn record_finality<V: ChainView>(
+    view: &V,
+    record: &MessageRecord,
+    held: bool,
+) -> Result<&'static str, RpcError> {
+    if held {
+        included_finality(view, record.batch, &record.batch_hash)
+    } else {
+        Ok("dropped")
+    }
+}
+
 fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
-    let (txid, entry) = locate(view, text)?;
+    let (txid, located) = locate(view, text)?;
     let txid = Hex32(txid.0);
-    Ok(match entry {
-        TxEntry::Pending(_) => Receipt {
-            txid,
-            status: None,
-            finality: "pending".into(),
-            batch: None,
-            index: None,
-            error: None,
-            fee: None,
-        },
-        TxEntry::Dropped { reason, .. } => Receipt {
+    let pending = |forced| Receipt {
+        txid,
+        status: None,
+        finality: "pending".into(),
+        batch: None,
+        index: None,
+        error: None,
+        fee: None,
+        forced,
+    };
+    Ok(match located {
+        Located::Entry(TxEntry::Pending(_)) => pending(None),
+        Located::ForcedWaiting(message) => pending(waiting_forced(&message).map(|(_, r)| r)),
+        Located::Entry(TxEntry::Dropped { reason, .. }) => Receipt {
             txid,
             status: None,
             finality: "dropped".into(),
@@ -288,13 +358,14 @@ fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
             index: None,
             error: Some(reason),
             fee: None,
+            forced: None,
         },
-        TxEntry::Included {
+        Located::Entry(TxEntry::Included {
             batch,
             batch_hash,
             index,
             receipt,
-        } => {
+        }) => {
             // The receipt's own JSON names its status and failure code.
             let named = to_value(&receipt)?;
             let text = |field: &str| named.get(field).and_then(Value::as_str).map(str::to_owned);
@@ -306,22 +377,53 @@ fn receipt<V: ChainView>(view: &V, text: &str) -> Result<Receipt, RpcError> {
                 index: Some(index),
                 error: text("error"),
                 fee: Some(receipt.fee),
+                forced: None,
+            }
+        }
+        Located::Forced(record, held) => {
+            let finality = record_finality(view, &record, held)?.into();
+            let (status, error, fee) = match &record.outcome {
+                RecordedOutcome::Executed { receipt, .. } => {
+                    let named = to_value(receipt)?;
+                    let text =
+                        |field: &str| named.get(field).and_then(Value::as_str).map(str::to_owned);
+                    (text("status"), text("error"), Some(receipt.fee))
+                }
+                RecordedOutcome::Skipped { reason, .. } => {
+                    (Some("skipped".into()), Some(reason.clone()), None)
+                }
+                RecordedOutcome::Credited { .. } | RecordedOutcome::NotCredited { .. } => {
+                    return Err(internal(ViewError::new(
+                        format!("reading the receipt of {txid}"),
+                        "a deposit record under a forced tx's key",
+                    )))
+                }
+            };
+            Receipt {
+                txid,
+                status,
+                finality,
+                batch: Some(record.batch),
+                index: Some(record.index),
+                error,
+                fee,
+                forced: Some(forced_ref(record.btc_txid, record.l1_height)),
             }
         }
     })
 }
 
 fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, RpcError> {
-    let (txid, entry) = locate(view, text)?;
-    let (tx, finality, batch, index): (SignedTx, &str, _, _) = match entry {
-        TxEntry::Pending(tx) => (tx, "pending", None, None),
-        TxEntry::Dropped { tx, .. } => (tx, "dropped", None, None),
-        TxEntry::Included {
+    let (txid, located) = locate(view, text)?;
+    let (tx, finality, batch, index, forced): (SignedTx, &str, _, _, _) = match located {
+        Located::Entry(TxEntry::Pending(tx)) => (tx, "pending", None, None, None),
+        Located::Entry(TxEntry::Dropped { tx, .. }) => (tx, "dropped", None, None, None),
+        Located::Entry(TxEntry::Included {
             batch,
             batch_hash,
             index,
             ..
-        } => {
+        }) => {
             let finality = included_finality(view, batch, &batch_hash)?;
             let held = view.batch(BatchRef::Number(batch)).map_err(internal)?;
             let tx = held
@@ -335,7 +437,36 @@ fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, Rp
                         format!("batch {batch} does not hold it at index {index}"),
                     ))
                 })?;
-            (tx, finality, Some(batch), Some(index))
+            (tx, finality, Some(batch), Some(index), None)
+        }
+        Located::ForcedWaiting(message) => {
+            let (tx, origin) = waiting_forced(&message).ok_or_else(|| {
+                internal(ViewError::new(
+                    format!("reading transaction {txid}"),
+                    "a deposit under a forced tx's key",
+                ))
+            })?;
+            (tx, "pending", None, None, Some(origin))
+        }
+        Located::Forced(record, held) => {
+            let tx = match &record.outcome {
+                RecordedOutcome::Executed { tx, .. } | RecordedOutcome::Skipped { tx, .. } => {
+                    tx.clone()
+                }
+                _ => {
+                    return Err(internal(ViewError::new(
+                        format!("reading transaction {txid}"),
+                        "a deposit record under a forced tx's key",
+                    )))
+                }
+            };
+            (
+                tx,
+                record_finality(view, &record, held)?,
+                Some(record.batch),
+                Some(record.index),
+                Some(forced_ref(record.btc_txid, record.l1_height)),
+            )
         }
     };
     Ok(TransactionInfo {
@@ -345,7 +476,91 @@ fn transaction<V: ChainView>(view: &V, text: &str) -> Result<TransactionInfo, Rp
         finality: finality.into(),
         batch,
         index,
+        forced,
     })
+}
+
+/// `stint_getDeposit(outpoint)`: see [`DepositInfo`].
+fn deposit<V: ChainView>(view: &V, text: &str) -> Result<DepositInfo, RpcError> {
+    let outpoint: bitcoin::OutPoint = text.parse().map_err(|e| {
+        RpcError::invalid_params(format_args!("outpoint: expected txid:vout ({e})"))
+    })?;
+    let key = MessageKey::Deposit {
+        txid: outpoint.txid.to_byte_array(),
+        vout: outpoint.vout,
+    };
+    let record = view.message(&key).map_err(internal)?;
+    let outpoint = outpoint.to_string();
+    if let Some(record) = &record {
+        if record_held(view, record)? {
+            let finality = Some(included_finality(view, record.batch, &record.batch_hash)?.into());
+            let (status, account, amount, reason) = match &record.outcome {
+                RecordedOutcome::Credited { account, amount } => {
+                    ("credited", account, *amount, None)
+                }
+                RecordedOutcome::NotCredited {
+                    account,
+                    amount,
+                    reason,
+                } => ("not_credited", account, *amount, Some(reason.clone())),
+                _ => {
+                    return Err(internal(ViewError::new(
+                        format!("reading deposit {outpoint}"),
+                        "a forced tx record under a deposit's key",
+                    )))
+                }
+            };
+            return Ok(DepositInfo {
+                outpoint,
+                status: status.into(),
+                account: account.to_address(),
+                amount,
+                l1_height: record.l1_height,
+                batch: Some(record.batch),
+                finality,
+                reason,
+            });
+        }
+    }
+    if let Some(message) = view.waiting_message(&key) {
+        if let L1MessageKind::Deposit(d) = &message.kind {
+            return Ok(DepositInfo {
+                outpoint,
+                status: "seen".into(),
+                account: d.account.to_address(),
+                amount: d.amount,
+                l1_height: message.height,
+                batch: None,
+                finality: None,
+                reason: None,
+            });
+        }
+    }
+    match record {
+        Some(record) => {
+            let (account, amount) = match &record.outcome {
+                RecordedOutcome::Credited { account, amount }
+                | RecordedOutcome::NotCredited {
+                    account, amount, ..
+                } => (account.to_address(), *amount),
+                _ => (String::new(), 0),
+            };
+            Ok(DepositInfo {
+                outpoint,
+                status: "reverted".into(),
+                account,
+                amount,
+                l1_height: record.l1_height,
+                batch: Some(record.batch),
+                finality: None,
+                reason: None,
+            })
+        }
+        None => Err(not_found(format_args!(
+            "deposit {outpoint} (not on the chain this node follows, or not a deposit: a payment \
+             without a valid tag or below min_deposit is not one)"
+        ))),
+    }
 }
 
 fn tasks<V: ChainView>(view: &V, filter: TasksFilter) -> Result<Vec<TaskInfo>, RpcError> {
@@ -601,6 +816,10 @@ where
         )?;
     }
     let finality_schema = || json!({"enum": ["pending", "soft", "anchored", "final", "dropped"]});
+    let forced_schema = || {
+        json!({"type": "object", "description": "present for a forced tx: the Bitcoin transaction that carried it",
+            "properties": {"btcTxid": {"type": "string"}, "height": {"type": "integer"}}})
+    };
     {
         let (code, message) = not_found_doc("a transaction this node does not know");
         module.register(
@@ -613,7 +832,8 @@ where
                     "properties": {
                         "txid": hash_schema(), "tx": {"type": "object"}, "raw": {"type": "string"},
                         "finality": finality_schema(),
-                        "batch": {"type": ["integer", "null"]}, "index": {"type": ["integer", "null"]}}}))
+                        "batch": {"type": ["integer", "null"]}, "index": {"type": ["integer", "null"]},
+                        "forced": forced_schema()}}))
                 .error(code, message),
             parsed_read(&view, |view, (txid,): (String,)| transaction(view, &txid)),
         )?;
@@ -629,12 +849,34 @@ where
                     "required": ["txid", "status", "finality", "batch", "index", "error", "fee"],
                     "properties": {
                         "txid": hash_schema(),
-                        "status": {"oneOf": [{"enum": ["executed", "failed"]}, {"type": "null"}]},
+                        "status": {"oneOf": [{"enum": ["executed", "failed", "skipped"]}, {"type": "null"}]},
                         "finality": finality_schema(),
                         "batch": {"type": ["integer", "null"]}, "index": {"type": ["integer", "null"]},
-                        "error": {"type": ["string", "null"]}, "fee": {"type": ["integer", "null"]}}}))
+                        "error": {"type": ["string", "null"]}, "fee": {"type": ["integer", "null"]},
+                        "forced": forced_schema()}}))
                 .error(code, message),
             parsed_read(&view, |view, (txid,): (String,)| receipt(view, &txid)),
+        )?;
+    }
+    {
+        let (code, message) = not_found_doc("a deposit this node does not know");
+        module.register(
+            MethodSpec::new("stint_getDeposit")
+                .summary("A deposit to the bridge by Bitcoin outpoint: seen, credited, not_credited or reverted; its account, amount and batch")
+                .description("seen: on the followed chain, waiting for a batch; credited or not_credited: executed by `batch` (its finality given); reverted: a batch executed it, then it left the chain (reorg or valid challenge) and it is not on the chain now.")
+                .param("outpoint", json!({"type": "string", "description": "txid:vout"}))
+                .result("deposit", json!({"type": "object",
+                    "required": ["outpoint", "status", "account", "amount", "l1Height", "batch", "finality", "reason"],
+                    "properties": {
+                        "outpoint": {"type": "string"},
+                        "status": {"enum": ["seen", "credited", "not_credited", "reverted"]},
+                        "account": {"type": "string"}, "amount": {"type": "integer"},
+                        "l1Height": {"type": "integer"},
+                        "batch": {"type": ["integer", "null"]},
+                        "finality": {"oneOf": [finality_schema(), {"type": "null"}]},
+                        "reason": {"type": ["string", "null"]}}}))
+                .error(code, message),
+            parsed_read(&view, |view, (outpoint,): (String,)| deposit(view, &outpoint)),
         )?;
     }
     module.register(
@@ -715,6 +957,12 @@ mod tests {
         }
         fn transaction(&self, _: &Txid) -> Result<Option<TxEntry>, ViewError> {
             Ok(None)
+        }
+        fn message(&self, _: &MessageKey) -> Result<Option<MessageRecord>, ViewError> {
+            Ok(None)
+        }
+        fn waiting_message(&self, _: &MessageKey) -> Option<L1Message> {
+            None
         }
         fn tasks_of(
             &self,

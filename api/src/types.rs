@@ -384,6 +384,41 @@ pub struct BatchInfo {
     pub raw: Option<String>,
 }
 
+/// Where a forced tx came from: the Bitcoin transaction that carried it (protocol v3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForcedRef {
+    /// The Bitcoin transaction carrying its envelope.
+    pub btc_txid: bitcoin::Txid,
+    /// Its block's height.
+    pub height: u64,
+}
+
+/// `stint_getDeposit`: a deposit to the bridge, by Bitcoin outpoint (protocol v3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DepositInfo {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// `seen` (on the followed chain, waiting for a batch), `credited`, `not_credited` (executed,
+    /// but the account could not be credited: see `reason`), or `reverted` (a batch executed it,
+    /// then it left the chain: a reorg or a valid challenge removed it, and it is not on the
+    /// chain now).
+    pub status: String,
+    /// The L2 account it names.
+    pub account: String,
+    /// Sats (= units).
+    pub amount: u64,
+    /// Height of its Bitcoin block.
+    pub l1_height: u64,
+    /// The batch that executed it (also for `reverted`: the one that did).
+    pub batch: Option<u64>,
+    /// That batch's finality (`soft`, `anchored`, `final`), when it is held.
+    pub finality: Option<String>,
+    /// Why it was not credited.
+    pub reason: Option<String>,
+}
+
 /// `stint_getTransaction`: the tx with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransactionInfo {
@@ -397,8 +432,11 @@ pub struct TransactionInfo {
     pub finality: String,
     /// The batch that holds it.
     pub batch: Option<u64>,
-    /// Its index in that batch.
+    /// Its index in that batch (for a forced tx: among the batch's L1 messages).
     pub index: Option<u32>,
+    /// For a forced tx (sent through Bitcoin), where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<ForcedRef>,
 }
 
 /// `stint_getReceipt`.
@@ -406,7 +444,8 @@ pub struct TransactionInfo {
 pub struct Receipt {
     /// The txid.
     pub txid: Hex32,
-    /// `executed` or `failed`; `null` while pending or once dropped.
+    /// `executed` or `failed`; `null` while pending or once dropped; `skipped` for a forced tx
+    /// that was invalid when its batch executed it (see `error`).
     pub status: Option<String>,
     /// `pending`, `soft`, `anchored`, `final` or `dropped`.
     pub finality: String,
@@ -418,6 +457,9 @@ pub struct Receipt {
     pub error: Option<String>,
     /// The fee charged.
     pub fee: Option<u64>,
+    /// For a forced tx (sent through Bitcoin), where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<ForcedRef>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! [`ChainView`]: the read-only view of a node's chain that the read methods are written against.
 
 use stint_contracts::{AccountId, Receipt, SignedTx, TaskId, Txid};
-use stint_protocol::{Batch, Genesis};
+use stint_protocol::{Batch, Genesis, L1Message};
 use stint_state::{Hash, NodeStore};
 
+use crate::messages::{MessageKey, MessageRecord};
 use crate::types::{AnchorRef, BatchRef, BatchState, SyncStatus};
 
 /// A failure of the node behind a view: storage or an internal fault, never the caller's
@@ -183,6 +184,14 @@ pub trait ChainView: Send + Sync + 'static {
         account: &AccountId,
         limit: usize,
     ) -> Result<Vec<TaskId>, ViewError>;
+
+    /// The record this node wrote when a batch it holds (or held) executed the L1 message
+    /// `key` ([`MessageRecord`]; the caller checks the batch is still held).
+    fn message(&self, key: &MessageKey) -> Result<Option<MessageRecord>, ViewError>;
+
+    /// The L1 message `key` if it is on the Bitcoin chain this node follows and no batch this
+    /// node holds has executed it yet (it waits for one).
+    fn waiting_message(&self, key: &MessageKey) -> Option<L1Message>;
 
     /// The nonce after this node's pending txs of `account`, whose nonce in the soft state is
     /// `nonce`. Nodes without a mempool keep the default.

@@ -346,9 +346,9 @@ fn publish_finality(ctx: &Anchoring, number: u64, hash: &[u8; 32], finality: Bat
     if let Ok(Some(stored)) = ctx.store.batch(number) {
         if let Ok(batch) = stored.batch() {
             if batch.hash() == *hash {
-                for tx in batch.txs() {
-                    ctx.publishers
-                        .tx_status(&tx.txid(), tx_finality, Some(number));
+                let txids = batch.txs().iter().map(|tx| tx.txid());
+                for txid in txids.chain(stored.forced.iter().copied()) {
+                    ctx.publishers.tx_status(&txid, tx_finality, Some(number));
                 }
             }
         }

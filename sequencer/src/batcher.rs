@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::Hash as _;
 use parking_lot::{Mutex, MutexGuard};
+use stint_api::{forced_txids, message_records};
 use stint_contracts::{
     account_entry, execute_segment, read_account, AccountId, Call, FailureCode, SignedTx, Txid,
 };
@@ -534,6 +535,10 @@ fn build_and_commit(
         dropped.push(rejected.txid);
     }
     let included: Vec<Txid> = sealed.receipts.iter().map(|r| r.txid).collect();
+    // The L1 messages it executes itself (not those of the derived batches it restates).
+    let from = spans.last().map_or(0, |span| span.msg_end as usize);
+    let messages = message_records(number, hash, due, &sealed.message_receipts, from);
+    let forced = forced_txids(&messages);
     let commit_started = std::time::Instant::now();
     sealer.store.commit_seal(SealWrite {
         number,
@@ -544,12 +549,14 @@ fn build_and_commit(
                 .map_err(|e| SequencerError::Internal(e.to_string()))?,
             honest_root,
             original_sigs,
+            forced: forced.clone(),
         },
         updates: &own,
         receipts,
         consumed_log,
         task_index,
         fault_committed,
+        messages,
     })?;
     sealer
         .metrics
@@ -589,7 +596,7 @@ fn build_and_commit(
         "batch sealed"
     );
     sealer.publishers.new_batch(&header, &hash);
-    for txid in &included {
+    for txid in included.iter().chain(&forced) {
         sealer.publishers.tx_status(txid, "soft", Some(number));
     }
     for txid in dropped.iter().chain(evicted.iter().map(|e| &e.txid)) {

@@ -343,6 +343,14 @@ pub(crate) fn adopt(
             })?;
         let honest_root = executed.updates.last().map_or(head.honest_root, |u| u.root);
         let batch = Batch::new(record.header.clone(), Vec::new(), Vec::new());
+        let records = stint_api::message_records(
+            number,
+            record.hash,
+            messages,
+            &executed.message_receipts,
+            0,
+        );
+        let forced = stint_api::forced_txids(&records);
         store.commit_seal(SealWrite {
             number,
             hash: record.hash,
@@ -352,12 +360,14 @@ pub(crate) fn adopt(
                     .map_err(|e| SequencerError::Internal(e.to_string()))?,
                 honest_root,
                 original_sigs: Vec::new(),
+                forced: forced.clone(),
             },
             updates: &executed.updates,
             receipts: Vec::new(),
             consumed_log: Vec::new(),
             task_index: Vec::new(),
             fault_committed: false,
+            messages: records,
         })?;
         chain.set_head(Head {
             number,
@@ -376,6 +386,9 @@ pub(crate) fn adopt(
         );
         // Its header claims no root (`derived: true`); `stint_getBatch` shows the one computed.
         sealer.publishers().new_batch(&record.header, &record.hash);
+        for txid in &forced {
+            sealer.publishers().tx_status(txid, "soft", Some(number));
+        }
         adopted.push((number, record.hash));
     }
     sealer.admission().request_seal();

@@ -30,7 +30,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions};
-use stint_api::TaskRole;
+use stint_api::{MessageKey, MessageRecord, TaskRole};
 use stint_contracts::{AccountId, Receipt, TaskId, Txid};
 use stint_protocol::{Batch, Genesis};
 use stint_state::{Hash, RocksNodeStore, TreeUpdate};
@@ -44,6 +44,7 @@ const CF_RECEIPTS: &str = "seq_receipts";
 const CF_TASKS: &str = "seq_task_index";
 const CF_ANCHORS: &str = "seq_anchors";
 const CF_PARKED: &str = "seq_parked";
+const CF_MESSAGES: &str = "seq_l1_messages";
 const CF_META: &str = "seq_meta";
 const META_GENESIS: &[u8] = b"genesis_hash";
 const META_FAULT_DONE: &[u8] = b"fault_done";
@@ -59,6 +60,9 @@ pub(crate) struct StoredBatch {
     /// `(index, signature)` of txs whose signature a fault mode replaced: the signatures the
     /// users really sent, restored when the batch is rolled back.
     pub(crate) original_sigs: Vec<(u32, [u8; 64])>,
+    /// The txids of the forced txs it executed itself (protocol v3; not those it restates),
+    /// for status notifications.
+    pub(crate) forced: Vec<Txid>,
 }
 
 impl StoredBatch {
@@ -125,6 +129,8 @@ pub(crate) struct SealWrite<'a> {
     pub(crate) task_index: Vec<(TaskRole, AccountId, TaskId)>,
     /// This batch commits the configured fault (recorded so a restart does not commit it again).
     pub(crate) fault_committed: bool,
+    /// What the L1 messages it executed itself did (see [`stint_api::MessageRecord`]).
+    pub(crate) messages: Vec<(MessageKey, MessageRecord)>,
 }
 
 /// A rolled-back batch, kept in case derivation makes it canonical again (a reorg removed the
@@ -199,6 +205,7 @@ impl Store {
                 CF_TASKS,
                 CF_ANCHORS,
                 CF_PARKED,
+                CF_MESSAGES,
                 CF_META,
             ],
         )?;
@@ -315,6 +322,10 @@ impl Store {
         if seal.fault_committed {
             batch.put_cf(self.cf(CF_META)?, META_FAULT_DONE, b"");
         }
+        let messages = self.cf(CF_MESSAGES)?;
+        for (key, record) in &seal.messages {
+            batch.put_cf(messages, key.to_bytes(), encode(record)?);
+        }
         self.db().write_opt(batch, &synced())?;
         Ok(())
     }
@@ -377,6 +388,18 @@ impl Store {
         }
         self.db().write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// The record of L1 message `key`, if a batch this sequencer sealed (or derived) executed
+    /// it. Records are overwritten, never deleted: readers check the batch is still held.
+    pub(crate) fn message(
+        &self,
+        key: &MessageKey,
+    ) -> Result<Option<MessageRecord>, SequencerError> {
+        self.db()
+            .get_pinned_cf(self.cf(CF_MESSAGES)?, key.to_bytes())?
+            .map(|v| decode(&v, "L1 message record"))
+            .transpose()
     }
 
     /// The parked batch with header hash `hash`.

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use stint_api::{
-    AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
-    TaskRole, TxEntry, ViewError,
+    AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, MessageKey,
+    MessageRecord, SyncStatus, TaskRole, TxEntry, ViewError,
 };
 use stint_contracts::{AccountId, SignedTx, TaskId, Txid};
-use stint_protocol::Genesis;
+use stint_protocol::{Genesis, L1Message};
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::admission::Admission;
@@ -166,8 +166,39 @@ impl ChainView for SequencerView {
     }
 
     fn batch_state(&self, number: u64, hash: &Hash) -> Result<Option<BatchState>, ViewError> {
-        // A rolled-back batch keeps its receipts; the chain status tells it apart by hash.
-        Ok(Some(state_of(self.chain.status().finality(number, hash))))
+        // The chain status tells anchored, final and invalidated batches apart by hash; a soft
+        // one is ours only while we hold it at that number (a rolled-back batch is parked).
+        let finality = self.chain.status().finality(number, hash);
+        if finality == BatchFinality::Soft {
+            let held = self
+                .store
+                .batch_number(hash)
+                .map_err(|e| view_error(format!("reading batch {number}"), e))?;
+            if held != Some(number) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(state_of(finality)))
+    }
+
+    fn message(&self, key: &MessageKey) -> Result<Option<MessageRecord>, ViewError> {
+        self.store
+            .message(key)
+            .map_err(|e| view_error("reading an L1 message record", e))
+    }
+
+    fn waiting_message(&self, key: &MessageKey) -> Option<L1Message> {
+        // Above the head's message horizon no batch of ours has executed it yet.
+        let after = self
+            .genesis
+            .message_horizon(self.chain.head().l1_origin.height);
+        let chain = self.chain.status();
+        chain
+            .l1_messages
+            .range(after.saturating_add(1)..)
+            .flat_map(|(_, messages)| messages.iter())
+            .find(|m| MessageKey::of(m) == *key)
+            .cloned()
     }
 
     fn transaction(&self, txid: &Txid) -> Result<Option<TxEntry>, ViewError> {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::{Block, BlockHash};
+use stint_api::message_records;
 use stint_contracts::AccountId;
 use stint_protocol::{
     own_updates, restated_segments, Anchor, BatchBuilder, BatchRecord, BatchStatus,
@@ -349,8 +350,21 @@ impl Engine {
                          than this verifier computed for them"
                     )));
                 }
-                self.store
-                    .commit_verified(verified, &updates, body.txs(), &honest.receipts)?;
+                let from = spans.last().map_or(0, |span| span.msg_end as usize);
+                let records = message_records(
+                    number,
+                    record.hash,
+                    &messages,
+                    &honest.message_receipts,
+                    from,
+                );
+                self.store.commit_verified(
+                    verified,
+                    &updates,
+                    body.txs(),
+                    &honest.receipts,
+                    &records,
+                )?;
                 tracing::info!(
                     target: "verifier::replay",
                     batch = number,
@@ -428,8 +442,15 @@ impl Engine {
             hash: record.hash,
             state_root: executed.updates.last().map_or(pre, |u| u.root),
         };
+        let records = message_records(
+            number,
+            record.hash,
+            &messages,
+            &executed.message_receipts,
+            0,
+        );
         self.store
-            .commit_verified(verified, &executed.updates, &[], &[])?;
+            .commit_verified(verified, &executed.updates, &[], &[], &records)?;
         tracing::warn!(
             target: "verifier::replay",
             batch = number,

@@ -3,9 +3,12 @@
 //! that the loop [`publish`](Status::publish)es to and the RPC reads. Imports neither `node` nor
 //! `rpc`.
 
+use std::collections::BTreeMap;
+
 use bitcoin::BlockHash;
 use parking_lot::{RwLock, RwLockReadGuard};
-use stint_protocol::{BatchRecord, BatchStatus};
+use stint_api::MessageKey;
+use stint_protocol::{BatchRecord, BatchStatus, L1Message};
 use stint_state::Hash;
 
 use crate::engine::{Engine, PendingFraud};
@@ -88,6 +91,9 @@ pub struct Snapshot {
     pub bitcoind_ok: bool,
     /// The last error, if the last poll failed.
     pub last_error: Option<String>,
+    /// The L1 messages on the followed chain that no verified batch executed yet (protocol v3),
+    /// by key: what `stint_getDeposit` reports as `seen`.
+    pub waiting: BTreeMap<MessageKey, L1Message>,
 }
 
 impl Snapshot {
@@ -146,7 +152,19 @@ impl Snapshot {
                     .saturating_add(engine.genesis().dispute_window),
             )
         });
+        // Messages after the verified tip's horizon have not been executed by a batch we hold.
+        let verified_origin = engine
+            .verified_tip()
+            .and_then(|v| derivation.batch(v.number))
+            .map_or(engine.genesis().l1_start_height, |(r, _)| {
+                r.header.l1_origin.height
+            });
+        let waiting = derivation
+            .l1_messages(engine.genesis().message_horizon(verified_origin), u64::MAX)
+            .map(|m| (MessageKey::of(m), m.clone()))
+            .collect();
         Self {
+            waiting,
             l1: derivation.l1_tip(),
             verified: engine.verified_tip().copied(),
             final_tip,

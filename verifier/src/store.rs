@@ -37,6 +37,7 @@ const PREFIX_BODY: u8 = b'b';
 const PREFIX_CHALLENGE: u8 = b'c';
 const PREFIX_TX: u8 = b't';
 const PREFIX_TASK: u8 = b'k';
+const PREFIX_MESSAGE: u8 = b'm';
 
 /// A batch the verifier replayed and found honest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -287,6 +288,7 @@ impl VerifierStore {
         updates: &[TreeUpdate],
         txs: &[stint_contracts::SignedTx],
         receipts: &[stint_contracts::Receipt],
+        messages: &[(stint_api::MessageKey, stint_api::MessageRecord)],
     ) -> Result<(), VerifierError> {
         let mut write = WriteBatch::default();
         self.state.stage_commit(&mut write, batch.number, updates)?;
@@ -313,6 +315,12 @@ impl VerifierStore {
         }
         for entry in &task_entries {
             meta.put(entry, b"");
+        }
+        for (message, record) in messages {
+            meta.put(
+                key(PREFIX_MESSAGE, &message.to_bytes()),
+                encode(&|| borsh::to_vec(record), "an L1 message record")?,
+            );
         }
         meta.put(
             key(PREFIX_VERIFIED, &batch.number.to_be_bytes()),
@@ -375,6 +383,20 @@ impl VerifierStore {
         self.meta
             .get_pinned(key(PREFIX_TX, &txid.0))?
             .map(|v| TxRecord::try_from_slice(&v).map_err(|_| corrupt("transaction")))
+            .transpose()
+    }
+
+    /// The record of L1 message `message` (see [`stint_api::MessageRecord`]), if a batch this
+    /// verifier verified executed it.
+    pub fn message(
+        &self,
+        message: &stint_api::MessageKey,
+    ) -> Result<Option<stint_api::MessageRecord>, VerifierError> {
+        self.meta
+            .get_pinned(key(PREFIX_MESSAGE, &message.to_bytes()))?
+            .map(|v| {
+                stint_api::MessageRecord::try_from_slice(&v).map_err(|_| corrupt("L1 message"))
+            })
             .transpose()
     }
 

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use stint_api::{
-    AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, SyncStatus,
-    TaskRole, TxEntry, ViewError,
+    AnchorRef, BatchEntry, BatchRef, BatchState, ChainView, Head, Hex32, L1Ref, MessageKey,
+    MessageRecord, SyncStatus, TaskRole, TxEntry, ViewError,
 };
-use stint_protocol::{Batch, BatchStatus, Genesis};
+use stint_protocol::{Batch, BatchStatus, Genesis, L1Message};
 use stint_state::{Hash, RocksNodeStore};
 
 use crate::status::{BatchSummary, Status};
@@ -203,6 +203,16 @@ impl ChainView for VerifierView {
             index: record.index,
             receipt: record.receipt,
         }))
+    }
+
+    fn message(&self, key: &MessageKey) -> Result<Option<MessageRecord>, ViewError> {
+        self.store
+            .message(key)
+            .map_err(|e| ViewError::new("reading an L1 message record", e))
+    }
+
+    fn waiting_message(&self, key: &MessageKey) -> Option<L1Message> {
+        self.status.read().waiting.get(key).cloned()
     }
 
     fn tasks_of(

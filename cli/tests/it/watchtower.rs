@@ -455,6 +455,43 @@ impl Net {
             .unwrap()
     }
 
+    /// The outpoint paying the bridge in block `block` (mined by [`Net::deposit`]).
+    async fn deposit_outpoint(&self, block: bitcoin::BlockHash) -> bitcoin::OutPoint {
+        let script = self
+            .genesis
+            .bridge
+            .as_ref()
+            .unwrap()
+            .script_pubkey()
+            .unwrap();
+        let block = self.node.client().get_block(&block).await.unwrap();
+        for tx in &block.txdata {
+            if let Some(vout) = tx.output.iter().position(|o| o.script_pubkey == script) {
+                return bitcoin::OutPoint {
+                    txid: tx.compute_txid(),
+                    vout: vout as u32,
+                };
+            }
+        }
+        panic!("no bridge payment in the block");
+    }
+
+    /// The JSON-RPC error `method` answers with.
+    async fn rpc_error(&self, node: &Node, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let resp: Value = self
+            .http
+            .post(&node.url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        resp["error"].clone()
+    }
+
     fn genesis_store(&self) -> MemoryNodeStore {
         let mut store = MemoryNodeStore::new();
         store.write(&self.genesis.state_update().unwrap());
@@ -809,12 +846,33 @@ async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
     // Deposits first: they are mined at once with `generateblock` and must not spend the
     // unconfirmed change of the forced txs' commits.
     let depositor = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x44; 32]).unwrap());
-    net.deposit(depositor, 25_000).await;
-    // A deposit below min_deposit is not credited.
-    net.deposit(user(2), 999).await;
+    let credited = net
+        .deposit_outpoint(net.deposit(depositor, 25_000).await)
+        .await;
+    // Seen once the sequencer follows its block, not credited before l1_confirmations.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let deposit = loop {
+        let found =
+            rpc_raw_params(&seq.url, "stint_getDeposit", json!([credited.to_string()])).await;
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sequencer never saw the deposit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(deposit["status"], json!("seen"), "{deposit}");
+    assert_eq!(deposit["account"], json!(depositor.to_address()));
+    assert_eq!(deposit["amount"], json!(25_000));
+    // A deposit below min_deposit is not credited (not a deposit at all).
+    let dust = net.deposit_outpoint(net.deposit(user(2), 999).await).await;
     // Nonce 5 is wrong: skipped with a receipt, changes nothing.
-    net.post_forced(&forced(5, 1)).await;
-    net.post_forced(&forced(0, 700)).await;
+    let skipped = forced(5, 1);
+    let executed = forced(0, 700);
+    net.post_forced(&skipped).await;
+    net.post_forced(&executed).await;
 
     // The messages become due once their blocks have l1_confirmations; the sequencer then
     // seals a batch for them with no tx in its mempool.
@@ -864,11 +922,67 @@ async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
             .await,
         0
     );
+    // Both nodes answer for the deposit and the forced txs from their own records.
+    for node in [&seq, &v] {
+        let deposit = net
+            .rpc(node, "stint_getDeposit", json!([credited.to_string()]))
+            .await;
+        assert_eq!(deposit["status"], json!("credited"), "{deposit}");
+        assert_eq!(deposit["amount"], json!(25_000));
+        assert_eq!(deposit["finality"], json!("final"));
+        assert!(deposit["batch"].as_u64().is_some());
+        let err = net
+            .rpc_error(node, "stint_getDeposit", json!([dust.to_string()]))
+            .await;
+        assert_eq!(err["code"], json!(12), "{err}");
+        let err = net
+            .rpc_error(node, "stint_getDeposit", json!(["not-an-outpoint"]))
+            .await;
+        assert_eq!(err["code"], json!(-32602), "{err}");
+
+        let receipt = net
+            .rpc(
+                node,
+                "stint_getReceipt",
+                json!([executed.txid().to_string()]),
+            )
+            .await;
+        assert_eq!(receipt["status"], json!("executed"), "{receipt}");
+        assert_eq!(receipt["finality"], json!("final"));
+        assert_eq!(receipt["fee"], json!(FEE));
+        assert!(receipt["forced"]["btcTxid"].is_string(), "{receipt}");
+        let receipt = net
+            .rpc(
+                node,
+                "stint_getReceipt",
+                json!([skipped.txid().to_string()]),
+            )
+            .await;
+        assert_eq!(receipt["status"], json!("skipped"), "{receipt}");
+        assert!(
+            receipt["error"].as_str().unwrap().contains("nonce"),
+            "{receipt}"
+        );
+        let tx = net
+            .rpc(
+                node,
+                "stint_getTransaction",
+                json!([executed.txid().to_string()]),
+            )
+            .await;
+        assert_eq!(tx["raw"], json!(hex::encode(executed.encode())));
+        assert_eq!(tx["finality"], json!("final"));
+    }
 }
 
 /// `stint_sealBatch` with the admin token: the result, or `None` when nothing was sealed.
 async fn rpc_raw_result(url: &str, method: &str) -> Option<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+    rpc_raw_params(url, method, json!([])).await
+}
+
+/// `method(params)` with the admin token: the result, or `None` on an error or a null result.
+async fn rpc_raw_params(url: &str, method: &str, params: Value) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let resp: Value = reqwest::Client::new()
         .post(url)
         .bearer_auth(ADMIN_TOKEN)
@@ -958,7 +1072,8 @@ async fn with_the_sequencer_stopped_every_node_derives_the_batch_and_the_sequenc
 
     let depositor = AccountId::from_signing_key(&SigningKey::from_bytes(&[0x47; 32]).unwrap());
     let before = net.node.client().get_block_count().await.unwrap();
-    net.post_forced(&signed_transfer(0, 1, 0, 700)).await;
+    let forced_tx = signed_transfer(0, 1, 0, 700);
+    net.post_forced(&forced_tx).await;
     net.mine(1).await;
     let forced_block = before + 1;
     net.deposit(depositor, 30_000).await; // block forced_block + 1
@@ -1039,8 +1154,18 @@ async fn with_the_sequencer_stopped_every_node_derives_the_batch_and_the_sequenc
     assert_eq!(restating["derived"], json!(false));
     net.wait_soft_head_final(&seq).await;
     assert_agree(&net, &seq, &[&v]).await;
-    // Nothing executed twice.
+    // Nothing executed twice; the forced tx's receipt names the derived batch on both nodes.
     for node in [&seq, &v] {
+        let receipt = net
+            .rpc(
+                node,
+                "stint_getReceipt",
+                json!([forced_tx.txid().to_string()]),
+            )
+            .await;
+        assert_eq!(receipt["status"], json!("executed"), "{receipt}");
+        assert_eq!(receipt["batch"], json!(2), "{receipt}");
+        assert_eq!(receipt["finality"], json!("final"), "{receipt}");
         assert_eq!(net.balance(node, 1).await, START + 700);
         assert_eq!(net.balance(node, 0).await, START - 700 - FEE);
         assert_eq!(net.balance(node, 3).await, START + 30);
@@ -1069,6 +1194,7 @@ async fn a_deposit_removed_by_a_reorg_is_reverted_and_credited_once_when_mined_a
         }
     };
     let deposit_block = net.deposit(depositor, 25_000).await;
+    let outpoint = net.deposit_outpoint(deposit_block).await.to_string();
     net.mine_until("the deposit credited on both nodes", || async {
         let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
         balance(&seq).await == Some(25_000) && balance(&v).await == Some(25_000)
@@ -1101,6 +1227,22 @@ async fn a_deposit_removed_by_a_reorg_is_reverted_and_credited_once_when_mined_a
         net.wallet.generate_block(&to, &[], &[]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Each node reports it reverted once it has published the rollback (the next poll).
+    for node in [&seq, &v] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let deposit = net.rpc(node, "stint_getDeposit", json!([outpoint])).await;
+            if deposit["status"] == json!("reverted") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still says {deposit}",
+                node.url
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 
     // Mined again from the mempool: credited once on both nodes.
     net.mine_until("the deposit credited again", || async {
@@ -1112,6 +1254,10 @@ async fn a_deposit_removed_by_a_reorg_is_reverted_and_credited_once_when_mined_a
     assert_agree(&net, &seq, &[&v]).await;
     assert_eq!(balance(&seq).await, Some(25_000));
     assert_eq!(balance(&v).await, Some(25_000));
+    for node in [&seq, &v] {
+        let deposit = net.rpc(node, "stint_getDeposit", json!([outpoint])).await;
+        assert_eq!(deposit["status"], json!("credited"), "{deposit}");
+    }
 }
 
 /// `stint deposit`: a deposit below `min_deposit` is refused before any bitcoin moves; a real one
