@@ -6,21 +6,18 @@
 //! deposit that would not be credited (no bridge, below `min_deposit`) is refused before any
 //! bitcoin moves.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, TxOut};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
-use stint_anchor::{Auth, BitcoindClient};
 use stint_contracts::AccountId;
 use stint_protocol::DepositTag;
 
+use crate::forced::BitcoindOpts;
 use crate::wallet::{parse_address, WalletOpts};
 use crate::{CliError, Key, RpcClient};
 
-/// Default `--btc-wallet`: the devnet's funded wallet.
-pub const DEFAULT_BTC_WALLET: &str = "stint";
 /// Default `--fee-rate`, sat/vB.
 pub const DEFAULT_DEPOSIT_FEE_RATE: u64 = 2;
 /// Default `--timeout-secs` of `--wait credited`.
@@ -35,15 +32,9 @@ pub struct DepositArgs {
     /// Account to credit (default: the --key account).
     #[arg(long, value_name = "ADDR")]
     pub to: Option<String>,
-    /// bitcoind wallet that pays.
-    #[arg(long, env = "STINT_BTC_WALLET", default_value = DEFAULT_BTC_WALLET, value_name = "NAME")]
-    pub btc_wallet: String,
-    /// bitcoind JSON-RPC URL.
-    #[arg(long, env = "STINT_BITCOIND_RPC", default_value = stint_anchor::DEFAULT_BITCOIND_RPC_URL)]
-    pub bitcoind_rpc: String,
-    /// bitcoind cookie file (the devnet's is `devnet/bitcoind/regtest/.cookie`).
-    #[arg(long, env = "STINT_BITCOIND_COOKIE", value_name = "FILE")]
-    pub bitcoind_cookie: PathBuf,
+    /// The bitcoind wallet that pays.
+    #[command(flatten)]
+    pub bitcoind: BitcoindOpts,
     /// Fee rate of the Bitcoin transaction, sat/vB.
     #[arg(long, default_value_t = DEFAULT_DEPOSIT_FEE_RATE, value_name = "SAT_PER_VB")]
     pub fee_rate: u64,
@@ -94,11 +85,7 @@ pub async fn run_deposit(args: &DepositArgs, opts: &WalletOpts) -> Result<(), Cl
         .ok_or_else(|| CliError::Usage(format!("--fee-rate {}: not a fee rate", args.fee_rate)))?;
     let before = balance(&client, &account).await?;
 
-    let wallet = BitcoindClient::new(
-        args.bitcoind_rpc.clone(),
-        Auth::Cookie(args.bitcoind_cookie.clone()),
-    )
-    .with_wallet(args.btc_wallet.clone());
+    let wallet = args.bitcoind.wallet()?;
     let bitcoind =
         |what: &str, e: stint_anchor::RpcError| CliError::Usage(format!("bitcoind ({what}): {e}"));
     let unfunded = Transaction {

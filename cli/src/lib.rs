@@ -31,6 +31,7 @@ mod client;
 mod deposit;
 mod devnet;
 mod error;
+mod forced;
 mod journal;
 mod keys;
 mod payroll;
@@ -43,8 +44,7 @@ mod wallet;
 
 pub use client::{RpcClient, DEFAULT_REQUEST_TIMEOUT};
 pub use deposit::{
-    run_deposit, DepositArgs, DepositWait, DEFAULT_BTC_WALLET, DEFAULT_DEPOSIT_FEE_RATE,
-    DEFAULT_DEPOSIT_TIMEOUT_SECS,
+    run_deposit, DepositArgs, DepositWait, DEFAULT_DEPOSIT_FEE_RATE, DEFAULT_DEPOSIT_TIMEOUT_SECS,
 };
 pub use devnet::{
     run_devnet, run_genesis, DemoAccount, Devnet, DevnetArgs, DevnetError, GenesisArgs,
@@ -54,6 +54,7 @@ pub use devnet::{
     DEVNET_POLL_INTERVAL_MS,
 };
 pub use error::CliError;
+pub use forced::{BitcoindOpts, DEFAULT_BTC_WALLET, DEFAULT_FORCED_FEE_RATE};
 pub use keys::{write_key_file, Key, KeyFile};
 pub use payroll::parse_payroll_csv;
 pub use status::{

@@ -13,6 +13,7 @@ use stint_contracts::{
 
 use crate::client::RpcClient;
 use crate::error::CliError;
+use crate::forced::ForcedSender;
 use crate::journal::{self, Journal};
 use crate::keys::Key;
 use crate::payroll::parse_payroll_csv;
@@ -103,6 +104,18 @@ pub struct SendOpts {
     /// seconds; run the same command again afterwards to go on waiting (it sends no second tx).
     #[arg(long, default_value_t = DEFAULT_RECONNECT_SECS, value_name = "SECS")]
     pub reconnect_secs: u64,
+    /// Write the transaction to Bitcoin as a forced tx (paid from a bitcoind wallet) instead of
+    /// sending it to the sequencer: every batch must execute it within the sequencing window,
+    /// so a censoring or stopped sequencer cannot keep it out. Only reads go to --rpc then, so
+    /// it may name a verifier.
+    #[arg(long)]
+    pub via_bitcoin: bool,
+    /// Fee rate of the forced tx's Bitcoin transactions (--via-bitcoin), sat/vB.
+    #[arg(long, default_value_t = crate::forced::DEFAULT_FORCED_FEE_RATE, value_name = "SAT_PER_VB")]
+    pub btc_fee_rate: u64,
+    /// The bitcoind wallet that pays (--via-bitcoin).
+    #[command(flatten)]
+    pub bitcoind: crate::forced::BitcoindOpts,
 }
 
 /// `stint key …`
@@ -517,6 +530,11 @@ impl Wallet {
         printer: &mut Printer,
     ) -> Result<Output, CliError> {
         let send = &plan.send;
+        let forced = if send.via_bitcoin {
+            Some(ForcedSender::new(&send.bitcoind, send.btc_fee_rate).await?)
+        } else {
+            None
+        };
         let mut early = Output::new();
         for call in &plan.calls {
             let (txid, nonce) = self
@@ -525,6 +543,7 @@ impl Wallet {
                     call.clone(),
                     send.fee,
                     plan.relative_deadline,
+                    forced.as_ref(),
                 )
                 .await?;
             sent.push(txid);
@@ -622,6 +641,7 @@ impl Wallet {
         call: Call,
         fee: u64,
         relative_deadline: Option<u64>,
+        forced: Option<&ForcedSender>,
     ) -> Result<(String, u64), CliError> {
         let me = self.key.account();
         // Held until the tx is with the node, so two commands of one key do not both sign.
@@ -652,7 +672,8 @@ impl Wallet {
                         "sending {} again: the same command was run before and did not finish",
                         entry.txid
                     );
-                    self.submit(&entry.raw, &entry.txid, &mut journal).await?;
+                    self.submit(&entry.raw, &entry.txid, &mut journal, forced)
+                        .await?;
                     return Ok((entry.txid, entry.nonce));
                 }
                 Reuse::Gone(why) => {
@@ -663,8 +684,20 @@ impl Wallet {
                 }
             }
         }
-        tx.nonce = field_u64(&account, "pendingNonce", "stint_getAccount")
-            .or_else(|_| field_u64(&account, "nonce", "stint_getAccount"))?;
+        let state_nonce = field_u64(&account, "nonce", "stint_getAccount")?;
+        let pending_nonce =
+            field_u64(&account, "pendingNonce", "stint_getAccount").unwrap_or(state_nonce);
+        if forced.is_some() && pending_nonce > state_nonce {
+            // Forced txs run before a batch's txs: one signed after pending ones would find
+            // the state's nonce and be skipped.
+            return Err(CliError::Usage(format!(
+                "--via-bitcoin: this account has {} tx(s) pending at the sequencer; a forced tx \
+                 runs before them and would be skipped (wrong nonce). Wait until they are in a \
+                 batch, or send this one to the sequencer",
+                pending_nonce - state_nonce
+            )));
+        }
+        tx.nonce = pending_nonce;
         let nonce = tx.nonce;
         let signed = tx
             .sign(self.key.signing_key())
@@ -678,7 +711,7 @@ impl Wallet {
             nonce,
             signed_at: unix_now(),
         })?;
-        self.submit(&raw, &txid, &mut journal).await?;
+        self.submit(&raw, &txid, &mut journal, forced).await?;
         Ok((txid, nonce))
     }
 
@@ -714,7 +747,26 @@ impl Wallet {
     /// Sends a signed tx and checks that the node names it by the txid computed here. A
     /// rejection lets the journal entry go (nothing was accepted); a lost connection keeps it
     /// (the tx may have arrived: a retry sends the same one).
-    async fn submit(&self, raw: &str, txid: &str, journal: &mut Journal) -> Result<(), CliError> {
+    async fn submit(
+        &self,
+        raw: &str,
+        txid: &str,
+        journal: &mut Journal,
+        forced: Option<&ForcedSender>,
+    ) -> Result<(), CliError> {
+        if let Some(sender) = forced {
+            let tx = hex::decode(raw)
+                .ok()
+                .and_then(|bytes| stint_contracts::SignedTx::decode(&bytes).ok())
+                .ok_or_else(|| CliError::Usage(format!("the journal's {txid} does not decode")))?;
+            let posted = sender.post(&tx).await?;
+            eprintln!(
+                "{txid} written to Bitcoin as a forced tx (in {}); every batch must execute it \
+                 once its block has the genesis l1_confirmations, within the sequencing window",
+                posted.btc_txid
+            );
+            return Ok(());
+        }
         const METHOD: &str = "stint_sendRawTransaction";
         match self.client.call::<String>(METHOD, json!([raw])).await {
             Ok(answer) if answer == txid => Ok(()),
@@ -1059,6 +1111,7 @@ impl Wallet {
         let mut lost: Option<Instant> = None;
         let mut backoff = RECONNECT_BACKOFF_MIN;
         let mut blocks_left: Option<u64> = None;
+        let mut forced_seen: Option<u64> = None;
         eprintln!("waiting for {txid} to become {} …", level.as_str());
         loop {
             let polled = self.poll(txid, level, info, &mut blocks_left).await;
@@ -1101,10 +1154,30 @@ impl Wallet {
                     .and_then(Value::as_str)
                     .unwrap_or("pending")
                     .to_string();
+                if let Some(height) = receipt.pointer("/forced/height").and_then(Value::as_u64) {
+                    if forced_seen.replace(height) != Some(height) && finality == "pending" {
+                        eprintln!(
+                            "  in Bitcoin block {height}: a batch must execute it once that block \
+                             has the genesis l1_confirmations (the sequencing window bounds the wait)"
+                        );
+                    }
+                }
                 if finality != seen {
                     let batch = receipt.get("batch").cloned().unwrap_or(Value::Null);
                     eprintln!("  {seen} → {finality} (batch {batch})");
                     seen = finality.clone();
+                }
+                if receipt.get("status").and_then(Value::as_str) == Some("skipped") {
+                    return Err(CliError::TxFailed {
+                        txid: txid.to_string(),
+                        reason: format!(
+                            "the forced tx was skipped: {}",
+                            receipt
+                                .get("error")
+                                .and_then(Value::as_str)
+                                .unwrap_or("invalid when its batch ran")
+                        ),
+                    });
                 }
                 if receipt.get("status").and_then(Value::as_str) == Some("failed") {
                     return Err(CliError::TxFailed {

@@ -339,8 +339,9 @@ fn mistakes_get_messages_that_say_what_to_do() {
 }
 
 /// The help of every wallet command has one layout: the command's own options first, then
-/// "Sending options" (fee and waiting, on commands that send), then the wallet options every
-/// command takes, each group under its heading and nothing of one group mixed into another.
+/// "Sending options" (fee, waiting, `--via-bitcoin`, on commands that send), the bitcoind
+/// wallet that pays for `--via-bitcoin`, then the wallet options every command takes, each
+/// group under its heading and nothing of one group mixed into another.
 #[test]
 fn help_groups_own_sending_and_wallet_options_the_same_way_everywhere() {
     let sections = |args: &[&str]| {
@@ -363,7 +364,16 @@ fn help_groups_own_sending_and_wallet_options_the_same_way_everywhere() {
     };
     let wallet = "Wallet options (any wallet command, before or after its name)";
     let wallet_flags = ["rpc", "key", "json", "field"];
-    let sending_flags = ["fee", "wait", "wait-timeout", "reconnect-secs"];
+    let sending_flags = [
+        "fee",
+        "wait",
+        "wait-timeout",
+        "reconnect-secs",
+        "via-bitcoin",
+        "btc-fee-rate",
+    ];
+    let bitcoin = "Bitcoin options (stint deposit, --via-bitcoin)";
+    let bitcoin_flags = ["btc-wallet", "bitcoind-rpc", "bitcoind-cookie"];
     for (args, own) in [
         (&["transfer", "--help"][..], &["to", "amount"][..]),
         (
@@ -381,7 +391,7 @@ fn help_groups_own_sending_and_wallet_options_the_same_way_everywhere() {
         let names: Vec<&str> = sections.iter().map(|(h, _)| h.as_str()).collect();
         assert_eq!(
             names,
-            ["Options", "Sending options", wallet],
+            ["Options", "Sending options", bitcoin, wallet],
             "{args:?}: headings {names:?}"
         );
         let flags = |heading: &str| {
@@ -398,6 +408,7 @@ fn help_groups_own_sending_and_wallet_options_the_same_way_everywhere() {
             );
         }
         assert_eq!(flags("Sending options"), sending_flags, "{args:?}");
+        assert_eq!(flags(bitcoin), bitcoin_flags, "{args:?}");
         assert_eq!(flags(wallet), wallet_flags, "{args:?}");
     }
     // Read-only commands take the wallet options too, and have no sending options.

@@ -1177,6 +1177,120 @@ async fn with_the_sequencer_stopped_every_node_derives_the_batch_and_the_sequenc
     }
 }
 
+/// `stint transfer --via-bitcoin` while the sequencer censors the account: the CLI writes the
+/// signed transfer to Bitcoin as a forced tx, reports its Bitcoin block while it waits, and
+/// returns once a batch executed it; an account with txs pending at the sequencer is refused
+/// (a forced tx runs before them and would be skipped), and one without a cookie file is told
+/// what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stint_transfer_via_bitcoin_gets_past_a_censoring_sequencer() {
+    const S: u64 = 6;
+    let net = Net::start_with_window(&[], S).await;
+    let seq = net
+        .sequencer_with(&format!(
+            "[fault]\nmode = \"censor\"\naccount = \"{}\"\n",
+            user(0).to_address()
+        ))
+        .await;
+    let key = net.dir.path().join("user0.key");
+    write_private(
+        &key,
+        &json!({"address": user(0).to_address(), "secret_key": hex::encode(user_key(0).to_bytes())})
+            .to_string(),
+    );
+    let cookie = net.node.cookie_file().display().to_string();
+    let stint_as = |key: &Path, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stint"));
+        command
+            .args(["transfer", "--to", &user(1).to_address(), "--amount", "700"])
+            .args(["--rpc", &seq.url, "--key"])
+            .arg(key)
+            .args([
+                "--bitcoind-rpc",
+                &net.node.rpc_url(),
+                "--btc-wallet",
+                "stint",
+            ])
+            .env("STINT_STATE_DIR", net.dir.path().join("state"))
+            .args(extra);
+        command
+    };
+    let stint = |extra: &[&str]| stint_as(&key, extra);
+    // No cookie: a clear error, nothing written.
+    let out = stint(&["--via-bitcoin"])
+        .env_remove("STINT_BITCOIND_COOKIE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--bitcoind-cookie"), "{stderr}");
+
+    let mut child = stint(&[
+        "--via-bitcoin",
+        "--bitcoind-cookie",
+        &cookie,
+        "--wait",
+        "soft",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stint transfer --via-bitcoin never returned"
+        );
+        let _ = rpc_raw_result(&seq.url, "stint_sealBatch").await;
+        net.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("written to Bitcoin as a forced tx"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in Bitcoin block"), "{stderr}");
+    // One JSON line as soon as the tx is written, the result when it is in a batch.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(
+        ["soft", "anchored", "final"].contains(&result["status"].as_str().unwrap()),
+        "{result}"
+    );
+    assert_eq!(net.balance(&seq, 1).await, START + 700);
+    let receipt = net
+        .rpc(&seq, "stint_getReceipt", json!([result["txid"]]))
+        .await;
+    assert_eq!(receipt["status"], json!("executed"));
+    assert!(receipt["forced"]["btcTxid"].is_string());
+
+    // An account with a tx waiting in the sequencer's mempool is refused: its forced tx would
+    // run first, with a used nonce.
+    let pending = signed_transfer(2, 3, 0, 5);
+    net.rpc(&seq, "stint_sendTransaction", json!([pending]))
+        .await;
+    let key2 = net.dir.path().join("user2.key");
+    write_private(
+        &key2,
+        &json!({"address": user(2).to_address(), "secret_key": hex::encode(user_key(2).to_bytes())})
+            .to_string(),
+    );
+    let out = stint_as(&key2, &["--via-bitcoin", "--bitcoind-cookie", &cookie])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("pending at the sequencer"), "{stderr}");
+}
+
 /// A reorg that removes a deposit's block reverts the deposit on both nodes; mined again, it is
 /// credited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
