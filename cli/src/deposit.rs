@@ -86,40 +86,7 @@ pub async fn run_deposit(args: &DepositArgs, opts: &WalletOpts) -> Result<(), Cl
     let before = balance(&client, &account).await?;
 
     let wallet = args.bitcoind.wallet()?;
-    let bitcoind =
-        |what: &str, e: stint_anchor::RpcError| CliError::Usage(format!("bitcoind ({what}): {e}"));
-    let unfunded = Transaction {
-        version: bitcoin::transaction::Version::TWO,
-        lock_time: bitcoin::absolute::LockTime::ZERO,
-        input: vec![],
-        output: vec![
-            TxOut {
-                value: Amount::from_sat(args.amount),
-                script_pubkey: script.clone(),
-            },
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: DepositTag { account }.to_script(),
-            },
-        ],
-    };
-    let (funded, _) = wallet
-        .fund_raw_transaction(&unfunded, fee_rate)
-        .await
-        .map_err(|e| bitcoind("funding the deposit", e))?;
-    let signed = wallet
-        .sign_raw_transaction_with_wallet(&funded)
-        .await
-        .map_err(|e| bitcoind("signing the deposit", e))?;
-    let txid = wallet
-        .send_raw_transaction(&signed)
-        .await
-        .map_err(|e| bitcoind("sending the deposit", e))?;
-    let vout = signed
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == script)
-        .unwrap_or_default();
+    let (txid, vout) = pay_bridge(&wallet, &script, account, args.amount, fee_rate).await?;
     let mut result = json!({
         "btc_txid": txid.to_string(),
         "outpoint": format!("{txid}:{vout}"),
@@ -148,7 +115,22 @@ pub async fn run_deposit(args: &DepositArgs, opts: &WalletOpts) -> Result<(), Cl
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    if opts.json {
+    if let Some(field) = &opts.field {
+        match result.get(field) {
+            Some(Value::String(text)) => println!("{text}"),
+            Some(value) => println!("{value}"),
+            None => {
+                return Err(CliError::Usage(format!(
+                    "--field {field}: the deposit has btc_txid, outpoint, account, amount{}",
+                    if result.get("balance").is_some() {
+                        ", balance"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+        }
+    } else if opts.json {
         println!("{result}");
     } else {
         println!(
@@ -162,6 +144,53 @@ pub async fn run_deposit(args: &DepositArgs, opts: &WalletOpts) -> Result<(), Cl
         );
     }
     Ok(())
+}
+
+/// Pay `amount` sats from `wallet` to the bridge `script` with the deposit tag naming
+/// `account`, and send it; returns the outpoint paying the bridge.
+pub(crate) async fn pay_bridge(
+    wallet: &stint_anchor::BitcoindClient,
+    script: &ScriptBuf,
+    account: AccountId,
+    amount: u64,
+    fee_rate: FeeRate,
+) -> Result<(bitcoin::Txid, u32), CliError> {
+    let bitcoind =
+        |what: &str, e: stint_anchor::RpcError| CliError::Usage(format!("bitcoind ({what}): {e}"));
+    let unfunded = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(amount),
+                script_pubkey: script.clone(),
+            },
+            TxOut {
+                value: Amount::ZERO,
+                script_pubkey: DepositTag { account }.to_script(),
+            },
+        ],
+    };
+    let (funded, _) = wallet
+        .fund_raw_transaction(&unfunded, fee_rate)
+        .await
+        .map_err(|e| bitcoind("funding the deposit", e))?;
+    let signed = wallet
+        .sign_raw_transaction_with_wallet(&funded)
+        .await
+        .map_err(|e| bitcoind("signing the deposit", e))?;
+    let txid = wallet
+        .send_raw_transaction(&signed)
+        .await
+        .map_err(|e| bitcoind("sending the deposit", e))?;
+    let vout = signed
+        .output
+        .iter()
+        .position(|o| &o.script_pubkey == script)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or_default();
+    Ok((txid, vout))
 }
 
 async fn balance(client: &RpcClient, account: &AccountId) -> Result<u64, CliError> {

@@ -30,12 +30,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bitcoin::hashes::Hash as _;
-use bitcoin::{BlockHash, Network, XOnlyPublicKey};
+use bitcoin::{BlockHash, FeeRate, Network, XOnlyPublicKey};
 use rand::RngCore;
 use serde_json::json;
 use stint_anchor::{BitcoindClient, RegtestConfig, RegtestNode};
 use stint_contracts::AccountId;
-use stint_protocol::{Bridge, Genesis, GenesisAlloc, DEVNET_DISPUTE_WINDOW};
+use stint_protocol::{
+    Bridge, Genesis, GenesisAlloc, DEVNET_DISPUTE_WINDOW, DEVNET_SEQUENCING_WINDOW,
+};
 use stint_sequencer::{FaultMode, Sequencer, SequencerConfig};
 use stint_verifier::{VerifierConfig, VerifierHandle};
 
@@ -45,6 +47,8 @@ use crate::keys::Key;
 pub const DEFAULT_DEVNET_DIR: &str = "devnet";
 /// Default seconds between mined blocks.
 pub const DEFAULT_BLOCK_INTERVAL_SECS: u64 = 2;
+/// Longest wait for the demo accounts' deposits to be credited when a devnet is created.
+const FUNDING_TIMEOUT: Duration = Duration::from_secs(120);
 /// Signers of the devnet's bridge federation.
 pub const DEVNET_BRIDGE_SIGNERS: u32 = 3;
 /// Signatures a devnet bridge payout needs.
@@ -114,12 +118,27 @@ pub struct DevnetArgs {
     /// keeps the port stored in its folder].
     #[arg(long, value_name = "P")]
     pub verifier_rpc_port: Option<u16>,
-    /// Make the sequencer misbehave on purpose (to watch the verifier catch it).
-    #[arg(long, value_enum, requires = "fault_batch", value_name = "MODE")]
+    /// Make the sequencer misbehave on purpose (to watch the verifier catch it, or, with
+    /// `censor`, to watch Bitcoin defeat censorship).
+    #[arg(long, value_enum, value_name = "MODE")]
     pub fault: Option<FaultMode>,
-    /// The batch number to misbehave at.
-    #[arg(long, requires = "fault", value_name = "N")]
+    /// The batch number to misbehave at (`censor`: from; default 1).
+    #[arg(long, requires = "fault", value_name = "N", required_if_eq_any = [
+        ("fault", "bad-state-root"),
+        ("fault", "bad-checkpoint"),
+        ("fault", "invalid-signature"),
+        ("fault", "overdraft"),
+    ])]
     pub fault_batch: Option<u64>,
+    /// The account `--fault censor` censors: an address, or a demo account's name (`alice`,
+    /// `bob`, `carol`, `arbiter`).
+    #[arg(
+        long,
+        requires = "fault",
+        value_name = "ACCOUNT",
+        required_if_eq("fault", "censor")
+    )]
+    pub fault_account: Option<String>,
 }
 
 /// Flags of `stint genesis`: prepare a network against a bitcoind that runs elsewhere (what
@@ -502,6 +521,7 @@ impl Devnet {
             accounts,
             genesis,
         };
+        devnet.fund_demo_accounts(&sequencer_wallet).await?;
         devnet.write_env()?;
         devnet.write_info()?;
         Ok(devnet)
@@ -510,6 +530,73 @@ impl Devnet {
     /// The genesis.
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
+    }
+
+    /// Fund each demo account with [`DEMO_BALANCE`] sats by a real deposit to the bridge (from
+    /// the devnet's bitcoind wallet), mining until the sequencer credited them all; once per
+    /// devnet (`funded` marks it done). A demo account that already holds units is skipped, so
+    /// a devnet stopped while funding finishes on resume without paying twice for a credited
+    /// deposit (a deposit still unconfirmed when it stopped is paid again: the account then
+    /// ends with twice the amount).
+    async fn fund_demo_accounts(&self, wallet: &BitcoindClient) -> Result<(), DevnetError> {
+        let marker = self.layout.path("funded");
+        if marker.exists() {
+            return Ok(());
+        }
+        let script = self
+            .genesis
+            .bridge
+            .as_ref()
+            .and_then(|b| b.script_pubkey())
+            .ok_or_else(|| DevnetError::Invalid("the devnet genesis has no bridge".into()))?;
+        let api = stint_api::ApiClient::new(self.rpc_url())
+            .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+        let balance = |account: AccountId| {
+            let api = &api;
+            async move {
+                api.account(&account.to_address(), stint_api::ReadOptions::default())
+                    .await
+                    .map(|a| a.balance)
+                    .unwrap_or(0)
+            }
+        };
+        let fee_rate = FeeRate::from_sat_per_vb_u32(2);
+        for demo in &self.accounts {
+            if balance(demo.account).await > 0 {
+                continue;
+            }
+            let (txid, vout) =
+                crate::deposit::pay_bridge(wallet, &script, demo.account, DEMO_BALANCE, fee_rate)
+                    .await
+                    .map_err(|e| DevnetError::Invalid(e.to_string()))?;
+            tracing::info!(target: "devnet", account = demo.name, outpoint = %format!("{txid}:{vout}"), sats = DEMO_BALANCE, "funding a demo account by a deposit");
+        }
+        let to = wallet.get_new_address(Network::Regtest).await?;
+        let deadline = tokio::time::Instant::now() + FUNDING_TIMEOUT;
+        loop {
+            let mut done = true;
+            for demo in &self.accounts {
+                done &= balance(demo.account).await >= DEMO_BALANCE;
+            }
+            if done {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DevnetError::Invalid(format!(
+                    "the demo accounts' deposits were not credited within {} s",
+                    FUNDING_TIMEOUT.as_secs()
+                )));
+            }
+            wallet.generate_to_address(1, &to).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        write_atomic(
+            &marker,
+            b"the demo accounts were funded by deposits\n",
+            false,
+        )?;
+        tracing::info!(target: "devnet", accounts = self.accounts.len(), sats = DEMO_BALANCE, "demo accounts funded by deposits");
+        Ok(())
     }
 
     /// The demo accounts.
@@ -737,13 +824,12 @@ async fn create(
 
     let anchor = ensure_key(&layout.key("anchor"))?;
     let fees = ensure_key(&layout.key("fees"))?;
-    let mut alloc = Vec::new();
+    // The demo accounts are funded by real deposits once the nodes run (`fund_demo_accounts`):
+    // the genesis mints nothing.
     for name in DEMO_ACCOUNTS {
-        alloc.push(GenesisAlloc {
-            account: ensure_key(&layout.key(name))?.account(),
-            balance: DEMO_BALANCE,
-        });
+        ensure_key(&layout.key(name))?;
     }
+    let alloc: Vec<GenesisAlloc> = Vec::new();
     let anchor_key = XOnlyPublicKey::from_slice(&anchor.account().0)
         .map_err(|e| DevnetError::Invalid(format!("anchor key: {e}")))?;
     let mut genesis = Genesis::new(
@@ -755,6 +841,9 @@ async fn create(
         info.bestblockhash,
     );
     genesis.dispute_window = dispute_window.unwrap_or(DEVNET_DISPUTE_WINDOW);
+    // A forced tx (`--via-bitcoin`) is executed within S + c − 1 blocks even under `--fault
+    // censor`: a devnet shows it in under a minute.
+    genesis.sequencing_window = DEVNET_SEQUENCING_WINDOW;
     // A 2-of-3 bridge federation whose keys the devnet keeps (signing payouts is issue 16's), so
     // `stint deposit` brings bitcoin in.
     let mut signers = Vec::new();
@@ -902,14 +991,7 @@ fn write_sequencer_config(
         admin_token_file: Some("admin.token".into()),
         batch_interval_ms: DEVNET_BATCH_INTERVAL_MS,
         bitcoind: devnet_bitcoind(node, SEQUENCER_WALLET),
-        fault: match (args.fault, args.fault_batch) {
-            (Some(mode), Some(batch)) => Some(stint_sequencer::FaultConfig {
-                mode,
-                batch,
-                account: None,
-            }),
-            _ => None,
-        },
+        fault: fault_config(layout, args)?,
         ..SequencerConfig::default()
     };
     let path = layout.path("sequencer.toml");
@@ -920,6 +1002,61 @@ fn write_sequencer_config(
         .validate()
         .map_err(stint_sequencer::SequencerError::from)?;
     Ok(config)
+}
+
+/// The sequencer's `[fault]` from `--fault`, `--fault-batch` and `--fault-account`.
+fn fault_config(
+    layout: &Layout,
+    args: &DevnetArgs,
+) -> Result<Option<stint_sequencer::FaultConfig>, DevnetError> {
+    let Some(mode) = args.fault else {
+        return Ok(None);
+    };
+    let account = match (&args.fault_account, mode) {
+        (None, FaultMode::Censor) => {
+            return Err(DevnetError::Invalid(
+                "--fault censor needs --fault-account (an address, or alice, bob, carol, \
+                 arbiter)"
+                    .into(),
+            ))
+        }
+        (Some(_), mode) if mode != FaultMode::Censor => {
+            return Err(DevnetError::Invalid(
+                "--fault-account goes with --fault censor only".into(),
+            ))
+        }
+        (None, _) => None,
+        (Some(named), _) => Some(
+            match DEMO_ACCOUNTS
+                .iter()
+                .find(|name| name.eq_ignore_ascii_case(named))
+            {
+                Some(name) => Key::load(&layout.key(name))
+                    .map_err(|e| DevnetError::Invalid(e.to_string()))?
+                    .account(),
+                None => AccountId::from_address(named).map_err(|e| {
+                    DevnetError::Invalid(format!(
+                        "--fault-account {named}: not a demo account's name nor an address \
+                         ({e})"
+                    ))
+                })?,
+            },
+        ),
+    };
+    let batch = match (args.fault_batch, mode) {
+        (Some(batch), _) => batch,
+        (None, FaultMode::Censor) => 1,
+        (None, _) => {
+            return Err(DevnetError::Invalid(
+                "--fault needs --fault-batch N (the batch to misbehave at)".into(),
+            ))
+        }
+    };
+    Ok(Some(stint_sequencer::FaultConfig {
+        mode,
+        batch,
+        account,
+    }))
 }
 
 /// Write `verifier.toml` (the config serialized) and load it the way `stint verifier --config`

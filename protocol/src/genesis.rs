@@ -69,8 +69,10 @@ pub const DEFAULT_MAX_TIMESTAMP_DRIFT_SECS: u64 = 1800;
 pub const MAX_TIMESTAMP_DRIFT_SECS: u64 = 7200;
 /// Production sequencing window `S`: about a day of Bitcoin blocks.
 pub const DEFAULT_SEQUENCING_WINDOW: u64 = 144;
-/// A small sequencing window for development chains.
-pub const DEVNET_SEQUENCING_WINDOW: u64 = 6;
+/// A small sequencing window for development chains: a forced tx waits at most `S + c − 1` = 26
+/// blocks (under a minute at a devnet's 2-second blocks), while a burst of batches, anchored one
+/// per block, still fits in it.
+pub const DEVNET_SEQUENCING_WINDOW: u64 = 24;
 /// Largest allowed sequencing window: about a month of blocks.
 pub const MAX_SEQUENCING_WINDOW: u64 = 4_320;
 /// Default `l1_confirmations`: an L1 message is executed once its block has this many

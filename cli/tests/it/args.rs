@@ -214,6 +214,11 @@ fn devnet_and_genesis_refuse_bad_flags_before_starting_anything() {
         "bad-state-root",
     );
     fails_with(
+        &["devnet", "--dir", d, "--fault", "censor"],
+        2,
+        "--fault-account",
+    );
+    fails_with(
         &["devnet", "--dir", d, "--block-interval", "0"],
         2,
         "--block-interval",

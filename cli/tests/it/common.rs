@@ -67,6 +67,16 @@ impl Devnet {
     /// Starts `stint devnet --dir DIR` (with `--rpc-port`/`--verifier-rpc-port` when `ports` is
     /// given) and waits until its `devnet.json` is there.
     pub(crate) fn start(dir: &Path, ports: Option<(u16, u16)>, log: PathBuf) -> Devnet {
+        Self::start_with(dir, ports, log, &[])
+    }
+
+    /// [`Devnet::start`] with more `stint devnet` flags.
+    pub(crate) fn start_with(
+        dir: &Path,
+        ports: Option<(u16, u16)>,
+        log: PathBuf,
+        extra: &[&str],
+    ) -> Devnet {
         let _ = std::fs::remove_file(dir.join("devnet.json"));
         let log_offset = std::fs::read(&log).map_or(0, |bytes| bytes.len());
         let file = std::fs::OpenOptions::new()
@@ -78,7 +88,8 @@ impl Devnet {
         command
             .args(["devnet", "--dir"])
             .arg(dir)
-            .args(["--block-interval", "1"]);
+            .args(["--block-interval", "1"])
+            .args(extra);
         if let Some((rpc, verifier)) = ports {
             command
                 .args(["--rpc-port", &rpc.to_string()])

@@ -21,11 +21,18 @@ const NAMES: [&str; 4] = ["ALICE", "BOB", "CAROL", "ARBITER"];
 
 /// The tour's shell blocks, in order.
 fn tour_blocks() -> Vec<String> {
+    readme_blocks("tour")
+}
+
+/// The shell blocks of README.md between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+fn readme_blocks(name: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(crate_dir().join("../README.md")).unwrap();
     let begin = readme
-        .find("<!-- tour:begin -->")
-        .expect("tour:begin marker");
-    let end = readme.find("<!-- tour:end -->").expect("tour:end marker");
+        .find(&format!("<!-- {name}:begin -->"))
+        .expect("begin marker");
+    let end = readme
+        .find(&format!("<!-- {name}:end -->"))
+        .expect("end marker");
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in readme[begin..end].lines() {
@@ -88,6 +95,7 @@ fn expected_effects() -> Vec<(&'static str, Effect)> {
             Effect::Exact([0, -5 - FEE, 5, 0]),
         ),
         ("deposit", Effect::Exact([50_000, 0, 0, 0])),
+        ("forced transfer", Effect::Exact([0, -100 - FEE, 100, 0])),
         ("status and reads", Effect::Exact([0, 0, 0, 0])),
     ]
 }
@@ -315,4 +323,98 @@ fn assert_second_devnet_is_refused(devnet: &Devnet, dir: &Path, ports: (u16, u16
     }
     assert!(devnet.log_text().matches(crate::common::BANNER).count() >= 1);
     assert!(!devnet.log_text().contains("bitcoind stopped answering"));
+}
+
+/// The README's censorship section, word for word, against `stint devnet --fault censor
+/// --fault-account carol`: the deposit to Carol is credited, her transfer through Bitcoin is
+/// executed although the sequencer censors her, `stint_getDeposit` (from the verifier) says
+/// `credited`, and her transfer sent to the sequencer the usual way is acknowledged and never
+/// executed.
+#[test]
+fn the_readme_censorship_section_works_word_for_word() {
+    let blocks = readme_blocks("censor");
+    assert_eq!(blocks.len(), 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet-censor");
+    let ports = (free_port(), free_port());
+    let log = tmp.path().join("devnet.log");
+    let devnet = Devnet::start_with(
+        &dir,
+        Some(ports),
+        log,
+        &["--fault", "censor", "--fault-account", "carol"],
+    );
+    let info = devnet.info();
+    let address = |name: &str| {
+        info["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let rpc = format!("http://127.0.0.1:{}", ports.0);
+    let balance = |who: &str| {
+        rpc_call(&rpc, "stint_getAccount", serde_json::json!([address(who)]))["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    let (carol, bob) = (balance("carol"), balance("bob"));
+    assert_eq!((carol, bob), (START, START));
+
+    // Sent to the sequencer, Carol's transfer is acknowledged and never sealed.
+    let key = |who: &str| dir.join(format!("keys/{who}.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args(["--key"])
+        .arg(key("carol"))
+        .args([
+            "transfer",
+            "--to",
+            &address("bob"),
+            "--amount",
+            "1",
+            "--json",
+        ])
+        .env("STINT_RPC", &rpc)
+        .env("STINT_STATE_DIR", tmp.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{}", blocks[0]))
+        .current_dir(tmp.path())
+        .env_remove("STINT_RPC")
+        .env_remove("STINT_KEY")
+        .env_remove("STINT_VERIFIER_RPC")
+        .env("STINT_STATE_DIR", tmp.path().join("state2"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the censorship section failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("\"status\":\"credited\""), "{stdout}");
+    assert!(
+        stderr.contains("written to Bitcoin as a forced tx"),
+        "{stderr}"
+    );
+    assert_eq!(balance("carol"), START + 20_000 - 300 - FEE);
+    assert_eq!(balance("bob"), START + 300);
+    assert!(
+        devnet.log_text().contains("fault censor"),
+        "the sequencer did censor"
+    );
 }
