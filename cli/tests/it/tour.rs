@@ -153,24 +153,7 @@ fn the_readme_tour_works_word_for_word() {
         script.push_str(block);
         script.push_str(&format!("__tour_checkpoint {i}\n"));
     }
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(tmp.path())
-        .env_remove("STINT_RPC")
-        .env_remove("STINT_KEY")
-        .env_remove("STINT_VERIFIER_RPC")
-        .env("STINT_STATE_DIR", tmp.path().join("state"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the tour failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
-    );
+    let (stdout, stderr) = run_script("the tour", &script, tmp.path(), &tmp.path().join("state"));
     // What people read: the task shows the arbiter's split and the milestone it settled, the
     // stream commands what they paid, `stint status` a table that says all is well.
     for part in [
@@ -268,6 +251,31 @@ fn the_readme_tour_works_word_for_word() {
             devnet.signal("-KILL");
         }
     }
+}
+
+/// Runs `script` in bash from `dir` as a reader would (no `STINT_*` of the test's environment,
+/// the send journal in `state`); fails the test with both outputs unless it succeeds. Returns
+/// stdout and stderr.
+fn run_script(what: &str, script: &str, dir: &Path, state: &Path) -> (String, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env_remove("STINT_RPC")
+        .env_remove("STINT_KEY")
+        .env_remove("STINT_VERIFIER_RPC")
+        .env("STINT_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
 }
 
 /// The sequencer's anchored and final batch numbers.
@@ -388,23 +396,11 @@ fn the_readme_censorship_section_works_word_for_word() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -euo pipefail\n{}", blocks[0]))
-        .current_dir(tmp.path())
-        .env_remove("STINT_RPC")
-        .env_remove("STINT_KEY")
-        .env_remove("STINT_VERIFIER_RPC")
-        .env("STINT_STATE_DIR", tmp.path().join("state2"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the censorship section failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
+    let (stdout, stderr) = run_script(
+        "the censorship section",
+        &format!("set -euo pipefail\n{}", blocks[0]),
+        tmp.path(),
+        &tmp.path().join("state2"),
     );
     assert!(stdout.contains("\"status\":\"credited\""), "{stdout}");
     assert!(
