@@ -177,6 +177,15 @@ pub enum DerivationEvent {
         /// The messages it executes, in order.
         messages: Vec<L1Message>,
     },
+    /// An output of this block pays the bridge but is not a deposit any batch credits (no valid
+    /// tag, below `min_deposit`, the block's message limit reached): its bitcoin stays in the
+    /// bridge's UTXO set (see docs/decisions.md for what the federation does with it).
+    DepositNotCredited {
+        /// The block's height.
+        height: u64,
+        /// The output, its value and why.
+        deposit: crate::UncreditedDeposit,
+    },
     /// An envelope under the anchor key was not accepted.
     BatchRejected {
         /// The reveal transaction.
@@ -631,10 +640,11 @@ impl Derivation {
             }
             _ => {}
         }
-        let messages = if height > self.genesis.l1_start_height {
-            block_messages(block, height, self.genesis.bridge.as_ref()).messages
+        let (messages, uncredited) = if height > self.genesis.l1_start_height {
+            let found = block_messages(block, height, self.genesis.bridge.as_ref());
+            (found.messages, found.uncredited)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         self.blocks.push(BlockRecord {
             hash,
@@ -643,7 +653,11 @@ impl Derivation {
             messages,
         });
 
-        let mut events = Vec::new();
+        // Payments to the bridge that no batch will credit are reported, never dropped silently.
+        let mut events: Vec<DerivationEvent> = uncredited
+            .into_iter()
+            .map(|deposit| DerivationEvent::DepositNotCredited { height, deposit })
+            .collect();
         let mut undo = Vec::new();
         for located in find_block_envelopes(block) {
             match located.envelope.kind {

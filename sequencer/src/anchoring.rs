@@ -396,6 +396,9 @@ fn handle_event(ctx: &Anchoring, event: DerivationEvent) {
         DerivationEvent::BatchDerived { record, messages } => {
             tracing::warn!(target: "sequencer::anchor", number = record.header.number, messages = messages.len(), height = record.anchor.height, "no batch executed the L1 messages due within the sequencing window: every node derives this batch");
         }
+        DerivationEvent::DepositNotCredited { height, deposit } => {
+            tracing::warn!(target: "sequencer::bridge", height, outpoint = %deposit.outpoint, sats = deposit.amount, reason = %deposit.reason, "a payment to the bridge is not a deposit: not credited (its bitcoin stays with the bridge)");
+        }
         DerivationEvent::BatchRejected { btc_txid, reason } => {
             tracing::warn!(target: "sequencer::anchor", %btc_txid, %reason, "derivation rejected an envelope of ours; its batch will be posted anew or sealed again");
         }

@@ -972,6 +972,14 @@ async fn deposits_and_forced_txs_from_bitcoin_are_executed_on_both_nodes() {
             .await;
         assert_eq!(tx["raw"], json!(hex::encode(executed.encode())));
         assert_eq!(tx["finality"], json!("final"));
+        // The dust payment is reported by every node, not dropped silently.
+        let log = std::fs::read_to_string(&node.log).unwrap();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("not a deposit") && l.contains(&dust.to_string())),
+            "{} does not report {dust}",
+            node.log.display()
+        );
     }
 }
 

@@ -784,3 +784,24 @@ fn a_flood_of_forced_txs_is_bounded_and_every_message_segment_is_provable() {
         );
     }
 }
+
+/// A payment to the bridge that is not a deposit (below `min_deposit` here) is reported by
+/// derivation, not dropped silently, and is not a message.
+#[test]
+fn a_payment_that_is_not_a_deposit_is_reported() {
+    let mut w = World::new();
+    let min = w.g.bridge.as_ref().unwrap().min_deposit;
+    let events = w.mine(vec![deposit_tx(3, min - 1, 7)]);
+    let reported: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            DerivationEvent::DepositNotCredited { height, deposit } => Some((*height, *deposit)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported.len(), 1, "{events:?}");
+    assert_eq!(reported[0].0, 1);
+    assert_eq!(reported[0].1.amount, min - 1);
+    assert_eq!(reported[0].1.reason, stint_protocol::UncreditedReason::Dust);
+    assert_eq!(w.derivation.pending_l1_messages().count(), 0);
+}
