@@ -61,7 +61,7 @@ pub use reads::{register_read_methods, MAX_TASKS_PER_QUERY, READ_METHODS};
 pub use types::{
     AccountInfo, AnchorRef, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, DepositInfo,
     ForcedRef, Head, Hex32, L1Ref, ProofFields, ReadOptions, Receipt, StreamInfo, SyncStatus,
-    TaskInfo, TransactionInfo,
+    TaskInfo, TransactionInfo, WithdrawalInfo,
 };
 pub use view::{task_index_entries, BatchEntry, ChainView, TaskRole, TxEntry, ViewError};
 

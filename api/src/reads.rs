@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use stint_contracts::{
-    account_key, read_account, read_stream, read_task, stream_key, task_key, AccountId, SignedTx,
-    StreamId, TaskId, Txid,
+    account_key, read_account, read_stream, read_task, read_withdrawal, stream_key, task_key,
+    AccountId, SignedTx, StreamId, TaskId, Txid, WithdrawalId,
 };
 use stint_rpc::{BoxFuture, MethodResult, MethodSpec, Params, RegisterError, RpcError, RpcModule};
 use stint_state::{Hash, Key, SparseMerkleTree};
@@ -18,12 +18,13 @@ use crate::messages::{MessageKey, MessageRecord, RecordedOutcome};
 use crate::types::{
     AccountInfo, BatchInfo, BatchRef, BatchState, BridgeInfo, ChainInfo, DepositInfo, ForcedRef,
     Hex32, L1Ref, ProofFields, ReadOptions, Receipt, StreamInfo, TaskInfo, TransactionInfo,
+    WithdrawalInfo,
 };
 use crate::view::{ChainView, TaskRole, TxEntry, ViewError};
 use crate::NOT_FOUND;
 
 /// The methods [`register_read_methods`] registers, in order.
-pub const READ_METHODS: [&str; 11] = [
+pub const READ_METHODS: [&str; 12] = [
     "stint_chainInfo",
     "stint_bridgeInfo",
     "stint_syncStatus",
@@ -34,6 +35,7 @@ pub const READ_METHODS: [&str; 11] = [
     "stint_getTransaction",
     "stint_getReceipt",
     "stint_getDeposit",
+    "stint_getWithdrawal",
     "stint_getTasks",
 ];
 
@@ -185,6 +187,40 @@ fn stream<V: ChainView>(view: &V, id: &str, options: ReadOptions) -> Result<Stre
         at,
         state_root: Hex32(root),
         proof: proof_of(view, &root, &stream_key(&id), options.proof)?,
+    })
+}
+
+/// `stint_getWithdrawal(id)`: see [`WithdrawalInfo`].
+fn withdrawal<V: ChainView>(view: &V, id: &str) -> Result<WithdrawalInfo, RpcError> {
+    let id = WithdrawalId(parse_hash(id, "id")?);
+    let (at, root) = version(view, None)?;
+    let tree = SparseMerkleTree::new(view.state());
+    let read = |root: Hash| {
+        read_withdrawal(&tree.view(root), &id)
+            .map_err(|e| internal(ViewError::new("reading a withdrawal", e)))
+    };
+    let record =
+        read(root)?.ok_or_else(|| not_found(format_args!("withdrawal {id} at batch {at}")))?;
+    // Final once the newest final batch's state holds it.
+    let final_number = view.sync_status().final_.number.min(at);
+    let is_final = match view.state_root(final_number).map_err(internal)? {
+        Some(final_root) => read(final_root)?.is_some(),
+        None => false,
+    };
+    let btc_address = bitcoin::Address::from_script(
+        bitcoin::Script::from_bytes(&record.btc_script),
+        view.network(),
+    )
+    .ok()
+    .map(|a| a.to_string());
+    Ok(WithdrawalInfo {
+        id: Hex32(id.0),
+        from: record.from.to_address(),
+        btc_script: hex::encode(&record.btc_script),
+        btc_address,
+        amount: record.amount,
+        status: if is_final { "final" } else { "pending" }.into(),
+        at,
     })
 }
 
@@ -877,6 +913,26 @@ where
                         "reason": {"type": ["string", "null"]}}}))
                 .error(code, message),
             parsed_read(&view, |view, (outpoint,): (String,)| deposit(view, &outpoint)),
+        )?;
+    }
+    {
+        let (code, message) = not_found_doc("a withdrawal this node's state does not hold");
+        module.register(
+            MethodSpec::new("stint_getWithdrawal")
+                .summary("A withdrawal by id: who, the Bitcoin script and address it pays, the amount, and pending or final")
+                .description("pending: its batch is not final; final: payable. Read from the state this node serves (soft head on a sequencer, verified tip on a verifier).")
+                .param("id", hash_schema())
+                .result("withdrawal", json!({"type": "object",
+                    "required": ["id", "from", "btcScript", "btcAddress", "amount", "status", "at"],
+                    "properties": {
+                        "id": hash_schema(), "from": {"type": "string"},
+                        "btcScript": {"type": "string"},
+                        "btcAddress": {"type": ["string", "null"]},
+                        "amount": {"type": "integer"},
+                        "status": {"enum": ["pending", "final"]},
+                        "at": {"type": "integer"}}}))
+                .error(code, message),
+            parsed_read(&view, |view, (id,): (String,)| withdrawal(view, &id)),
         )?;
     }
     module.register(

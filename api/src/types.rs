@@ -419,6 +419,27 @@ pub struct DepositInfo {
     pub reason: Option<String>,
 }
 
+/// `stint_getWithdrawal`: a withdrawal by id (protocol v3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalInfo {
+    /// The withdrawal id (`tagged_hash("stint/withdrawal", sender ‖ nonce_le)`).
+    pub id: Hex32,
+    /// Who withdrew.
+    pub from: String,
+    /// The Bitcoin output script it pays, hex.
+    pub btc_script: String,
+    /// That script's address on this node's Bitcoin network.
+    pub btc_address: Option<String>,
+    /// Sats owed.
+    pub amount: u64,
+    /// `pending` (in a batch that is not final yet) or `final` (payable: its batch is final).
+    /// `signed` and `paid` come with the bridge federation (issue 16's next step).
+    pub status: String,
+    /// The batch whose state this answer was read from.
+    pub at: u64,
+}
+
 /// `stint_getTransaction`: the tx with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransactionInfo {

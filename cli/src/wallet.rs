@@ -350,6 +350,19 @@ pub enum WalletCommand {
         #[command(flatten)]
         send: SendOpts,
     },
+    /// Withdraw units to a Bitcoin address: burns them on Stint; the bridge federation pays the
+    /// sats once the batch is final (prints `withdrawal_id`; see `stint_getWithdrawal`).
+    Withdraw {
+        /// The Bitcoin address to pay (of the network the node follows).
+        #[arg(long, value_name = "ADDR")]
+        btc_address: String,
+        /// Sats (= units) to withdraw: at least the address type's dust limit.
+        #[arg(long)]
+        amount: u64,
+        /// Fee and waiting options.
+        #[command(flatten)]
+        send: SendOpts,
+    },
     /// Pay many workers in one transaction from a CSV of `address,amount` rows.
     Payroll {
         /// The CSV file.
@@ -464,6 +477,31 @@ impl Wallet {
                     .await?;
                 Plan::one(Call::Transfer { to, amount }, send).show("amount", amount)
             }
+            WalletCommand::Withdraw {
+                btc_address,
+                amount,
+                send,
+            } => {
+                let btc_script = self.withdrawal_script(&btc_address).await?;
+                let dust = stint_contracts::standard_output_dust(&btc_script).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--btc-address {btc_address}: not a standard output (P2PKH, P2SH, P2WPKH, \
+                         P2WSH, P2TR)"
+                    ))
+                })?;
+                if amount < dust {
+                    return Err(CliError::Usage(format!(
+                        "--amount {amount}: below the dust limit of {dust} sats for this address"
+                    )));
+                }
+                self.require_balance(amount, send.fee, "the withdrawal")
+                    .await?;
+                let mut plan = Plan::one(Call::Withdraw { btc_script, amount }, send)
+                    .show("amount", amount)
+                    .show("btc_address", btc_address);
+                plan.id_field = Some("withdrawal_id");
+                plan
+            }
             WalletCommand::Payroll { csv, send } => {
                 let text = std::fs::read_to_string(&csv)
                     .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", csv.display())))?;
@@ -520,6 +558,37 @@ impl Wallet {
         result
     }
 
+    /// The output script of `address`, which must be of the Bitcoin network the node follows
+    /// (the one its bridge's deposit address is on).
+    async fn withdrawal_script(&self, address: &str) -> Result<Vec<u8>, CliError> {
+        let bridge: Value = self.client.call("stint_bridgeInfo", json!([])).await?;
+        let deposit = bridge["depositAddress"].as_str().ok_or_else(|| {
+            CliError::Usage("this network has no bridge: withdrawals are off".into())
+        })?;
+        let parse = |text: &str| {
+            text.parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+                .map_err(|e| CliError::Usage(format!("--btc-address {text}: {e}")))
+        };
+        let networks = [
+            bitcoin::Network::Bitcoin,
+            bitcoin::Network::Testnet,
+            bitcoin::Network::Signet,
+            bitcoin::Network::Regtest,
+        ];
+        let bridge_address = parse(deposit)?;
+        let network = networks
+            .into_iter()
+            .find(|n| bridge_address.is_valid_for_network(*n))
+            .ok_or_else(|| CliError::Usage("the bridge's address has no known network".into()))?;
+        let address = parse(address)?;
+        let address = address.require_network(network).map_err(|_| {
+            CliError::Usage(format!(
+                "--btc-address: not an address of the network the node follows ({network})"
+            ))
+        })?;
+        Ok(address.script_pubkey().to_bytes())
+    }
+
     /// Signs (or takes from the journal) and sends each tx of `plan`, printing each txid as soon
     /// as the node has it, then waits for them when `--wait` asks.
     async fn send_and_wait(
@@ -551,6 +620,7 @@ impl Wallet {
                 let me = self.key.account();
                 let id = match name {
                     "task_id" => stint_contracts::task_id(&me, nonce).to_string(),
+                    "withdrawal_id" => stint_contracts::withdrawal_id(&me, nonce).to_string(),
                     _ => stint_contracts::stream_id(&me, nonce).to_string(),
                 };
                 early = early.field(name, id);

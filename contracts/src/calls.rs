@@ -9,10 +9,13 @@ use stint_state::{Overlay, StateView};
 use crate::error::ExecError;
 use crate::receipt::FailureCode;
 use crate::records::{
-    account_entry, read_account, read_stream, read_task, stream_key, task_key, Milestone,
-    MilestoneStatus, Record, Resolution, Stream, StreamStatus, Task, TaskStatus,
+    account_entry, read_account, read_stream, read_task, read_withdrawal, standard_output_dust,
+    stream_key, task_key, withdrawal_key, Milestone, MilestoneStatus, Record, Resolution, Stream,
+    StreamStatus, Task, TaskStatus, Withdrawal,
 };
-use crate::tx::{stream_id, task_id, Call, BPS_DENOMINATOR, MAX_MILESTONES, MAX_PAYROLL_PAYMENTS};
+use crate::tx::{
+    stream_id, task_id, withdrawal_id, Call, BPS_DENOMINATOR, MAX_MILESTONES, MAX_PAYROLL_PAYMENTS,
+};
 use crate::types::{AccountId, StreamId, TaskId};
 
 /// Why a call did not complete.
@@ -122,6 +125,25 @@ pub(crate) fn run_call<V: StateView>(
             ensure(*amount != 0, FailureCode::ZeroAmount)?;
             debit(st, &env.from, *amount)?;
             credit(st, to, *amount)
+        }
+        Call::Withdraw { btc_script, amount } => {
+            ensure(*amount != 0, FailureCode::ZeroAmount)?;
+            let dust = standard_output_dust(btc_script)
+                .ok_or(CallError::Fail(FailureCode::NonStandardScript))?;
+            ensure(*amount >= dust, FailureCode::BelowDust)?;
+            let id = withdrawal_id(&env.from, env.nonce);
+            ensure(
+                read_withdrawal(st, &id)?.is_none(),
+                FailureCode::AlreadyExists,
+            )?;
+            debit(st, &env.from, *amount)?;
+            let withdrawal = Withdrawal {
+                from: env.from,
+                btc_script: btc_script.clone(),
+                amount: *amount,
+            };
+            st.put(withdrawal_key(&id), Record::Withdrawal(withdrawal).encode());
+            Ok(())
         }
         Call::Payroll { payments } => {
             ensure(

@@ -134,10 +134,12 @@ pub use parallel::{
 };
 pub use receipt::{FailureCode, Receipt, TxStatus};
 pub use records::{
-    account_entry, account_key, apply_changes, read_account, read_stream, read_task, state_key,
-    stream_key, task_key, total_value, Account, Dispute, KeyKind, Milestone, MilestoneStatus,
-    Record, Resolution, Stream, StreamStatus, Task, TaskStatus, ACCOUNT_RECORD_SIZE, KEY_TAG,
-    MAX_RECORD_SIZE, MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
+    account_entry, account_key, apply_changes, read_account, read_stream, read_task,
+    read_withdrawal, standard_output_dust, state_key, stream_key, task_key, total_value,
+    withdrawal_key, Account, Dispute, KeyKind, Milestone, MilestoneStatus, Record, Resolution,
+    Stream, StreamStatus, Task, TaskStatus, Withdrawal, ACCOUNT_RECORD_SIZE, KEY_TAG,
+    MAX_BTC_SCRIPT_LEN, MAX_RECORD_SIZE, MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
+    WITHDRAWAL_RECORD_SIZE,
 };
 pub use stf::{
     execute_batch, execute_segment, execute_verified_batch, execute_verified_segment,
@@ -145,10 +147,11 @@ pub use stf::{
     VerifiedTxs,
 };
 pub use tx::{
-    stream_id, task_id, Call, KeyBound, Payment, SignedTx, Tx, BPS_DENOMINATOR, MAX_MILESTONES,
-    MAX_PAYROLL_PAYMENTS, MAX_SIGNED_TX_SIZE, MAX_TX_SIZE, STREAM_TAG, TASK_TAG, TX_TAG, WTX_TAG,
+    stream_id, task_id, withdrawal_id, Call, KeyBound, Payment, SignedTx, Tx, BPS_DENOMINATOR,
+    MAX_MILESTONES, MAX_PAYROLL_PAYMENTS, MAX_SIGNED_TX_SIZE, MAX_TX_SIZE, STREAM_TAG, TASK_TAG,
+    TX_TAG, WITHDRAWAL_TAG, WTX_TAG,
 };
-pub use types::{AccountId, Address, StreamId, TaskId, Txid, ADDRESS_HRP};
+pub use types::{AccountId, Address, StreamId, TaskId, Txid, WithdrawalId, ADDRESS_HRP};
 
 #[cfg(test)]
 mod tests;

@@ -17,12 +17,12 @@ use stint_state::{ChangeSet, Key, Overlay, StateError, StateView};
 
 use crate::error::{ExecError, InvalidTxReason};
 use crate::receipt::Receipt;
-use crate::records::{account_key, read_stream, read_task, stream_key, task_key};
+use crate::records::{account_key, read_stream, read_task, stream_key, task_key, withdrawal_key};
 use crate::stf::{
     apply_tx, credit_fees, exec_segment, fixed_segments, run_segments, BatchOutcome, BlockContext,
     SegmentOutcome, VerifiedTxs,
 };
-use crate::tx::{stream_id, task_id, Call, SignedTx};
+use crate::tx::{stream_id, task_id, withdrawal_id, Call, SignedTx};
 
 /// The state keys `stx` may read or write, judged on `pre_state`: the sender's account, the
 /// object the call names (or creates), and the accounts of the participants the call may pay.
@@ -37,6 +37,9 @@ pub fn access_set(stx: &SignedTx, pre_state: &impl StateView) -> Result<BTreeSet
     match &tx.call {
         Call::Transfer { to, .. } => {
             keys.insert(account_key(to));
+        }
+        Call::Withdraw { .. } => {
+            keys.insert(withdrawal_key(&withdrawal_id(&tx.from, tx.nonce)));
         }
         Call::Payroll { payments } => {
             keys.extend(payments.iter().map(|p| account_key(&p.to)));

@@ -104,6 +104,13 @@ pub enum FailureCode {
     /// A cancel that would refund nothing.
     #[error("nothing to refund")]
     NothingToRefund,
+    /// A withdrawal's Bitcoin output script is not a standard one (P2PKH, P2SH, P2WPKH,
+    /// P2WSH, P2TR).
+    #[error("not a standard Bitcoin output script")]
+    NonStandardScript,
+    /// A withdrawal's amount is below the dust limit of its output script.
+    #[error("below the Bitcoin dust limit")]
+    BelowDust,
 }
 
 /// Outcome status of an executed tx.

@@ -12,7 +12,7 @@ use stint_state::{tagged_hash, ChangeSet, Hash, Key, StateView};
 
 use crate::error::{DecodeError, ExecError};
 use crate::tx::{strict_decode, to_borsh, MAX_MILESTONES};
-use crate::types::{hex_bytes, AccountId, StreamId, TaskId};
+use crate::types::{hex_bytes, AccountId, StreamId, TaskId, WithdrawalId};
 
 /// Tag of state keys: `key = tagged_hash("stint/key", kind ‖ id)`.
 pub const KEY_TAG: &str = "stint/key";
@@ -39,6 +39,8 @@ pub enum KeyKind {
     Stream = 3,
     /// Chain metadata (reserved; protocol v1 stores none in the tree).
     Meta = 4,
+    /// A pending [`Withdrawal`] (protocol v3).
+    Withdrawal = 5,
 }
 
 /// The key of `(kind, id)`.
@@ -59,6 +61,48 @@ pub fn task_key(id: &TaskId) -> Key {
 /// Key of a stream record.
 pub fn stream_key(id: &StreamId) -> Key {
     state_key(KeyKind::Stream, &id.0)
+}
+
+/// Key of a withdrawal record.
+pub fn withdrawal_key(id: &WithdrawalId) -> Key {
+    state_key(KeyKind::Withdrawal, &id.0)
+}
+
+/// Longest Bitcoin output script a withdrawal may name (P2WSH and P2TR: 34 bytes).
+pub const MAX_BTC_SCRIPT_LEN: usize = 34;
+/// Largest encoded withdrawal record (tag, sender, script with its length, amount).
+pub const WITHDRAWAL_RECORD_SIZE: usize = 1 + 32 + 4 + MAX_BTC_SCRIPT_LEN + 8;
+
+/// Bitcoin Core's dust limit of a standard output script (at its default `dustrelayfee` of
+/// 3 sat/vB), or `None` when the script is not one of the standard kinds a withdrawal may pay:
+/// P2PKH 546, P2SH 540, P2WPKH 294, P2WSH and P2TR 330 sats. Pure (consensus): only the
+/// script's bytes decide.
+pub fn standard_output_dust(script: &[u8]) -> Option<u64> {
+    match script {
+        [0x76, 0xa9, 0x14, rest @ ..] if rest.len() == 22 && rest.ends_with(&[0x88, 0xac]) => {
+            Some(546)
+        }
+        [0xa9, 0x14, rest @ ..] if rest.len() == 21 && rest.ends_with(&[0x87]) => Some(540),
+        [0x00, 0x14, rest @ ..] if rest.len() == 20 => Some(294),
+        [0x00, 0x20, rest @ ..] if rest.len() == 32 => Some(330),
+        [0x51, 0x20, rest @ ..] if rest.len() == 32 => Some(330),
+        _ => None,
+    }
+}
+
+/// A withdrawal (protocol v3): `amount` units burned from `from`, owed as bitcoin to
+/// `btc_script` once its batch is final. The record stays until the bridge pays it, so the
+/// state's value counts what the bridge owes.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withdrawal {
+    /// Who withdrew.
+    pub from: AccountId,
+    /// The Bitcoin output script to pay (a standard one: [`standard_output_dust`]).
+    #[serde(with = "crate::types::hex_vec")]
+    pub btc_script: Vec<u8>,
+    /// Units (sats) owed.
+    pub amount: u64,
 }
 
 /// An account: spendable balance and next nonce. An absent record reads as the default (zero
@@ -301,6 +345,8 @@ pub enum Record {
     Task(Task),
     /// A wage stream.
     Stream(Stream),
+    /// A pending withdrawal (protocol v3).
+    Withdrawal(Withdrawal),
 }
 
 impl Record {
@@ -312,6 +358,15 @@ impl Record {
     /// Strict decoding: bounded size, no trailing bytes, canonical, milestone bound.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let record: Record = strict_decode(bytes, MAX_RECORD_SIZE)?;
+        if let Record::Withdrawal(w) = &record {
+            if w.btc_script.len() > MAX_BTC_SCRIPT_LEN {
+                return Err(DecodeError::TooMany {
+                    what: "btc_script bytes",
+                    len: w.btc_script.len(),
+                    max: MAX_BTC_SCRIPT_LEN,
+                });
+            }
+        }
         if let Record::Task(task) = &record {
             if task.milestones.len() > MAX_MILESTONES {
                 return Err(DecodeError::TooMany {
@@ -330,6 +385,7 @@ impl Record {
             Record::Account(a) => Some(a.balance),
             Record::Task(t) => Some(t.escrow),
             Record::Stream(s) => s.escrow(),
+            Record::Withdrawal(w) => Some(w.amount),
         }
     }
 }
@@ -381,6 +437,21 @@ pub fn read_stream(view: &impl StateView, id: &StreamId) -> Result<Option<Stream
     }
 }
 
+/// Read a withdrawal.
+pub fn read_withdrawal(
+    view: &impl StateView,
+    id: &WithdrawalId,
+) -> Result<Option<Withdrawal>, ExecError> {
+    let key = withdrawal_key(id);
+    match view.get(&key)? {
+        None => Ok(None),
+        Some(bytes) => match Record::decode(&bytes).map_err(|e| corrupt(key, e))? {
+            Record::Withdrawal(w) => Ok(Some(w)),
+            _ => Err(wrong_kind(key, "withdrawal")),
+        },
+    }
+}
+
 /// The state entry of an account: `(key, Some(encoded))`, or `(key, None)` (delete) for the
 /// default account. Use it to build genesis states.
 pub fn account_entry(id: &AccountId, account: &Account) -> (Key, Option<Vec<u8>>) {
@@ -407,7 +478,8 @@ pub fn apply_changes(state: &mut BTreeMap<Key, Vec<u8>>, changes: &ChangeSet) {
 }
 
 /// Total value held in a state: balances (fees included, as they are credited to the fee
-/// account) plus task escrows plus stream escrows. The STF conserves it exactly.
+/// account) plus task escrows plus stream escrows plus pending withdrawals. The STF conserves
+/// it exactly.
 pub fn total_value(state: &BTreeMap<Key, Vec<u8>>) -> Result<u128, ExecError> {
     let mut total: u128 = 0;
     for (key, bytes) in state {

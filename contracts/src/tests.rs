@@ -1112,3 +1112,140 @@ fn parallel_matches_sequential_with_conflicts_and_fallbacks() {
         );
     }
 }
+
+// ---- withdrawals (protocol v3) -------------------------------------------------------------
+
+fn p2wpkh() -> Vec<u8> {
+    let mut script = vec![0x00, 0x14];
+    script.extend_from_slice(&[0x11; 20]);
+    script
+}
+
+fn p2tr() -> Vec<u8> {
+    let mut script = vec![0x51, 0x20];
+    script.extend_from_slice(&[0x22; 32]);
+    script
+}
+
+#[test]
+fn a_withdrawal_burns_the_amount_and_records_what_is_owed() {
+    let mut h = Harness::new();
+    let id = withdrawal_id(&h.id(0), h.nonces[0]);
+    h.ok(
+        0,
+        Call::Withdraw {
+            btc_script: p2wpkh(),
+            amount: 5_000,
+        },
+    );
+    assert_eq!(h.balance(0), FUNDS - 5_000 - h.spent(0));
+    let w = read_withdrawal(&h.state, &id).unwrap().unwrap();
+    assert_eq!(
+        w,
+        Withdrawal {
+            from: h.id(0),
+            btc_script: p2wpkh(),
+            amount: 5_000,
+        }
+    );
+    // The state's value still counts it (the harness checks conservation on every run).
+    assert_eq!(Record::Withdrawal(w).value(), Some(5_000));
+}
+
+#[test]
+fn a_withdrawal_to_a_non_standard_script_below_dust_or_beyond_the_balance_fails() {
+    let mut h = Harness::new();
+    for bad in [
+        vec![],
+        vec![0x6a, 0x01, 0x00],                         // OP_RETURN
+        vec![0x00, 0x14, 0x11],                         // truncated P2WPKH
+        [vec![0x52, 0x20], vec![0x22; 32]].concat(),    // witness v2
+        [vec![0x76, 0xa9, 0x14], vec![0; 22]].concat(), // P2PKH without its opcodes
+    ] {
+        h.fails(
+            0,
+            Call::Withdraw {
+                btc_script: bad,
+                amount: 5_000,
+            },
+            FailureCode::NonStandardScript,
+        );
+    }
+    h.fails(
+        0,
+        Call::Withdraw {
+            btc_script: p2wpkh(),
+            amount: 293,
+        },
+        FailureCode::BelowDust,
+    );
+    h.ok(
+        0,
+        Call::Withdraw {
+            btc_script: p2wpkh(),
+            amount: 294,
+        },
+    );
+    h.fails(
+        0,
+        Call::Withdraw {
+            btc_script: p2tr(),
+            amount: 329,
+        },
+        FailureCode::BelowDust,
+    );
+    h.fails(
+        0,
+        Call::Withdraw {
+            btc_script: p2tr(),
+            amount: 0,
+        },
+        FailureCode::ZeroAmount,
+    );
+    h.fails(
+        1,
+        Call::Withdraw {
+            btc_script: p2tr(),
+            amount: FUNDS,
+        },
+        FailureCode::InsufficientBalance,
+    );
+}
+
+#[test]
+fn standard_output_dust_knows_the_five_standard_kinds() {
+    let p2pkh = [vec![0x76, 0xa9, 0x14], vec![1; 20], vec![0x88, 0xac]].concat();
+    let p2sh = [vec![0xa9, 0x14], vec![1; 20], vec![0x87]].concat();
+    let p2wsh = [vec![0x00, 0x20], vec![1; 32]].concat();
+    assert_eq!(standard_output_dust(&p2pkh), Some(546));
+    assert_eq!(standard_output_dust(&p2sh), Some(540));
+    assert_eq!(standard_output_dust(&p2wpkh()), Some(294));
+    assert_eq!(standard_output_dust(&p2wsh), Some(330));
+    assert_eq!(standard_output_dust(&p2tr()), Some(330));
+    assert_eq!(standard_output_dust(&p2pkh[..24]), None);
+    assert_eq!(standard_output_dust(&[p2tr(), vec![0]].concat()), None);
+}
+
+#[test]
+fn a_withdrawal_script_longer_than_the_bound_does_not_decode() {
+    let mut h = Harness::new();
+    let stx = h.signed(
+        0,
+        Call::Withdraw {
+            btc_script: vec![0x51; MAX_BTC_SCRIPT_LEN + 1],
+            amount: 1_000,
+        },
+    );
+    assert!(SignedTx::decode(&stx.encode()).is_err());
+    let ok = h.signed(
+        0,
+        Call::Withdraw {
+            btc_script: p2tr(),
+            amount: 1_000,
+        },
+    );
+    assert_eq!(SignedTx::decode(&ok.encode()).unwrap(), ok);
+    // JSON: the script is hex.
+    let json = serde_json::to_value(&ok.tx.call).unwrap();
+    assert_eq!(json["btcScript"], serde_json::json!(hex::encode(p2tr())));
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use stint_state::{tagged_hash, Hash};
 
 use crate::error::{DecodeError, SignError};
-use crate::types::{hex_bytes, AccountId, StreamId, TaskId, Txid};
+use crate::types::{hex_bytes, AccountId, StreamId, TaskId, Txid, WithdrawalId};
 
 /// Tag of txids.
 pub const TX_TAG: &str = "stint/tx";
@@ -17,6 +17,8 @@ pub const WTX_TAG: &str = "stint/wtx";
 pub const TASK_TAG: &str = "stint/task";
 /// Tag of stream ids.
 pub const STREAM_TAG: &str = "stint/stream";
+/// Tag of withdrawal ids.
+pub const WITHDRAWAL_TAG: &str = "stint/withdrawal";
 
 /// Most payments one [`Call::Payroll`] may carry. Protocol v2 lowered it from 1,024: a fraud
 /// proof must carry the pre-state of every account a tx pays, and the proof against a segment
@@ -173,6 +175,17 @@ pub enum Call {
         /// The task.
         id: TaskId,
     },
+    /// Burn `amount` from the sender, owed as bitcoin to `btc_script` once the batch is final
+    /// (protocol v3). The script must be a standard one and the amount at least its dust limit
+    /// ([`standard_output_dust`](crate::standard_output_dust)).
+    Withdraw {
+        /// The Bitcoin output script to pay, hex in JSON (at most
+        /// [`MAX_BTC_SCRIPT_LEN`](crate::MAX_BTC_SCRIPT_LEN) bytes).
+        #[serde(with = "crate::types::hex_vec")]
+        btc_script: Vec<u8>,
+        /// Units (sats).
+        amount: u64,
+    },
 }
 
 /// Most state keys of each kind one tx may read or write, whatever the state: a function of
@@ -185,6 +198,8 @@ pub struct KeyBound {
     pub tasks: u64,
     /// Stream records.
     pub streams: u64,
+    /// Withdrawal records.
+    pub withdrawals: u64,
 }
 
 impl KeyBound {
@@ -194,6 +209,7 @@ impl KeyBound {
             accounts: self.accounts.saturating_add(other.accounts),
             tasks: self.tasks.saturating_add(other.tasks),
             streams: self.streams.saturating_add(other.streams),
+            withdrawals: self.withdrawals.saturating_add(other.withdrawals),
         }
     }
 }
@@ -225,11 +241,19 @@ impl Call {
             | Call::TaskDispute { .. }
             | Call::TaskResolve { .. }
             | Call::TaskCancel { .. } => (4, 1, 0),
+            Call::Withdraw { .. } => {
+                return KeyBound {
+                    accounts: 1,
+                    withdrawals: 1,
+                    ..KeyBound::default()
+                }
+            }
         };
         KeyBound {
             accounts,
             tasks,
             streams,
+            withdrawals: 0,
         }
     }
 }
@@ -243,6 +267,13 @@ impl Call {
                     what: "payroll payments",
                     len: payments.len(),
                     max: MAX_PAYROLL_PAYMENTS,
+                })
+            }
+            Call::Withdraw { btc_script, .. } if btc_script.len() > crate::MAX_BTC_SCRIPT_LEN => {
+                Err(DecodeError::TooMany {
+                    what: "btc_script bytes",
+                    len: btc_script.len(),
+                    max: crate::MAX_BTC_SCRIPT_LEN,
                 })
             }
             Call::TaskCreate { milestones, .. } if milestones.len() > MAX_MILESTONES => {
@@ -300,6 +331,7 @@ impl Call {
             Call::TaskDispute { .. } => "taskDispute",
             Call::TaskResolve { .. } => "taskResolve",
             Call::TaskCancel { .. } => "taskCancel",
+            Call::Withdraw { .. } => "withdraw",
         }
     }
 }
@@ -408,6 +440,11 @@ impl Tx {
     pub fn stream_id(&self) -> StreamId {
         stream_id(&self.from, self.nonce)
     }
+
+    /// The id of the withdrawal a [`Call::Withdraw`] in this tx makes.
+    pub fn withdrawal_id(&self) -> WithdrawalId {
+        withdrawal_id(&self.from, self.nonce)
+    }
 }
 
 impl SignedTx {
@@ -468,6 +505,14 @@ impl AccountId {
 /// Id of the task created by `creator`'s tx with `nonce`.
 pub fn task_id(creator: &AccountId, nonce: u64) -> TaskId {
     TaskId(tagged_hash(TASK_TAG, &[&creator.0, &nonce.to_le_bytes()]))
+}
+
+/// Id of the withdrawal made by `sender`'s tx with `nonce`.
+pub fn withdrawal_id(sender: &AccountId, nonce: u64) -> WithdrawalId {
+    WithdrawalId(tagged_hash(
+        WITHDRAWAL_TAG,
+        &[&sender.0, &nonce.to_le_bytes()],
+    ))
 }
 
 /// Id of the stream opened by `creator`'s tx with `nonce`.

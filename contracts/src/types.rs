@@ -191,8 +191,28 @@ hash_id!(
     /// Id of a transaction: `tagged_hash("stint/tx", borsh(tx))`.
     Txid
 );
+hash_id!(
+    /// Id of a withdrawal (protocol v3): `tagged_hash("stint/withdrawal", sender ‖ nonce_le)`.
+    WithdrawalId
+);
 
 /// Serde helpers: fixed-size byte arrays as lowercase hex strings.
+/// Serde helper: a byte vector as a lowercase hex string.
+pub(crate) mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let s = <String as Deserialize>::deserialize(deserializer)?;
+        hex::decode(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -35,6 +35,7 @@
 
 use stint_contracts::{
     KeyBound, SignedTx, ACCOUNT_RECORD_SIZE, MAX_TASK_RECORD_SIZE, STREAM_RECORD_SIZE,
+    WITHDRAWAL_RECORD_SIZE,
 };
 
 use crate::{L1Message, L1MessageKind, MAX_ENVELOPE_BODY};
@@ -75,6 +76,9 @@ pub const ACCOUNT_KEY_BYTES: u64 = KEY_PATH_BYTES + VALUE_OVERHEAD + ACCOUNT_REC
 pub const STREAM_KEY_BYTES: u64 = KEY_PATH_BYTES + VALUE_OVERHEAD + STREAM_RECORD_SIZE as u64;
 /// Worst-case witness bytes of one task key.
 pub const TASK_KEY_BYTES: u64 = KEY_PATH_BYTES + VALUE_OVERHEAD + MAX_TASK_RECORD_SIZE as u64;
+/// Worst-case witness bytes of one withdrawal key (protocol v3).
+pub const WITHDRAWAL_KEY_BYTES: u64 =
+    KEY_PATH_BYTES + VALUE_OVERHEAD + WITHDRAWAL_RECORD_SIZE as u64;
 
 /// The proof's fixed fields: batch number, hash, segment, segment count, two checkpoints with
 /// their paths, the list length prefixes (txs, tx paths, L1 messages, message paths, witness
@@ -90,6 +94,7 @@ pub fn witness_cost(bound: KeyBound) -> u64 {
         .saturating_mul(ACCOUNT_KEY_BYTES)
         .saturating_add(bound.tasks.saturating_mul(TASK_KEY_BYTES))
         .saturating_add(bound.streams.saturating_mul(STREAM_KEY_BYTES))
+        .saturating_add(bound.withdrawals.saturating_mul(WITHDRAWAL_KEY_BYTES))
 }
 
 /// What one tx adds to the proof of its segment, at most: its encoding, its path to `tx_root`

@@ -1299,6 +1299,117 @@ async fn stint_transfer_via_bitcoin_gets_past_a_censoring_sequencer() {
     assert!(stderr.contains("pending at the sequencer"), "{stderr}");
 }
 
+/// `stint withdraw` (issue 16, first step): units are burned into a withdrawal record that both
+/// nodes report as `pending`, then `final` with its batch; an address of another network or
+/// below the dust limit is refused before anything is signed; a crafted tx naming a
+/// non-standard script is executed as a failed call and burns nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stint_withdraw_burns_into_a_withdrawal_both_nodes_report_final() {
+    let net = Net::start(&["v1"]).await;
+    let seq = net.sequencer(None).await;
+    let v = net.verifier("v1", 0x61, true).await;
+    let key = net.dir.path().join("user3.key");
+    write_private(
+        &key,
+        &json!({"address": user(3).to_address(), "secret_key": hex::encode(user_key(3).to_bytes())})
+            .to_string(),
+    );
+    let to = net.wallet.get_new_address(Network::Regtest).await.unwrap();
+    let stint = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stint"))
+            .args(["withdraw"])
+            .args(args)
+            .args(["--rpc", &seq.url, "--fee", &FEE.to_string(), "--key"])
+            .arg(&key)
+            .env("STINT_STATE_DIR", net.dir.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    // Refused before signing: a mainnet address, and an amount below P2WPKH's dust limit.
+    let mainnet = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+    let out = stint(&["--btc-address", mainnet, "--amount", "10000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("network"),
+        "{stderr}"
+    );
+    let p2wpkh = net
+        .wallet
+        .call::<String>("getnewaddress", json!(["", "bech32"]))
+        .await
+        .unwrap();
+    let out = stint(&["--btc-address", &p2wpkh, "--amount", "293"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("dust"), "{stderr}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args([
+            "withdraw",
+            "--btc-address",
+            &to.to_string(),
+            "--amount",
+            "10000",
+        ])
+        .args(["--rpc", &seq.url, "--fee", &FEE.to_string(), "--key"])
+        .arg(&key)
+        .args(["--field", "withdrawal_id"])
+        .env("STINT_STATE_DIR", net.dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    net.seal(&seq).await;
+    let pending = net.rpc(&seq, "stint_getWithdrawal", json!([id])).await;
+    assert_eq!(pending["status"], json!("pending"), "{pending}");
+    assert_eq!(pending["amount"], json!(10_000));
+    assert_eq!(pending["btcAddress"], json!(to.to_string()));
+    assert_eq!(pending["from"], json!(user(3).to_address()));
+    assert_eq!(net.balance(&seq, 3).await, START - 10_000 - FEE);
+
+    // A crafted withdrawal to an OP_RETURN script: a failed call, nothing burned.
+    let crafted = Tx {
+        chain_id: CHAIN_ID,
+        from: user(3),
+        nonce: 1,
+        fee: FEE,
+        call: Call::Withdraw {
+            btc_script: vec![0x6a, 0x01, 0x00],
+            amount: 10_000,
+        },
+    }
+    .sign(&user_key(3))
+    .unwrap();
+    net.rpc(&seq, "stint_sendTransaction", json!([crafted]))
+        .await;
+    net.seal(&seq).await;
+    let receipt = net
+        .rpc(
+            &seq,
+            "stint_getReceipt",
+            json!([crafted.txid().to_string()]),
+        )
+        .await;
+    assert_eq!(receipt["status"], json!("failed"), "{receipt}");
+    assert_eq!(receipt["error"], json!("nonStandardScript"), "{receipt}");
+    assert_eq!(net.balance(&seq, 3).await, START - 10_000 - 2 * FEE);
+
+    net.wait_soft_head_final(&seq).await;
+    assert_agree(&net, &seq, &[&v]).await;
+    for node in [&seq, &v] {
+        let w = net.rpc(node, "stint_getWithdrawal", json!([id])).await;
+        assert_eq!(w["status"], json!("final"), "{} {w}", node.url);
+        assert_eq!(w["amount"], json!(10_000));
+    }
+    let err = net
+        .rpc_error(&v, "stint_getWithdrawal", json!([hex::encode([7u8; 32])]))
+        .await;
+    assert_eq!(err["code"], json!(12), "{err}");
+}
+
 /// A reorg that removes a deposit's block reverts the deposit on both nodes; mined again, it is
 /// credited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

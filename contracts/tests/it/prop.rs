@@ -83,6 +83,8 @@ enum OpCall {
     TaskDispute(usize),
     TaskResolve(usize, u16),
     TaskCancel(usize),
+    /// A withdrawal to one of a few scripts (standard or not) of `amount`.
+    Withdraw(usize, u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,7 +155,9 @@ fn op_call() -> impl Strategy<Value = OpCall> {
         3 => obj.clone().prop_map(OpCall::TaskDispute),
         3 => (obj.clone(), prop_oneof![0..=10_000u16, Just(10_001u16)])
             .prop_map(|(t, b)| OpCall::TaskResolve(t, b)),
-        1 => obj.prop_map(OpCall::TaskCancel),
+        1 => obj.clone().prop_map(OpCall::TaskCancel),
+        2 => (obj, prop_oneof![0..2_000u64, Just(u64::MAX)])
+            .prop_map(|(script, amount)| OpCall::Withdraw(script, amount)),
     ]
 }
 
@@ -282,6 +286,16 @@ impl Materializer {
         let call = match &op.call {
             OpCall::Transfer { to, amount } => Call::Transfer {
                 to: id(*to),
+                amount: *amount,
+            },
+            OpCall::Withdraw(script, amount) => Call::Withdraw {
+                // P2WPKH, P2TR, a truncated P2WPKH, an OP_RETURN.
+                btc_script: match script {
+                    0 => [vec![0x00, 0x14], vec![7; 20]].concat(),
+                    1 => [vec![0x51, 0x20], vec![8; 32]].concat(),
+                    2 => vec![0x00, 0x14, 7],
+                    _ => vec![0x6a, 0x00],
+                },
                 amount: *amount,
             },
             OpCall::Payroll { payments } => Call::Payroll {
