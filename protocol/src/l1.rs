@@ -149,15 +149,21 @@ impl Bridge {
     /// The bridge's output script (P2TR: NUMS internal key, the m-of-n leaf), or `None` for a
     /// bridge that [`Bridge::validate`] refuses.
     pub fn script_pubkey(&self) -> Option<ScriptBuf> {
+        let info = self.spend_info()?;
+        Some(ScriptBuf::new_p2tr_tweaked(info.output_key()))
+    }
+
+    /// The bridge output's taproot tree (NUMS internal key, one leaf), or `None` for a bridge
+    /// that [`Bridge::validate`] refuses: what a payout's control block comes from.
+    pub fn spend_info(&self) -> Option<bitcoin::taproot::TaprootSpendInfo> {
         self.validate().ok()?;
         let secp = Secp256k1::verification_only();
         let internal = XOnlyPublicKey::from_slice(&NUMS_KEY).ok()?;
-        let info = TaprootBuilder::new()
+        TaprootBuilder::new()
             .add_leaf(0, self.leaf_script())
             .ok()?
             .finalize(&secp, internal)
-            .ok()?;
-        Some(ScriptBuf::new_p2tr_tweaked(info.output_key()))
+            .ok()
     }
 }
 

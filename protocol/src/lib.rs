@@ -78,6 +78,7 @@ mod fraud;
 mod genesis;
 mod l1;
 mod merkle;
+mod payout;
 
 pub use batch::*;
 pub use budget::*;
@@ -88,3 +89,4 @@ pub use fraud::*;
 pub use genesis::*;
 pub use l1::*;
 pub use merkle::*;
+pub use payout::*;

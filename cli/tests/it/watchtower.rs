@@ -1410,6 +1410,94 @@ async fn stint_withdraw_burns_into_a_withdrawal_both_nodes_report_final() {
     assert_eq!(err["code"], json!(12), "{err}");
 }
 
+/// The payout transaction (issue 16, second step) is valid Bitcoin: built from two real deposits
+/// to the devnet-style 2-of-3 bridge, signed by signers 1 and 3, it is mined and the sats arrive
+/// at both withdrawal addresses (`getreceivedbyaddress`); the same transaction with one signature
+/// is refused by bitcoind's consensus rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_of_three_payout_spends_real_deposits_and_one_signature_does_not() {
+    use stint_protocol::{
+        assemble_payout, build_payout, sign_payout, BridgeUtxo, PayableWithdrawal,
+    };
+    let net = Net::start(&[]).await;
+    let bridge = net.genesis.bridge.clone().unwrap();
+    let mut utxos = Vec::new();
+    for (who, sats) in [(0u8, 30_000u64), (1, 20_000)] {
+        let block = net.deposit(user(who), sats).await;
+        let outpoint = net.deposit_outpoint(block).await;
+        utxos.push(BridgeUtxo {
+            outpoint,
+            value: sats,
+        });
+    }
+    let mut addresses = Vec::new();
+    let mut withdrawals = Vec::new();
+    for (i, amount) in [(1u8, 12_000u64), (2, 7_000)] {
+        let address = net.wallet.get_new_address(Network::Regtest).await.unwrap();
+        withdrawals.push(PayableWithdrawal {
+            id: stint_contracts::WithdrawalId([i; 32]),
+            script: address.script_pubkey(),
+            amount,
+        });
+        addresses.push(address);
+    }
+    let payout = build_payout(&bridge, &utxos, &withdrawals, 2).unwrap();
+    let signer = |i: u8| {
+        Keypair::from_secret_key(
+            &Secp256k1::new(),
+            &SecretKey::from_slice(&[0x60 + i; 32]).unwrap(),
+        )
+    };
+    let s1 = sign_payout(&bridge, &payout, &signer(1)).unwrap();
+    let s3 = sign_payout(&bridge, &payout, &signer(3)).unwrap();
+    let signed = assemble_payout(&bridge, &payout, &[Some(s1), None, Some(s3)]).unwrap();
+
+    // One signature: refused by consensus (the NUMEQUAL fails), even mined directly.
+    let mut one = signed.clone();
+    for input in &mut one.input {
+        let mut items: Vec<Vec<u8>> = input.witness.iter().map(<[u8]>::to_vec).collect();
+        items[0] = Vec::new(); // signer 3's signature (the stack holds the last signer first)
+        input.witness = bitcoin::Witness::from_slice(&items);
+    }
+    let miner = net.wallet.get_new_address(Network::Regtest).await.unwrap();
+    assert!(net
+        .wallet
+        .generate_block(&miner, &[], &[&one])
+        .await
+        .is_err());
+
+    let accepted = net
+        .node
+        .client()
+        .test_mempool_accept(&[&signed])
+        .await
+        .unwrap();
+    eprintln!(
+        "payout of {} withdrawals: {} vB, fee {} sats, mempool policy: {accepted:?}",
+        withdrawals.len(),
+        signed.weight().to_vbytes_ceil(),
+        payout.fee
+    );
+    net.wallet
+        .generate_block(&miner, &[], &[&signed])
+        .await
+        .unwrap();
+    for (address, output) in addresses.iter().zip(&signed.output) {
+        let received: f64 = net
+            .wallet
+            .call("getreceivedbyaddress", json!([address.to_string(), 1]))
+            .await
+            .unwrap();
+        assert_eq!(
+            bitcoin::Amount::from_btc(received).unwrap(),
+            output.value,
+            "{address}"
+        );
+    }
+    let paid: u64 = signed.output[..2].iter().map(|o| o.value.to_sat()).sum();
+    assert_eq!(paid + payout.fee, 19_000, "the withdrawals paid the fee");
+}
+
 /// A reorg that removes a deposit's block reverts the deposit on both nodes; mined again, it is
 /// credited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
