@@ -30,7 +30,10 @@
 
 mod promtool;
 
-pub use promtool::{promtool, promtool_check_metrics};
+pub use promtool::{
+    assert_exports_deploy_metrics, check_deploy_kit, deploy_metric_names, promtool,
+    promtool_check_metrics,
+};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

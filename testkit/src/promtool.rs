@@ -84,3 +84,76 @@ pub fn promtool_check_metrics(text: &str) {
         text.lines().count()
     );
 }
+
+/// The repository's operator kit: `deploy/prometheus/stint-alerts.yml` and
+/// `deploy/grafana/stint-dashboard.json`.
+fn deploy_files() -> [std::path::PathBuf; 2] {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        root.join("deploy/prometheus/stint-alerts.yml"),
+        root.join("deploy/grafana/stint-dashboard.json"),
+    ]
+}
+
+/// Runs `promtool check rules` on the operator kit's alert rules and checks the dashboard is
+/// JSON with panels; panics (with promtool's report) unless both hold.
+pub fn check_deploy_kit() {
+    let [rules, dashboard] = deploy_files();
+    let Some(promtool) = promtool() else {
+        panic!("no promtool found to check the alert rules: {HOW_TO_GET_ONE}");
+    };
+    let output = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", promtool.display()));
+    assert!(
+        output.status.success(),
+        "`promtool check rules {}`:\n{}{}",
+        rules.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&dashboard).expect("the dashboard");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert!(
+        json["panels"].as_array().is_some_and(|p| !p.is_empty()),
+        "the dashboard has no panels"
+    );
+}
+
+/// The `prefix*` metric names the operator kit (alert rules and dashboard) uses, e.g. every
+/// `stint_sequencer_` name, so a node's test can check its `/metrics` exports each one.
+pub fn deploy_metric_names(prefix: &str) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for file in deploy_files() {
+        let text = std::fs::read_to_string(&file).expect("an operator kit file");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(prefix) {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// Panics unless every `prefix*` metric of the operator kit is in the exposition `metrics`.
+pub fn assert_exports_deploy_metrics(metrics: &str, prefix: &str) {
+    let names = deploy_metric_names(prefix);
+    assert!(
+        !names.is_empty(),
+        "the operator kit names no {prefix}* metric"
+    );
+    for name in names {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| !l.starts_with('#') && l.split([' ', '{']).next() == Some(name.as_str())),
+            "the operator kit uses {name}, which /metrics does not export:\n{metrics}"
+        );
+    }
+}

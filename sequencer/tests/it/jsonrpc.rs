@@ -389,5 +389,9 @@ async fn specification_examples_and_application_errors() {
         );
     }
     stint_testkit::promtool_check_metrics(&metrics);
+    // The operator kit (deploy/): its rules pass `promtool check rules`, and every sequencer
+    // metric its alerts and dashboard use is exported here.
+    stint_testkit::check_deploy_kit();
+    stint_testkit::assert_exports_deploy_metrics(&metrics, "stint_sequencer_");
     env.shutdown().await;
 }

@@ -140,5 +140,7 @@ async fn honest_chain_is_verified_and_never_challenged() {
         "{metrics}"
     );
     stint_testkit::promtool_check_metrics(&metrics);
+    // Every verifier metric the operator kit (deploy/) uses is exported here.
+    stint_testkit::assert_exports_deploy_metrics(&metrics, "stint_verifier_");
     v.stop().await.unwrap();
 }
