@@ -43,6 +43,12 @@
 //!   derived batches above the last posted one ([`Derivation::next_batch`]): it starts from that
 //!   batch's root, executes their messages first with a checkpoint at each one's end, so their
 //!   roots become its claims. A challenge against a derived batch is rejected.
+//! - **The bridge's coins (issue 16).** Every output paying the bridge script is a bridge
+//!   coin, credited or not; an input spending one removes it. A transaction that spends bridge
+//!   coins and carries a payout tag is a payout ([`DerivationEvent::PayoutConfirmed`],
+//!   [`Derivation::payouts`]); one without a tag is reported
+//!   ([`DerivationEvent::BridgeSpentWithoutPayout`]). A payout's own outputs to the bridge are its
+//!   change, not deposits. [`Derivation::bridge_utxos`] is what the next payout may spend.
 //! - **Reorgs.** Each block keeps an undo log of what it did; disconnecting it undoes exactly that,
 //!   in reverse: batches it anchored leave the chain ([`DerivationEvent::BatchUnanchored`]; they
 //!   can be anchored again later, with a fresh window), accepted challenges it carried are
@@ -53,16 +59,18 @@
 //! Memory grows by a constant per block (hash, time, undo log) plus the header and checkpoints of
 //! each anchored batch; transactions are handed out in events and not kept.
 
+use std::collections::BTreeMap;
+
 use bitcoin::hashes::Hash as _;
-use bitcoin::{Block, BlockHash, Txid};
+use bitcoin::{Block, BlockHash, OutPoint, Txid};
 use stint_contracts::AccountId;
 use stint_state::Hash;
 
 use crate::{
-    block_messages, find_block_envelopes, message_root, tx_root, AnchorAuth, Batch, BatchHeader,
-    Checked, Checkpoint, DerivedSpan, EnvelopeKind, FraudProof, Genesis, Judge, L1BlockInfo,
-    L1Chain, L1Message, L1Origin, LocatedEnvelope, ParentFacts, Verdict, BATCH_VERSION,
-    MAX_FRAUD_PROOF_BYTES, MAX_L1_MESSAGES_PER_BLOCK,
+    block_messages, find_block_envelopes, message_root, payout_commitment_of, tx_root, AnchorAuth,
+    Batch, BatchHeader, Bridge, BridgeUtxo, Checked, Checkpoint, DerivedSpan, EnvelopeKind,
+    FraudProof, Genesis, Judge, L1BlockInfo, L1Chain, L1Message, L1Origin, LocatedEnvelope,
+    ParentFacts, Verdict, BATCH_VERSION, MAX_FRAUD_PROOF_BYTES, MAX_L1_MESSAGES_PER_BLOCK,
 };
 
 /// The most L1 messages one derived batch executes (16 full blocks): a backlog (after a valid
@@ -185,6 +193,29 @@ pub enum DerivationEvent {
         height: u64,
         /// The output, its value and why.
         deposit: crate::UncreditedDeposit,
+    },
+    /// A payout of the bridge confirmed (issue 16): it spends bridge outputs and commits to the
+    /// withdrawals it pays.
+    PayoutConfirmed {
+        /// The payout transaction.
+        txid: Txid,
+        /// Its block's height.
+        height: u64,
+        /// [`payout_commitment`](crate::payout_commitment) of the withdrawal ids it pays.
+        commitment: Hash,
+    },
+    /// A reorg removed a confirmed payout.
+    PayoutRemoved {
+        /// The payout transaction.
+        txid: Txid,
+    },
+    /// A transaction spent bridge outputs without a payout tag (m signers signed something that
+    /// is not a payout: the federation is not behaving as the protocol says).
+    BridgeSpentWithoutPayout {
+        /// The transaction.
+        txid: Txid,
+        /// Its block's height.
+        height: u64,
     },
     /// An envelope under the anchor key was not accepted.
     BatchRejected {
@@ -312,6 +343,33 @@ struct BlockRecord {
     undo: Vec<Undo>,
     /// The block's L1 messages (protocol v2; none at or below the start height).
     messages: Vec<L1Message>,
+    /// What the block did to the bridge's coins, in order (undone in reverse).
+    bridge: Vec<BridgeOp>,
+    /// The payouts it confirmed.
+    payouts: Vec<PayoutRecord>,
+}
+
+/// One change to the bridge's coins.
+#[derive(Clone, Copy, Debug)]
+enum BridgeOp {
+    /// An output paying the bridge script appeared.
+    Created(OutPoint),
+    /// A bridge output was spent; its value, to put it back on a reorg.
+    Spent(BridgeUtxo),
+}
+
+/// A payout of the bridge confirmed on Bitcoin: a transaction that spends bridge outputs and
+/// carries a payout tag (see [`payout_tag`](crate::payout_tag)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayoutRecord {
+    /// The payout transaction.
+    pub txid: Txid,
+    /// Height of its block.
+    pub height: u64,
+    /// The withdrawals it pays: [`payout_commitment`](crate::payout_commitment) of their ids.
+    pub commitment: Hash,
+    /// The bridge outputs it spent.
+    pub spent: Vec<BridgeUtxo>,
 }
 
 /// The derivation state machine (see the module docs).
@@ -324,6 +382,11 @@ pub struct Derivation {
     canonical: Vec<BatchRecord>,
     invalidated: Vec<InvalidatedBatch>,
     challenges: Vec<ChallengeRecord>,
+    /// The bridge's unspent outputs (issue 16): every output paying the bridge script, credited
+    /// or not, that no connected block spent.
+    bridge_utxos: BTreeMap<OutPoint, u64>,
+    /// The bridge's output script (`None` without a bridge).
+    bridge_script: Option<bitcoin::ScriptBuf>,
 }
 
 struct AnchorContext<'a> {
@@ -351,6 +414,7 @@ impl Derivation {
     /// state (see [`Genesis::state_root`]).
     pub fn new(genesis: Genesis, genesis_state_root: Hash) -> Self {
         let genesis_parent = ParentFacts::genesis(&genesis, genesis_state_root);
+        let genesis_bridge_script = genesis.bridge.as_ref().and_then(Bridge::script_pubkey);
         Self {
             genesis_hash: genesis_parent.hash,
             genesis,
@@ -359,7 +423,99 @@ impl Derivation {
             canonical: Vec::new(),
             invalidated: Vec::new(),
             challenges: Vec::new(),
+            bridge_utxos: BTreeMap::new(),
+            bridge_script: genesis_bridge_script,
         }
+    }
+
+    /// The bridge's unspent outputs as the connected blocks leave them, in outpoint order (what
+    /// a payout may spend: [`build_payout`](crate::build_payout)).
+    pub fn bridge_utxos(&self) -> Vec<BridgeUtxo> {
+        self.bridge_utxos
+            .iter()
+            .map(|(outpoint, value)| BridgeUtxo {
+                outpoint: *outpoint,
+                value: *value,
+            })
+            .collect()
+    }
+
+    /// The sats the bridge holds on the connected chain.
+    pub fn bridge_balance(&self) -> u64 {
+        self.bridge_utxos
+            .values()
+            .fold(0u64, |sum, v| sum.saturating_add(*v))
+    }
+
+    /// Every payout confirmed on the connected chain, oldest first.
+    pub fn payouts(&self) -> impl Iterator<Item = &PayoutRecord> {
+        self.blocks.iter().flat_map(|b| b.payouts.iter())
+    }
+
+    /// The confirmed payout that commits to `commitment`, if any (the first one).
+    pub fn payout_by_commitment(&self, commitment: &Hash) -> Option<&PayoutRecord> {
+        self.payouts().find(|p| &p.commitment == commitment)
+    }
+
+    /// Apply `block`'s effect on the bridge's coins: per transaction, its inputs spend bridge
+    /// outputs, then its outputs to the bridge script create new ones; a transaction that spends
+    /// bridge outputs and carries a payout tag is a payout.
+    fn connect_bridge(
+        &mut self,
+        block: &Block,
+        height: u64,
+        events: &mut Vec<DerivationEvent>,
+    ) -> (Vec<BridgeOp>, Vec<PayoutRecord>) {
+        let mut ops = Vec::new();
+        let mut payouts = Vec::new();
+        let Some(script) = self.bridge_script.clone() else {
+            return (ops, payouts);
+        };
+        for tx in &block.txdata {
+            let txid = tx.compute_txid();
+            let mut spent = Vec::new();
+            for input in &tx.input {
+                if let Some(value) = self.bridge_utxos.remove(&input.previous_output) {
+                    let utxo = BridgeUtxo {
+                        outpoint: input.previous_output,
+                        value,
+                    };
+                    ops.push(BridgeOp::Spent(utxo));
+                    spent.push(utxo);
+                }
+            }
+            for (vout, output) in tx.output.iter().enumerate() {
+                if output.script_pubkey != script {
+                    continue;
+                }
+                let Ok(vout) = u32::try_from(vout) else {
+                    continue;
+                };
+                let outpoint = OutPoint { txid, vout };
+                self.bridge_utxos.insert(outpoint, output.value.to_sat());
+                ops.push(BridgeOp::Created(outpoint));
+            }
+            if spent.is_empty() {
+                continue;
+            }
+            match payout_commitment_of(tx) {
+                Some(commitment) => {
+                    events.push(DerivationEvent::PayoutConfirmed {
+                        txid,
+                        height,
+                        commitment,
+                    });
+                    payouts.push(PayoutRecord {
+                        txid,
+                        height,
+                        commitment,
+                        spent,
+                    });
+                }
+                None => events.push(DerivationEvent::BridgeSpentWithoutPayout { txid, height }),
+            }
+        }
+        (ops, payouts)
     }
 
     /// The genesis.
@@ -651,6 +807,8 @@ impl Derivation {
             time: u64::from(block.header.time),
             undo: Vec::new(),
             messages,
+            bridge: Vec::new(),
+            payouts: Vec::new(),
         });
 
         // Payments to the bridge that no batch will credit are reported, never dropped silently.
@@ -712,8 +870,15 @@ impl Derivation {
                 hash: record.hash,
             });
         }
+        let (bridge, payouts) = if height > self.genesis.l1_start_height {
+            self.connect_bridge(block, height, &mut events)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         if let Some(last) = self.blocks.last_mut() {
             last.undo = undo;
+            last.bridge = bridge;
+            last.payouts = payouts;
         }
         Ok(events)
     }
@@ -951,6 +1116,19 @@ impl Derivation {
         let Some(block) = self.blocks.pop() else {
             return Ok(events);
         };
+        for op in block.bridge.iter().rev() {
+            match op {
+                BridgeOp::Created(outpoint) => {
+                    self.bridge_utxos.remove(outpoint);
+                }
+                BridgeOp::Spent(utxo) => {
+                    self.bridge_utxos.insert(utxo.outpoint, utxo.value);
+                }
+            }
+        }
+        for payout in &block.payouts {
+            events.push(DerivationEvent::PayoutRemoved { txid: payout.txid });
+        }
         for undo in block.undo.into_iter().rev() {
             match undo {
                 Undo::Anchored => {

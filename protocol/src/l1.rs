@@ -390,6 +390,10 @@ pub fn block_messages(block: &Block, height: u64, bridge: Option<&Bridge>) -> Bl
         let Some((script, min_deposit)) = &bridge_script else {
             continue;
         };
+        // A payout's outputs to the bridge are its change, not payments (issue 16).
+        if payout_commitment_of(tx).is_some() {
+            continue;
+        }
         let paying: Vec<(u32, u64)> = tx
             .output
             .iter()
@@ -442,6 +446,29 @@ pub fn block_messages(block: &Block, height: u64, bridge: Option<&Bridge>) -> Bl
         }
     }
     out
+}
+
+/// The commitment of `tx`'s payout tag (`OP_RETURN "STNT" "W" <32 bytes>`, see
+/// [`payout_tag`](crate::payout_tag)), if it has exactly one.
+pub fn payout_commitment_of(tx: &Transaction) -> Option<Hash> {
+    let mut found = tx.output.iter().filter_map(|o| {
+        let mut instructions = o.script_pubkey.instructions_minimal();
+        match instructions.next()? {
+            Ok(Instruction::Op(op)) if op == OP_RETURN => {}
+            _ => return None,
+        }
+        let mut push = || match instructions.next() {
+            Some(Ok(Instruction::PushBytes(bytes))) => Some(bytes.as_bytes().to_vec()),
+            _ => None,
+        };
+        if push()?.as_slice() != DEPOSIT_TAG_MARKER || push()? != [crate::PAYOUT_TAG_KIND] {
+            return None;
+        }
+        let commitment: Hash = push()?.try_into().ok()?;
+        instructions.next().is_none().then_some(commitment)
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 fn push(messages: &mut Vec<L1Message>, height: u64, kind: L1MessageKind) {

@@ -396,6 +396,19 @@ fn handle_event(ctx: &Anchoring, event: DerivationEvent) {
         DerivationEvent::BatchDerived { record, messages } => {
             tracing::warn!(target: "sequencer::anchor", number = record.header.number, messages = messages.len(), height = record.anchor.height, "no batch executed the L1 messages due within the sequencing window: every node derives this batch");
         }
+        DerivationEvent::PayoutConfirmed {
+            txid,
+            height,
+            commitment,
+        } => {
+            tracing::info!(target: "sequencer::bridge", %txid, height, commitment = %hex::encode(commitment), "bridge payout confirmed");
+        }
+        DerivationEvent::PayoutRemoved { txid } => {
+            tracing::warn!(target: "sequencer::bridge", %txid, "a reorg removed a bridge payout");
+        }
+        DerivationEvent::BridgeSpentWithoutPayout { txid, height } => {
+            tracing::error!(target: "sequencer::bridge", %txid, height, "bridge outputs spent by a transaction that is not a payout");
+        }
         DerivationEvent::DepositNotCredited { height, deposit } => {
             tracing::warn!(target: "sequencer::bridge", height, outpoint = %deposit.outpoint, sats = deposit.amount, reason = %deposit.reason, "a payment to the bridge is not a deposit: not credited (its bitcoin stays with the bridge)");
         }

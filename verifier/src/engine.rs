@@ -190,6 +190,9 @@ impl Engine {
                 DerivationEvent::BatchAnchored { batch, .. } => {
                     self.store.put_body(batch.as_ref())?;
                 }
+                DerivationEvent::BridgeSpentWithoutPayout { txid, height } => {
+                    tracing::error!(target: "verifier::bridge", %txid, height, "bridge outputs spent by a transaction that is not a payout");
+                }
                 DerivationEvent::DepositNotCredited { height, deposit } => {
                     tracing::warn!(target: "verifier::bridge", height, outpoint = %deposit.outpoint, sats = deposit.amount, reason = %deposit.reason, "a payment to the bridge is not a deposit: not credited (its bitcoin stays with the bridge)");
                 }

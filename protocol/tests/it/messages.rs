@@ -805,3 +805,90 @@ fn a_payment_that_is_not_a_deposit_is_reported() {
     assert_eq!(reported[0].1.reason, stint_protocol::UncreditedReason::Dust);
     assert_eq!(w.derivation.pending_l1_messages().count(), 0);
 }
+
+/// The bridge's coins as derivation tracks them (issue 16): deposits (credited or not) are
+/// coins; a payout built from them spends them, its change is a coin and not a deposit, and it
+/// is recorded with its commitment; a reorg puts everything back and the same block does it
+/// again. The coins always add up to what came in minus what the payout paid out.
+#[test]
+fn derivation_tracks_the_bridge_coins_and_its_payouts_across_a_reorg() {
+    use stint_protocol::{build_payout, payout_commitment, PayableWithdrawal};
+    let mut w = World::new();
+    let bridge = w.g.bridge.clone().unwrap();
+    let min = bridge.min_deposit;
+    w.mine(vec![deposit_tx(3, 40_000, 1), deposit_tx(4, min - 1, 2)]);
+    assert_eq!(
+        w.derivation.bridge_utxos().len(),
+        2,
+        "the dust payment is a bridge coin too"
+    );
+    assert_eq!(w.derivation.bridge_balance(), 40_000 + min - 1);
+
+    let withdrawals: Vec<PayableWithdrawal> = (1..=2u8)
+        .map(|i| PayableWithdrawal {
+            id: stint_contracts::WithdrawalId([i; 32]),
+            script: bitcoin::ScriptBuf::from_bytes([vec![0x00, 0x14], vec![i; 20]].concat()),
+            amount: 5_000 * u64::from(i),
+        })
+        .collect();
+    let payout = build_payout(&bridge, &w.derivation.bridge_utxos(), &withdrawals, 2).unwrap();
+    let ids: Vec<_> = withdrawals.iter().map(|w| w.id).collect();
+    let events = w.mine(vec![payout.tx.clone()]);
+    let txid = payout.tx.compute_txid();
+    assert!(events.contains(&DerivationEvent::PayoutConfirmed {
+        txid,
+        height: 2,
+        commitment: payout_commitment(&ids),
+    }));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, DerivationEvent::DepositNotCredited { .. })),
+        "the payout's change is not reported as a payment: {events:?}"
+    );
+    assert_eq!(
+        w.derivation
+            .payout_by_commitment(&payout_commitment(&ids))
+            .map(|p| p.txid),
+        Some(txid)
+    );
+    let paid: u64 = payout.tx.output[..2].iter().map(|o| o.value.to_sat()).sum();
+    assert_eq!(paid + payout.fee, 15_000);
+    assert_eq!(
+        w.derivation.bridge_balance(),
+        40_000 + min - 1 - 15_000,
+        "coins = in − paid out − fee"
+    );
+    assert_eq!(
+        w.derivation.pending_l1_messages().count(),
+        1,
+        "only the deposit"
+    );
+
+    // A reorg removes the payout: its inputs are coins again, its change is gone.
+    let before: Vec<_> = {
+        let b = w.blocks.pop().unwrap();
+        let events = w.derivation.disconnect_block(2, b.block_hash()).unwrap();
+        assert!(events.contains(&DerivationEvent::PayoutRemoved { txid }));
+        vec![b]
+    };
+    assert_eq!(w.derivation.bridge_balance(), 40_000 + min - 1);
+    assert_eq!(w.derivation.payouts().count(), 0);
+    w.derivation.connect_block(2, &before[0]).unwrap();
+    w.blocks.push(before[0].clone());
+    assert_eq!(w.derivation.payouts().count(), 1);
+    assert_eq!(w.derivation.bridge_balance(), 40_000 + min - 1 - 15_000);
+
+    // Spending bridge coins without a payout tag is reported.
+    let mut untagged = payout.tx.clone();
+    untagged.output.pop();
+    untagged.input = vec![bitcoin::TxIn {
+        previous_output: w.derivation.bridge_utxos()[0].outpoint,
+        ..untagged.input[0].clone()
+    }];
+    let events = w.mine(vec![untagged.clone()]);
+    assert!(events.contains(&DerivationEvent::BridgeSpentWithoutPayout {
+        txid: untagged.compute_txid(),
+        height: 3,
+    }));
+}
