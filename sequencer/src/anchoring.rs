@@ -84,7 +84,11 @@ pub(crate) async fn run<W: AnchorWallet + FeeSource, S: BlockSource>(
                     tracing::info!(target: "sequencer::anchor", "bitcoind reachable again");
                 }
                 was_up = true;
-                ctx.chain.status_mut().bitcoind_up = true;
+                {
+                    let mut chain = ctx.chain.status_mut();
+                    chain.bitcoind_up = true;
+                    chain.bitcoind_ok_at = Some(std::time::Instant::now());
+                }
                 if !wallet_loaded {
                     match anchorer.wallet().load().await {
                         Ok(()) => wallet_loaded = true,
@@ -326,6 +330,10 @@ fn snapshot(ctx: &Anchoring, derivation: &Derivation) {
         })
         .collect();
     let mut chain = ctx.chain.status_mut();
+    let moved = anchored.keys().next_back() != chain.anchored.keys().next_back();
+    if moved || chain.anchored_moved_at.is_none() {
+        chain.anchored_moved_at = Some(std::time::Instant::now());
+    }
     chain.anchored = anchored;
     chain.final_number = derivation.final_tip().map_or(0, |r| r.header.number);
     chain.invalidated = derivation

@@ -57,6 +57,55 @@ pub(crate) struct ChainStatus {
     /// The canonical batch this sequencer does not hold and waits for (see `converge`), with
     /// the reason; anchoring is paused meanwhile.
     pub(crate) waiting: Option<(u64, String)>,
+    /// When a poll of bitcoind last succeeded.
+    pub(crate) bitcoind_ok_at: Option<std::time::Instant>,
+    /// When the anchored head last moved (or the sequencer started).
+    pub(crate) anchored_moved_at: Option<std::time::Instant>,
+}
+
+/// How long bitcoind may stay silent before `/health` says it is not answering (a hung
+/// bitcoind does not fail requests; they time out after minutes).
+pub(crate) const BITCOIND_SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long sealed batches may wait for anchoring before `/health` says it stalled.
+pub(crate) const ANCHOR_STALL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What is wrong with the node, for `/health` (empty: healthy). Pure: the chain status, the
+/// soft head and the time.
+pub(crate) fn health_problems(
+    chain: &ChainStatus,
+    soft: u64,
+    now: std::time::Instant,
+    started: std::time::Instant,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !chain.bitcoind_up {
+        problems.push("bitcoind unreachable: the last poll failed".to_owned());
+    } else {
+        let since = chain.bitcoind_ok_at.unwrap_or(started);
+        let silent = now.saturating_duration_since(since);
+        if silent > BITCOIND_SILENCE {
+            problems.push(format!(
+                "bitcoind not answering: no successful poll for {} s",
+                silent.as_secs()
+            ));
+        }
+    }
+    let anchored = chain.anchored_number();
+    let moved = chain.anchored_moved_at.unwrap_or(started);
+    let waited = now.saturating_duration_since(moved);
+    if soft > anchored && waited > ANCHOR_STALL {
+        problems.push(format!(
+            "anchoring stalled: {} sealed batch(es) wait, the anchored head has not moved for {} s",
+            soft - anchored,
+            waited.as_secs()
+        ));
+    }
+    if let Some((number, reason)) = &chain.waiting {
+        problems.push(format!(
+            "anchoring paused, waiting for canonical batch {number}: {reason}"
+        ));
+    }
+    problems
 }
 
 /// Finality of a batch.
@@ -76,6 +125,44 @@ impl BatchFinality {
             Self::Final => "final",
             Self::Invalidated => "invalidated",
         }
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn status() -> ChainStatus {
+        ChainStatus {
+            bitcoind_up: true,
+            ..ChainStatus::default()
+        }
+    }
+
+    #[test]
+    fn healthy_unreachable_silent_stalled_and_waiting_are_told_apart() {
+        let t0 = Instant::now();
+        let mut s = status();
+        s.bitcoind_ok_at = Some(t0);
+        s.anchored_moved_at = Some(t0);
+        assert!(health_problems(&s, 0, t0 + Duration::from_secs(5), t0).is_empty());
+        // A hung bitcoind: no failure, no answer either.
+        let p = health_problems(&s, 0, t0 + BITCOIND_SILENCE + Duration::from_secs(1), t0);
+        assert!(p[0].starts_with("bitcoind not answering"), "{p:?}");
+        s.bitcoind_up = false;
+        let p = health_problems(&s, 0, t0, t0);
+        assert!(p[0].starts_with("bitcoind unreachable"), "{p:?}");
+        s.bitcoind_up = true;
+        // Batches sealed, nothing anchored for longer than the limit.
+        let later = t0 + ANCHOR_STALL + Duration::from_secs(1);
+        s.bitcoind_ok_at = Some(later);
+        let p = health_problems(&s, 3, later, t0);
+        assert!(p[0].starts_with("anchoring stalled: 3 sealed"), "{p:?}");
+        // Nothing to anchor is not a stall.
+        assert!(health_problems(&s, 0, later, t0).is_empty());
+        s.waiting = Some((7, "not ours".into()));
+        assert!(health_problems(&s, 0, later, t0)[0].contains("canonical batch 7"));
     }
 }
 

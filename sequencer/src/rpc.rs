@@ -197,16 +197,25 @@ pub(crate) fn module(
 
     {
         let chain = Arc::clone(&chain);
+        let started = std::time::Instant::now();
         m.set_health(move || {
             let head = chain.head().number;
             let chain = chain.status();
-            HealthStatus::healthy(json!({
-                "status": "ok",
+            let problems =
+                crate::chain::health_problems(&chain, head, std::time::Instant::now(), started);
+            let body = json!({
+                "status": if problems.is_empty() { "ok" } else { "degraded" },
+                "problems": problems,
                 "soft": head,
                 "anchored": chain.anchored_number(),
                 "final": chain.final_number,
                 "bitcoind": if chain.bitcoind_up { "up" } else { "down" },
-            }))
+            });
+            if problems.is_empty() {
+                HealthStatus::healthy(body)
+            } else {
+                HealthStatus::unhealthy(body)
+            }
         });
     }
     {

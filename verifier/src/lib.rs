@@ -112,7 +112,9 @@ pub use replay::{
     ReplayVerdict, UnprovableFraud,
 };
 pub use rpc::{module as rpc_module, NOT_FOUND};
-pub use status::{BatchSummary, ChallengeAlert, Snapshot, Status};
+pub use status::{
+    BatchSummary, ChallengeAlert, Snapshot, Status, HEALTH_MAX_REPLAY_LAG, POLL_SILENCE,
+};
 pub use store::{
     ChallengeEntry, ChallengeStatus, StoredPosted, TxRecord, VerifiedBatch, VerifierStore,
 };

@@ -38,17 +38,20 @@ pub fn module(
     let mut module = RpcModule::from_arc(Arc::clone(&view));
     module.set_info("Stint verifier", env!("CARGO_PKG_VERSION"));
     let status = Arc::clone(view.status());
+    let started = std::time::Instant::now();
     module.set_health(move || {
+        let problems = status.health_problems(std::time::Instant::now(), started);
         let s = status.read();
         let body = json!({
-            "status": if s.bitcoind_ok { "ok" } else { "bitcoind unreachable" },
+            "status": if problems.is_empty() { "ok" } else { "degraded" },
+            "problems": problems,
             "l1Height": s.l1.map(|(h, _)| h),
             "verified": s.verified.map_or(0, |v| v.number),
             "pendingFraud": s.pending_fraud.map(|(n, _)| n),
             "alerts": s.alerts.len(),
             "lastError": s.last_error,
         });
-        if s.bitcoind_ok {
+        if problems.is_empty() {
             HealthStatus::healthy(body)
         } else {
             HealthStatus::unhealthy(body)

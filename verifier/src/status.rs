@@ -196,19 +196,72 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct Status {
     snapshot: RwLock<Snapshot>,
+    /// When the loop last published (a poll completed).
+    published_at: RwLock<Option<std::time::Instant>>,
 }
+
+/// How long the loop may go without completing a poll before `/health` says so (a hung
+/// bitcoind does not fail requests; they time out after minutes).
+pub const POLL_SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Canonical batches not replayed yet above which `/health` reports the replay lagging.
+pub const HEALTH_MAX_REPLAY_LAG: usize = 100;
 
 impl Status {
     /// A status holding `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
         Self {
             snapshot: RwLock::new(snapshot),
+            published_at: RwLock::new(None),
         }
     }
 
     /// Replaces the published snapshot.
     pub fn publish(&self, snapshot: Snapshot) {
         *self.snapshot.write() = snapshot;
+        *self.published_at.write() = Some(std::time::Instant::now());
+    }
+
+    /// What is wrong, for `/health` (empty: healthy): bitcoind unreachable, the loop silent
+    /// for longer than [`POLL_SILENCE`] (since `started` if it never published), replay behind
+    /// by more than [`HEALTH_MAX_REPLAY_LAG`] batches, frauds it cannot challenge.
+    pub fn health_problems(
+        &self,
+        now: std::time::Instant,
+        started: std::time::Instant,
+    ) -> Vec<String> {
+        let s = self.snapshot.read();
+        let mut problems = Vec::new();
+        if !s.bitcoind_ok {
+            problems.push(format!(
+                "bitcoind unreachable{}",
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        let since = self.published_at.read().unwrap_or(started);
+        let silent = now.saturating_duration_since(since);
+        if silent > POLL_SILENCE {
+            problems.push(format!(
+                "bitcoind not answering: no poll completed for {} s",
+                silent.as_secs()
+            ));
+        }
+        let verified = s.verified.map_or(0, |v| v.number);
+        let lag = (s.canonical.len() as u64).saturating_sub(verified);
+        if lag > HEALTH_MAX_REPLAY_LAG as u64 {
+            problems.push(format!(
+                "replay lagging: {lag} canonical batches not verified yet"
+            ));
+        }
+        if !s.alerts.is_empty() {
+            problems.push(format!(
+                "{} fraud(s) this verifier cannot challenge (see stint_verifierStatus alerts)",
+                s.alerts.len()
+            ));
+        }
+        problems
     }
 
     /// A copy of the latest snapshot.
@@ -219,5 +272,30 @@ impl Status {
     /// The latest snapshot, borrowed (hold it briefly: the loop waits to publish).
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Snapshot> {
         self.snapshot.read()
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_silent_loop_and_an_unreachable_bitcoind_are_reported() {
+        let t0 = Instant::now();
+        let status = Status::new(Snapshot::default());
+        // Never published, started just now: only the failed first poll is reported.
+        let p = status.health_problems(t0, t0);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("bitcoind unreachable"));
+        status.publish(Snapshot {
+            bitcoind_ok: true,
+            ..Snapshot::default()
+        });
+        let now = Instant::now();
+        assert!(status.health_problems(now, t0).is_empty());
+        // A hung bitcoind: the loop stops completing polls, nothing fails.
+        let p = status.health_problems(now + POLL_SILENCE + Duration::from_secs(1), t0);
+        assert!(p[0].starts_with("bitcoind not answering"), "{p:?}");
     }
 }

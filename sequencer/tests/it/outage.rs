@@ -51,16 +51,24 @@ async fn bitcoind_outage_backlog_is_anchored_in_order() {
         batches.windows(2).all(|w| w[0] < w[1]),
         "one batch each: {batches:?}"
     );
-    let health: serde_json::Value = env
+    // /health tells the truth: degraded (HTTP 503) with the reason.
+    let response = env
         .http
         .get(format!("{}/health", env.url))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let health: serde_json::Value = response.json().await.unwrap();
     assert_eq!(health["bitcoind"], "down", "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("bitcoind unreachable"),
+        "{health}"
+    );
     let sync = env.call("stint_syncStatus", json!([])).await;
     assert_eq!(sync["anchored"]["number"], anchored_before);
     assert_eq!(sync["soft"]["number"], *batches.last().unwrap());
@@ -95,6 +103,17 @@ async fn bitcoind_outage_backlog_is_anchored_in_order() {
     }
     assert_eq!(env.balance(1).await, START_BALANCE + 50);
     assert_eq!(env.balance(0).await, START_BALANCE - 55);
+    // Healthy again by itself once bitcoind is back.
+    let response = env
+        .http
+        .get(format!("{}/health", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let health: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["problems"], json!([]), "{health}");
     env.shutdown().await;
 }
 

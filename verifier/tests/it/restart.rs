@@ -44,6 +44,15 @@ async fn bitcoind_outage_is_survived() {
         .await
         .unwrap();
     assert_eq!(health.status(), 503);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("bitcoind unreachable"),
+        "{body}"
+    );
 
     net.node.restart().await.unwrap();
     net.client().ensure_wallet("stint").await.unwrap();
