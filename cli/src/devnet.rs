@@ -416,14 +416,46 @@ pub async fn run_devnet(
     args: &DevnetArgs,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), DevnetError> {
-    let devnet = Devnet::start(args).await?;
+    let mut devnet = Devnet::start(args).await?;
     // On a resume the nodes first log every past batch again as they re-derive the chain: the
     // banner comes once they have caught up, so it is the last thing on the screen.
     devnet.caught_up().await;
     devnet.print_banner(&args.dir);
-    let failed = tokio::select! {
-        () = shutdown => None,
-        reason = devnet.failure() => Some(reason),
+    tokio::pin!(shutdown);
+    let mut restarts: Vec<std::time::Instant> = Vec::new();
+    let failed = loop {
+        let failure = tokio::select! {
+            () = &mut shutdown => break None,
+            failure = devnet.failure() => failure,
+        };
+        restarts.retain(|t| t.elapsed() < BITCOIND_RESTART_PERIOD);
+        match failure {
+            // A dead or hung bitcoind is restarted (a few times): the nodes keep their data and
+            // follow whatever chain it comes back with (a regtest node without peers flushes its
+            // chain only on a clean shutdown, so after a kill it can come back lower: a reorg,
+            // which the nodes handle).
+            Failure::Bitcoind if restarts.len() < MAX_BITCOIND_RESTARTS => {
+                restarts.push(std::time::Instant::now());
+                tracing::warn!(target: "devnet", "bitcoind stopped answering; restarting it");
+                match devnet.restart_bitcoind().await {
+                    Ok(()) => {
+                        tracing::info!(target: "devnet", "bitcoind restarted; the nodes follow it again")
+                    }
+                    Err(e) => {
+                        break Some(format!(
+                            "bitcoind stopped answering and could not be restarted: {e}"
+                        ))
+                    }
+                }
+            }
+            Failure::Bitcoind => {
+                break Some(format!(
+                    "bitcoind stopped answering {MAX_BITCOIND_RESTARTS} times within {} minutes",
+                    BITCOIND_RESTART_PERIOD.as_secs() / 60
+                ))
+            }
+            Failure::Other(reason) => break Some(reason),
+        }
     };
     tracing::info!(target: "devnet", "stopping the verifier, the sequencer and bitcoind");
     devnet.stop().await?;
@@ -432,6 +464,20 @@ pub async fn run_devnet(
         None => Ok(()),
     }
 }
+
+/// Why the devnet cannot go on as it is.
+enum Failure {
+    /// bitcoind does not answer (dead or hung): restarted.
+    Bitcoind,
+    /// Anything else: the devnet stops.
+    Other(String),
+}
+
+/// Restarts of a dead bitcoind allowed within [`BITCOIND_RESTART_PERIOD`] before the devnet
+/// gives up.
+const MAX_BITCOIND_RESTARTS: usize = 5;
+/// See [`MAX_BITCOIND_RESTARTS`].
+const BITCOIND_RESTART_PERIOD: Duration = Duration::from_secs(600);
 
 /// A running devnet.
 #[derive(Debug)]
@@ -590,6 +636,7 @@ impl Devnet {
             wallet.generate_to_address(1, &to).await?;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        flush_chain(wallet).await;
         write_atomic(
             &marker,
             b"the demo accounts were funded by deposits\n",
@@ -660,22 +707,34 @@ impl Devnet {
 
     /// Resolves when a part of the devnet stopped on its own (bitcoind exited, the verifier's
     /// loop ended), with the reason.
-    async fn failure(&self) -> String {
+    async fn failure(&self) -> Failure {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
             if self.verifier.is_finished() {
-                return "the verifier stopped on its own (see its log above)".into();
+                return Failure::Other(
+                    "the verifier stopped on its own (see its log above)".into(),
+                );
             }
             if self.miner.is_finished() {
-                return "the block miner stopped".into();
+                return Failure::Other("the block miner stopped".into());
             }
             if self.node.client().get_block_count().await.is_err()
                 && self.node.client().get_block_count().await.is_err()
             {
-                return "bitcoind stopped answering".into();
+                return Failure::Bitcoind;
             }
         }
+    }
+
+    /// Restart bitcoind on the same data directory and ports, and load the wallets again
+    /// (bitcoind does not reload wallets created over RPC).
+    async fn restart_bitcoind(&mut self) -> Result<(), DevnetError> {
+        self.node.restart().await?;
+        let client = self.node.client().clone();
+        client.ensure_wallet(SEQUENCER_WALLET).await?;
+        client.ensure_wallet(VERIFIER_WALLET).await?;
+        Ok(())
     }
 
     /// Stop the miner, the verifier, the sequencer and bitcoind, in that order.
@@ -862,6 +921,8 @@ async fn create(
     genesis
         .validate()
         .map_err(|e| DevnetError::Invalid(format!("genesis: {e}")))?;
+    // The genesis names this block: it must survive a crash of bitcoind.
+    flush_chain(sequencer_wallet).await;
     write_atomic(
         &layout.path("genesis.json"),
         genesis.to_json().as_bytes(),
@@ -1099,9 +1160,26 @@ async fn mine_every(wallet: BitcoindClient, to: bitcoin::Address, interval: Dura
     loop {
         tick.tick().await;
         match wallet.generate_to_address(1, &to).await {
-            Ok(_) => tracing::debug!(target: "devnet", "mined a block"),
+            Ok(_) => {
+                tracing::debug!(target: "devnet", "mined a block");
+                flush_chain(&wallet).await;
+            }
             Err(e) => tracing::warn!(target: "devnet", error = %e, "cannot mine a block"),
         }
+    }
+}
+
+/// Make bitcoind write its chain state and block index to disk now. A regtest node without
+/// peers otherwise flushes only on a clean shutdown (or after hours), so a `kill -9` took back
+/// every block since it started, the genesis start block included (seen: the devnet's chain
+/// then no longer held its own genesis). `gettxoutsetinfo` forces the flush
+/// (`ForceFlushStateToDisk`); with `hash_type` `none` it computes nothing else.
+async fn flush_chain(client: &BitcoindClient) {
+    if let Err(e) = client
+        .call::<serde_json::Value>("gettxoutsetinfo", json!(["none"]))
+        .await
+    {
+        tracing::warn!(target: "devnet", error = %e, "cannot make bitcoind flush its chain to disk");
     }
 }
 

@@ -414,3 +414,102 @@ fn the_readme_censorship_section_works_word_for_word() {
         "the sequencer did censor"
     );
 }
+
+/// A devnet whose bitcoind is killed with SIGKILL restarts it by itself and keeps going: a
+/// transfer sent afterwards goes `final`, and both nodes agree (issue 17).
+#[test]
+fn a_devnet_restarts_a_killed_bitcoind_and_keeps_going() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let ports = (free_port(), free_port());
+    let devnet = Devnet::start(&dir, Some(ports), tmp.path().join("devnet.log"));
+    // Up: the banner is printed once the nodes caught up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !devnet.log_text().contains(crate::common::BANNER) {
+        assert!(std::time::Instant::now() < deadline, "no banner");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid_file = dir.join("bitcoind/regtest/bitcoind.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let status = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !devnet.log_text().contains("bitcoind restarted") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the devnet did not restart bitcoind:\n{}",
+            devnet.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let info = devnet.info();
+    let address = |name: &str| {
+        info["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let rpc = format!("http://127.0.0.1:{}", ports.0);
+    let balance = |url: &str, who: &str| {
+        rpc_call(url, "stint_getAccount", serde_json::json!([address(who)]))["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    // A killed regtest bitcoind comes back without the blocks it had not flushed: the funding
+    // deposits may be reorged out, and come back (the wallet puts its transactions back in the
+    // mempool; they are mined and credited again). Nothing is lost.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ["alice", "bob"]
+        .iter()
+        .any(|who| balance(&rpc, who) != START)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo funding did not come back:\n{}",
+            devnet.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args(["--key"])
+        .arg(dir.join("keys/alice.json"))
+        .args([
+            "transfer",
+            "--to",
+            &address("bob"),
+            "--amount",
+            "7",
+            "--wait",
+            "final",
+        ])
+        .args(["--wait-timeout", "180"])
+        .env("STINT_RPC", &rpc)
+        .env("STINT_STATE_DIR", tmp.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        devnet.log_text()
+    );
+    assert_eq!(balance(&rpc, "bob"), START + 7);
+    assert_eq!(balance(&rpc, "alice"), START - 7 - FEE);
+    let verifier = format!("http://127.0.0.1:{}", ports.1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while balance(&verifier, "bob") != START + 7 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the verifier never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
