@@ -253,6 +253,19 @@ fn the_readme_tour_works_word_for_word() {
     }
 }
 
+/// The address of demo account `name` in a `devnet.json`.
+fn demo_address(info: &serde_json::Value, name: &str) -> String {
+    info["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Runs `script` in bash from `dir` as a reader would (no `STINT_*` of the test's environment,
 /// the send journal in `state`); fails the test with both outputs unless it succeeds. Returns
 /// stdout and stderr.
@@ -353,17 +366,7 @@ fn the_readme_censorship_section_works_word_for_word() {
         &["--fault", "censor", "--fault-account", "carol"],
     );
     let info = devnet.info();
-    let address = |name: &str| {
-        info["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap()["address"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let address = |name: &str| demo_address(&info, name);
     let rpc = format!("http://127.0.0.1:{}", ports.0);
     let balance = |who: &str| {
         rpc_call(&rpc, "stint_getAccount", serde_json::json!([address(who)]))["balance"]
@@ -446,17 +449,7 @@ fn a_devnet_restarts_a_killed_bitcoind_and_keeps_going() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let info = devnet.info();
-    let address = |name: &str| {
-        info["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap()["address"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let address = |name: &str| demo_address(&info, name);
     let rpc = format!("http://127.0.0.1:{}", ports.0);
     let balance = |url: &str, who: &str| {
         rpc_call(url, "stint_getAccount", serde_json::json!([address(who)]))["balance"]
