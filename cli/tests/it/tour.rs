@@ -506,3 +506,46 @@ fn a_devnet_restarts_a_killed_bitcoind_and_keeps_going() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
+
+/// Ctrl-C while the devnet is still starting (funding its accounts) stops it cleanly: the
+/// signal handlers are installed before anything starts, so the signal is not the process's
+/// death (it was, when the handler was installed only once the devnet listened).
+#[test]
+fn ctrl_c_during_startup_stops_the_devnet_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("devnet.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stint"))
+        .args(["devnet", "--dir"])
+        .arg(tmp.path().join("devnet"))
+        .args(["--block-interval", "1"])
+        .args(["--rpc-port", &free_port().to_string()])
+        .args(["--verifier-rpc-port", &free_port().to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("creating a network")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the devnet never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "exit {exit} on Ctrl-C during startup:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
