@@ -177,37 +177,46 @@ pub struct DepositTag {
 impl DepositTag {
     /// The tag's output script (39 bytes).
     pub fn to_script(&self) -> ScriptBuf {
-        Builder::new()
-            .push_opcode(OP_RETURN)
-            .push_slice(DEPOSIT_TAG_MARKER)
-            .push_slice([DEPOSIT_TAG_KIND])
-            .push_slice(self.account.0)
-            .into_script()
+        tag_script(DEPOSIT_TAG_KIND, self.account.0)
     }
 
     /// Parses a tag strictly: exactly `OP_RETURN`, the marker, the kind and 32 bytes, each a
     /// minimal direct push; anything else is not a tag.
     pub fn from_script(script: &Script) -> Option<Self> {
-        let mut instructions = script.instructions_minimal();
-        match instructions.next()? {
-            Ok(Instruction::Op(op)) if op == OP_RETURN => {}
-            _ => return None,
-        }
-        let mut push = || match instructions.next() {
-            Some(Ok(Instruction::PushBytes(bytes))) => Some(bytes.as_bytes().to_vec()),
-            _ => None,
-        };
-        if push()?.as_slice() != DEPOSIT_TAG_MARKER || push()? != [DEPOSIT_TAG_KIND] {
-            return None;
-        }
-        let account: [u8; 32] = push()?.try_into().ok()?;
-        if instructions.next().is_some() {
-            return None;
-        }
-        Some(Self {
+        tag_payload(script, DEPOSIT_TAG_KIND).map(|account| Self {
             account: AccountId(account),
         })
     }
+}
+
+/// The `OP_RETURN "STNT" <kind> <32 bytes>` script of Stint's Bitcoin tags (a deposit's
+/// account, a payout's commitment).
+pub(crate) fn tag_script(kind: u8, payload: [u8; 32]) -> ScriptBuf {
+    Builder::new()
+        .push_opcode(OP_RETURN)
+        .push_slice(DEPOSIT_TAG_MARKER)
+        .push_slice([kind])
+        .push_slice(payload)
+        .into_script()
+}
+
+/// The 32 bytes of a tag of `kind`, parsed strictly: exactly `OP_RETURN`, the marker, the kind
+/// and 32 bytes, each a minimal direct push; anything else is not such a tag.
+fn tag_payload(script: &Script, kind: u8) -> Option<[u8; 32]> {
+    let mut instructions = script.instructions_minimal();
+    match instructions.next()? {
+        Ok(Instruction::Op(op)) if op == OP_RETURN => {}
+        _ => return None,
+    }
+    let mut push = || match instructions.next() {
+        Some(Ok(Instruction::PushBytes(bytes))) => Some(bytes.as_bytes().to_vec()),
+        _ => None,
+    };
+    if push()?.as_slice() != DEPOSIT_TAG_MARKER || push()? != [kind] {
+        return None;
+    }
+    let payload: [u8; 32] = push()?.try_into().ok()?;
+    instructions.next().is_none().then_some(payload)
 }
 
 /// A credited deposit.
@@ -451,22 +460,10 @@ pub fn block_messages(block: &Block, height: u64, bridge: Option<&Bridge>) -> Bl
 /// The commitment of `tx`'s payout tag (`OP_RETURN "STNT" "W" <32 bytes>`, see
 /// [`payout_tag`](crate::payout_tag)), if it has exactly one.
 pub fn payout_commitment_of(tx: &Transaction) -> Option<Hash> {
-    let mut found = tx.output.iter().filter_map(|o| {
-        let mut instructions = o.script_pubkey.instructions_minimal();
-        match instructions.next()? {
-            Ok(Instruction::Op(op)) if op == OP_RETURN => {}
-            _ => return None,
-        }
-        let mut push = || match instructions.next() {
-            Some(Ok(Instruction::PushBytes(bytes))) => Some(bytes.as_bytes().to_vec()),
-            _ => None,
-        };
-        if push()?.as_slice() != DEPOSIT_TAG_MARKER || push()? != [crate::PAYOUT_TAG_KIND] {
-            return None;
-        }
-        let commitment: Hash = push()?.try_into().ok()?;
-        instructions.next().is_none().then_some(commitment)
-    });
+    let mut found = tx
+        .output
+        .iter()
+        .filter_map(|o| tag_payload(&o.script_pubkey, crate::PAYOUT_TAG_KIND));
     let first = found.next()?;
     found.next().is_none().then_some(first)
 }

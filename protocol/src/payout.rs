@@ -23,8 +23,6 @@
 //! holding `m` of them assembles the witnesses ([`assemble_payout`]).
 
 use bitcoin::hashes::Hash as _;
-use bitcoin::opcodes::all::OP_RETURN;
-use bitcoin::script::Builder;
 use bitcoin::secp256k1::{schnorr, Keypair, Message, Secp256k1, XOnlyPublicKey};
 use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
 use bitcoin::taproot::{LeafVersion, TapLeafHash};
@@ -34,7 +32,7 @@ use bitcoin::{
 use stint_contracts::{standard_output_dust, WithdrawalId};
 use stint_state::{tagged_hash, Hash};
 
-use crate::{Bridge, DEPOSIT_TAG_MARKER};
+use crate::Bridge;
 
 /// The kind byte of a payout's `OP_RETURN` (after the `"STNT"` marker).
 pub const PAYOUT_TAG_KIND: u8 = b'W';
@@ -125,12 +123,7 @@ pub fn payout_commitment(ids: &[WithdrawalId]) -> Hash {
 
 /// The `OP_RETURN` output script of a payout committing to `commitment`.
 pub fn payout_tag(commitment: &Hash) -> ScriptBuf {
-    Builder::new()
-        .push_opcode(OP_RETURN)
-        .push_slice(DEPOSIT_TAG_MARKER)
-        .push_slice([PAYOUT_TAG_KIND])
-        .push_slice(*commitment)
-        .into_script()
+    crate::l1::tag_script(PAYOUT_TAG_KIND, *commitment)
 }
 
 /// Build the payout of `withdrawals` from the bridge outputs `utxos` at `fee_rate` sat/vB (see
