@@ -455,6 +455,17 @@ impl Net {
             .unwrap()
     }
 
+    /// A key file (mode 0600) for user `i`, for the `stint` wallet commands.
+    fn user_key_file(&self, i: u8) -> PathBuf {
+        let path = self.dir.path().join(format!("user{i}.key"));
+        write_private(
+            &path,
+            &json!({"address": user(i).to_address(), "secret_key": hex::encode(user_key(i).to_bytes())})
+                .to_string(),
+        );
+        path
+    }
+
     /// The outpoint paying the bridge in block `block` (mined by [`Net::deposit`]).
     async fn deposit_outpoint(&self, block: bitcoin::BlockHash) -> bitcoin::OutPoint {
         let script = self
@@ -1200,12 +1211,7 @@ async fn stint_transfer_via_bitcoin_gets_past_a_censoring_sequencer() {
             user(0).to_address()
         ))
         .await;
-    let key = net.dir.path().join("user0.key");
-    write_private(
-        &key,
-        &json!({"address": user(0).to_address(), "secret_key": hex::encode(user_key(0).to_bytes())})
-            .to_string(),
-    );
+    let key = net.user_key_file(0);
     let cookie = net.node.cookie_file().display().to_string();
     let stint_as = |key: &Path, extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stint"));
@@ -1285,12 +1291,7 @@ async fn stint_transfer_via_bitcoin_gets_past_a_censoring_sequencer() {
     let pending = signed_transfer(2, 3, 0, 5);
     net.rpc(&seq, "stint_sendTransaction", json!([pending]))
         .await;
-    let key2 = net.dir.path().join("user2.key");
-    write_private(
-        &key2,
-        &json!({"address": user(2).to_address(), "secret_key": hex::encode(user_key(2).to_bytes())})
-            .to_string(),
-    );
+    let key2 = net.user_key_file(2);
     let out = stint_as(&key2, &["--via-bitcoin", "--bitcoind-cookie", &cookie])
         .output()
         .unwrap();
@@ -1308,12 +1309,7 @@ async fn stint_withdraw_burns_into_a_withdrawal_both_nodes_report_final() {
     let net = Net::start(&["v1"]).await;
     let seq = net.sequencer(None).await;
     let v = net.verifier("v1", 0x61, true).await;
-    let key = net.dir.path().join("user3.key");
-    write_private(
-        &key,
-        &json!({"address": user(3).to_address(), "secret_key": hex::encode(user_key(3).to_bytes())})
-            .to_string(),
-    );
+    let key = net.user_key_file(3);
     let to = net.wallet.get_new_address(Network::Regtest).await.unwrap();
     let stint = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_stint"))
